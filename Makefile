@@ -1,0 +1,38 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APP ?= examples/quickstart/app.py
+PORT ?= 8787
+
+.PHONY: run test lint bench clean
+
+$(BIN)/squall: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.test-extras: $(BIN)/squall
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+run: $(BIN)/squall
+	$(BIN)/squall up $(APP) --port $(PORT)
+
+test: $(VENV)/.test-extras
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(VENV)/.test-extras
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+
+bench: $(BIN)/squall
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/warm_invoke.py
+	$(BIN)/python benchmarks/async_throughput.py
+
+clean:
+	rm -rf $(VENV) .squall .pytest_cache .mypy_cache

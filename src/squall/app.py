@@ -1,0 +1,99 @@
+"""Decorators that record what an app declares. Nothing here runs user code."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from squall.errors import ConfigError
+from squall.model.config import FunctionConfig, Manifest
+
+Handler = Callable[..., Any]
+F = TypeVar("F", bound=Handler)
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    config: FunctionConfig
+    handler: Handler
+    init: Callable[..., Any] | None
+
+
+class App:
+    """An app: a named set of functions and the triggers that drive them.
+
+    >>> app = App("shop")
+    >>> @app.function(memory_mb=256)
+    ... def hello(event, ctx):
+    ...     return {"hello": event.get("name", "world")}
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.functions: dict[str, FunctionDef] = {}
+
+    def function(
+        self,
+        name: str | None = None,
+        *,
+        memory_mb: int = 128,
+        timeout_s: int = 30,
+        concurrency: int = 10,
+        min_instances: int = 0,
+        keep_alive_s: int = 300,
+        retries: int = 2,
+        max_event_age_s: int = 21600,
+        on_success: str | None = None,
+        on_failure: str | None = None,
+        dead_letter: bool = True,
+        env: dict[str, str] | None = None,
+        init: Callable[..., Any] | None = None,
+        description: str = "",
+    ) -> Callable[[F], F]:
+        """Declare a function. ``init(ctx)`` runs once per sandbox; its result is ``ctx.state``."""
+
+        def register(handler: F) -> F:
+            fn_name = name or handler.__name__.replace("_", "-")
+            if not callable(handler):
+                raise ConfigError(f"function {fn_name!r}: handler is not callable", field="handler")
+            if init is not None and not callable(init):
+                raise ConfigError(
+                    f"function {fn_name!r}: init={init!r} is not callable", field="init"
+                )
+            config = FunctionConfig(
+                name=fn_name,
+                memory_mb=memory_mb,
+                timeout_s=timeout_s,
+                concurrency=concurrency,
+                min_instances=min_instances,
+                keep_alive_s=keep_alive_s,
+                retries=retries,
+                max_event_age_s=max_event_age_s,
+                on_success=on_success,
+                on_failure=on_failure,
+                dead_letter=dead_letter,
+                env=dict(env or {}),
+                has_init=init is not None,
+                is_async=inspect.iscoroutinefunction(handler),
+                description=description or (inspect.getdoc(handler) or "").split("\n")[0],
+            )
+            config.validate()
+            if fn_name in self.functions:
+                raise ConfigError(f"function {fn_name!r} is declared twice", field="name")
+            self.functions[fn_name] = FunctionDef(config, handler, init)
+            return handler
+
+        return register
+
+    def manifest(self, source: bytes = b"") -> Manifest:
+        """The validated manifest; the version is a content hash of source and config."""
+        configs = [fd.config for fd in self.functions.values()]
+        digest = hashlib.sha256(source)
+        for config in configs:
+            digest.update(repr(config).encode())
+        manifest = Manifest(app=self.name, version=digest.hexdigest()[:12], functions=configs)
+        manifest.validate()
+        return manifest

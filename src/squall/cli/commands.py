@@ -1,0 +1,267 @@
+"""The ``squall`` command: serve an app, and drive a running platform through its admin API."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from squall.cli.common import JsonOption, UrlOption, console, fail, print_json, session
+from squall.cli.dlq import dlq
+from squall.cli.parsing import InputError, parse_since, read_payload
+from squall.cli.render import (
+    functions_table,
+    invocation_detail,
+    invocations_table,
+    log_line,
+)
+from squall.client import DEFAULT_URL, Accepted, InvokeResult
+from squall.errors import ConfigError
+
+if TYPE_CHECKING:
+    from squall.engine.platform import Platform
+
+app = typer.Typer(
+    name="squall",
+    help="Squall: self-hosted Python serverless. `squall up app.py`, then drive it from here.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(dlq, name="dlq")
+
+FOLLOW_INTERVAL_S = 0.5
+
+
+class Level(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+    critical = "critical"
+
+
+@app.command()
+def up(
+    app_ref: Annotated[str, typer.Argument(metavar="APP", help="app.py path or module:attr.")],
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 8787,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option(help="Where the embedded store lives.")] = Path(
+        ".squall"
+    ),
+    max_sync_payload: Annotated[int, typer.Option(min=1, help="Largest sync payload, bytes.")] = 6
+    * 1024
+    * 1024,
+    max_async_payload: Annotated[
+        int, typer.Option(min=1, help="Largest async payload, bytes.")
+    ] = 256 * 1024,
+) -> None:
+    """Start the platform for APP and serve it until Ctrl-C or SIGTERM."""
+    # Imported here so client commands do not pay for the engine and uvicorn.
+    from squall.engine.platform import PlatformConfig
+    from squall.gateway.server import ListenError, serve
+
+    config = PlatformConfig(
+        app=app_ref,
+        data_dir=data_dir,
+        max_sync_payload=max_sync_payload,
+        max_async_payload=max_async_payload,
+    )
+    # SIGTERM takes the same clean path as Ctrl-C: uvicorn drains, the lifespan stops the platform.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        serve(config, host=host, port=port, on_ready=_announce)
+    except ConfigError as exc:
+        fail(exc.message, 2)
+    except ListenError as exc:
+        fail(str(exc.strerror), 1)
+    except KeyboardInterrupt:
+        pass
+    console.print("squall stopped")
+
+
+def _announce(platform: Platform, url: str) -> None:
+    manifest = platform.manifest
+    console.print(f"squall: app [bold]{manifest.app}[/] (version {manifest.version}) is up")
+    console.print(f"  gateway    {url}", soft_wrap=True)
+    console.print(f"  admin API  {url}/api/v1", soft_wrap=True)
+    functions = [
+        {**_config_view(fn), "stats": platform.function_stats(fn.name)} for fn in platform.functions()
+    ]
+    console.print(functions_table(functions))
+    console.print("press Ctrl-C to stop")
+    sys.stdout.flush()
+
+
+def _config_view(fn: Any) -> dict[str, Any]:
+    return {k: getattr(fn, k) for k in ("name", "memory_mb", "timeout_s", "concurrency", "retries")}
+
+
+@app.command()
+def invoke(
+    name: Annotated[str, typer.Argument(help="Function to invoke.")],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", "-d", help="JSON payload, @file.json, or - for stdin. Default: null."
+        ),
+    ] = None,
+    run_async: Annotated[
+        bool, typer.Option("--async", help="Queue it and print the invocation id.")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", "-k", help="Repeat calls run once.")
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Invoke a function and print its result (exit 1 if the invocation failed)."""
+    try:
+        payload = read_payload(data, sys.stdin.buffer) if data is not None else b""
+    except InputError as exc:
+        fail(str(exc), 2)
+    outcome: InvokeResult | Accepted
+    with session(url) as client:
+        if run_async:
+            outcome = client.invoke_async(name, payload, idempotency_key=idempotency_key)
+        else:
+            outcome = client.invoke(name, payload, idempotency_key=idempotency_key)
+    if isinstance(outcome, Accepted):
+        if as_json:
+            print_json(vars(outcome))
+        else:
+            print(outcome.invocation_id, flush=True)
+        return
+    result: Any = outcome.json() if outcome.is_json else outcome.body.decode("utf-8", "replace")
+    if as_json:
+        print_json(
+            {
+                "invocation_id": outcome.invocation_id,
+                "status_code": outcome.status_code,
+                "content_type": outcome.content_type,
+                "cold": outcome.cold,
+                "duration_ms": outcome.duration_ms,
+                "result": result,
+            }
+        )
+        return
+    if sys.stderr.isatty():
+        cold = "cold" if outcome.cold else "warm"
+        print(f"{outcome.invocation_id} · {cold} · {outcome.duration_ms} ms", file=sys.stderr)
+    if outcome.is_json:
+        print_json(result)
+    else:
+        sys.stdout.write(result if result.endswith("\n") else result + "\n")
+
+
+@app.command("ls")
+def list_functions(as_json: JsonOption = False, url: UrlOption = DEFAULT_URL) -> None:
+    """List the app's functions with their limits and warm/busy sandboxes."""
+    with session(url) as client:
+        functions = client.functions()
+    if as_json:
+        print_json({"functions": functions})
+    else:
+        console.print(functions_table(functions))
+
+
+@app.command()
+def invocations(
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Only this function.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="queued, running, retrying, succeeded, failed, …")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
+    before: Annotated[
+        str | None, typer.Option(help="Page: only invocations older than this id.")
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """List recent invocations, newest first. `squall invocation ID` shows one."""
+    with session(url) as client:
+        page = client.invocations(name, status=status, limit=limit, before=before)
+    if as_json:
+        print_json(page)
+        return
+    console.print(invocations_table(page["invocations"]))
+    if page.get("next"):
+        console.print(f"[dim]more: --before {page['next']}[/]", soft_wrap=True)
+
+
+@app.command()
+def invocation(
+    invocation_id: Annotated[str, typer.Argument(metavar="ID", help="Invocation id.")],
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Show one invocation: status, timings, result or error, and its captured logs."""
+    with session(url) as client:
+        record = client.invocation(invocation_id)
+    if as_json:
+        print_json(record)
+        return
+    console.print(invocation_detail(record))
+    for line in record.get("logs") or []:
+        console.print(log_line({**line, "function": "", "invocation_id": ""}), soft_wrap=True)
+
+
+@app.command()
+def logs(
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Only this function.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    since: Annotated[str | None, typer.Option(help="30s, 10m, 1h, 2d or an ISO 8601 time.")] = None,
+    level: Annotated[Level | None, typer.Option(help="Lowest level to show.")] = None,
+    grep: Annotated[str | None, typer.Option(help="Only lines containing this text.")] = None,
+    invocation_id: Annotated[
+        str | None, typer.Option("--invocation", help="Only this invocation's lines.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Print captured stdout, stderr and logger lines, oldest first; -f follows until Ctrl-C."""
+    try:
+        since_ts = parse_since(since) if since is not None else None
+    except InputError as exc:
+        fail(str(exc), 2)
+    after: int | None = None
+    try:
+        with session(url) as client:
+            while True:
+                page = client.logs(
+                    name,
+                    invocation_id=invocation_id,
+                    since=since_ts,
+                    after=after,
+                    level=level.value if level else None,
+                    grep=grep,
+                )
+                for row in page["logs"]:
+                    if as_json:
+                        print_json(row, compact=True)
+                    else:
+                        console.print(log_line(row), soft_wrap=True)
+                moved = page["next"] is not None and page["next"] != after
+                after = page["next"] if moved else after
+                if not moved:
+                    if not follow:
+                        return
+                    time.sleep(FOLLOW_INTERVAL_S)
+    except KeyboardInterrupt:
+        return
+
+
+def main() -> None:
+    app(prog_name="squall")

@@ -1,0 +1,125 @@
+"""Human output: Rich tables and log lines built from the admin API's JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+_LEVEL_STYLE = {"debug": "dim", "warning": "yellow", "error": "red", "critical": "bold red"}
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "dead_lettered": "bold red",
+    "retrying": "yellow",
+}
+
+
+def clock(epoch: float | None, *, date: bool = False) -> str:
+    if epoch is None:
+        return "-"
+    moment = datetime.fromtimestamp(epoch)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S.%f")[: 19 if date else 12]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _yes_no(value: object) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def functions_table(functions: list[dict[str, Any]]) -> Table:
+    table = Table("name", "memory", "timeout", "concurrency", "retries", "warm", "busy")
+    for fn in functions:
+        stats = fn.get("stats") or {}
+        table.add_row(
+            escape(fn["name"]),
+            f"{fn['memory_mb']} MB",
+            f"{fn['timeout_s']} s",
+            str(fn["concurrency"]),
+            str(fn["retries"]),
+            str(stats.get("warm", 0)),
+            str(stats.get("busy", 0)),
+        )
+    return table
+
+
+def invocations_table(invocations: list[dict[str, Any]]) -> Table:
+    table = Table("id", "function", "status", "trigger", "attempt", "cold", "duration", "created")
+    table.columns[0].no_wrap = True
+    for inv in invocations:
+        status = str(inv["status"])
+        style = _STATUS_STYLE.get(status, "")
+        table.add_row(
+            inv["id"],
+            escape(inv["function"]),
+            f"[{style}]{status}[/]" if style else status,
+            str(inv.get("trigger", "")),
+            str(inv.get("attempt", 0)),
+            _yes_no(inv.get("cold")),
+            _ms(inv.get("duration_ms")),
+            clock(inv.get("created_at"), date=True),
+        )
+    return table
+
+
+def invocation_detail(inv: dict[str, Any]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("id", inv["id"]),
+        ("function", inv["function"]),
+        ("status", inv["status"]),
+        ("trigger", inv.get("trigger")),
+        ("attempt", inv.get("attempt")),
+        ("created", clock(inv.get("created_at"), date=True)),
+        ("duration", _ms(inv.get("duration_ms"))),
+        ("cold start", _yes_no(inv.get("cold"))),
+        ("init", _ms(inv.get("init_ms"))),
+        ("peak memory", f"{inv['peak_rss_kb'] // 1024} MB" if inv.get("peak_rss_kb") else "-"),
+    ]
+    if "result" in inv:
+        rows.append(("result", json.dumps(inv["result"], indent=2)))
+    error = inv.get("error")
+    if error:
+        rows.append(("error", f"{error.get('type')}: {error.get('message')}"))
+        if error.get("traceback"):
+            rows.append(("traceback", str(error["traceback"]).rstrip()))
+    for key, value in rows:
+        table.add_row(key, escape(str(value)))
+    return table
+
+
+def log_line(row: dict[str, Any]) -> str:
+    level = str(row.get("level", "info")).lower()
+    style = _LEVEL_STYLE.get(level, "")
+    tag = f"{level.upper():<7}"
+    return (
+        f"[dim]{clock(row.get('time'))}[/] "
+        + (f"[{style}]{tag}[/]" if style else tag)
+        + f" [cyan]{escape(str(row.get('function', '')))}[/]"
+        + f" [dim]{str(row.get('invocation_id', ''))[:12]}[/] "
+        + escape(str(row.get("message", "")))
+    )
+
+
+def dead_letters_table(letters: list[dict[str, Any]]) -> Table:
+    table = Table("id", "function", "invocation", "attempts", "failed", "error")
+    table.columns[0].no_wrap = True
+    for letter in letters:
+        error = letter.get("error") or {}
+        table.add_row(
+            letter["id"],
+            escape(letter["function"]),
+            letter["invocation_id"],
+            str(letter.get("attempts", "")),
+            clock(letter.get("failed_at"), date=True),
+            escape(f"{error.get('type', '')}: {error.get('message', '')}"),
+        )
+    return table

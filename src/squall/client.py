@@ -1,0 +1,228 @@
+"""A small synchronous client of the admin API; the CLI is built on it.
+
+Error JSON from the server comes back as the matching :class:`~squall.errors.SquallError`
+subclass (``NotFound``, ``FunctionError``, …); a server that cannot be reached raises
+:class:`PlatformUnreachable` with a hint on how to start one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from squall.errors import SquallError
+
+DEFAULT_URL = "http://127.0.0.1:8787"
+API = "/api/v1"
+
+
+class PlatformUnreachable(SquallError):
+    status = 503
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """A finished sync invocation: the function's own status, content type and body."""
+
+    invocation_id: str
+    status_code: int
+    content_type: str
+    body: bytes
+    cold: bool
+    duration_ms: float | None
+
+    @property
+    def is_json(self) -> bool:
+        return self.content_type.split(";")[0].strip().endswith("json")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An invocation queued (async) or still running (idempotent replay of one in flight)."""
+
+    invocation_id: str
+    status: str
+    status_url: str
+
+
+class SquallClient:
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url + API, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SquallClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # functions
+
+    def functions(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._json("GET", "/functions")["functions"]
+        return data
+
+    def function(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("functions", name))
+
+    def update_function(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PATCH", _path("functions", name), json=changes)
+
+    def invoke(
+        self, name: str, payload: bytes = b"", *, idempotency_key: str | None = None
+    ) -> InvokeResult | Accepted:
+        """Invoke and wait; a failed invocation raises its error (``FunctionError``, …)."""
+        # Functions may run for up to 15 minutes: only connecting is bounded.
+        timeout = httpx.Timeout(None, connect=self._http.timeout.connect)
+        response = self._send(
+            "POST",
+            _path("functions", name, "invoke"),
+            content=payload,
+            headers=_key_header(idempotency_key),
+            timeout=timeout,
+        )
+        if response.status_code == 202:
+            return _accepted(response)
+        if "x-squall-function-error" in response.headers or not _from_function(response):
+            raise _error(response)
+        return InvokeResult(
+            invocation_id=response.headers["x-squall-invocation-id"],
+            status_code=response.status_code,
+            content_type=response.headers.get("content-type", "application/json"),
+            body=response.content,
+            cold=response.headers.get("x-squall-cold") == "true",
+            duration_ms=_float(response.headers.get("x-squall-duration-ms")),
+        )
+
+    def invoke_async(
+        self, name: str, payload: bytes = b"", *, idempotency_key: str | None = None
+    ) -> Accepted:
+        headers = {"X-Squall-Invocation-Type": "Event", **_key_header(idempotency_key)}
+        response = self._send(
+            "POST", _path("functions", name, "invoke"), content=payload, headers=headers
+        )
+        if response.is_error:
+            raise _error(response)
+        return _accepted(response)
+
+    # invocations and logs
+
+    def invocations(
+        self,
+        function: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> dict[str, Any]:
+        params = _params(function=function, status=status, limit=limit, before=before)
+        return self._json("GET", "/invocations", params=params)
+
+    def invocation(self, invocation_id: str) -> dict[str, Any]:
+        return self._json("GET", _path("invocations", invocation_id))
+
+    def logs(
+        self,
+        function: str | None = None,
+        *,
+        invocation_id: str | None = None,
+        since: float | None = None,
+        after: int | None = None,
+        level: str | None = None,
+        grep: str | None = None,
+        limit: int = 500,
+    ) -> dict[str, Any]:
+        params = _params(
+            function=function,
+            invocation_id=invocation_id,
+            since=since,
+            after=after,
+            level=level,
+            grep=grep,
+            limit=limit,
+        )
+        return self._json("GET", "/logs", params=params)
+
+    # dead letters
+
+    def dead_letters(self, function: str | None = None, *, limit: int = 100) -> list[Any]:
+        data = self._json("GET", "/dead-letters", params=_params(function=function, limit=limit))
+        letters: list[Any] = data["dead_letters"]
+        return letters
+
+    def redrive(self, function: str | None = None, ids: list[str] | None = None) -> list[str]:
+        body = _params(function=function, ids=ids)
+        redriven: list[str] = self._json("POST", "/dead-letters/redrive", json=body)["redriven"]
+        return redriven
+
+    def purge(self, function: str | None = None, ids: list[str] | None = None) -> int:
+        body = _params(function=function, ids=ids)
+        return int(self._json("POST", "/dead-letters/purge", json=body)["purged"])
+
+    # transport
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._send(method, path, **kwargs)
+        if response.is_error:
+            raise _error(response)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise SquallError(f"unexpected reply from {response.url}: {response.text[:200]}")
+        return data
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise PlatformUnreachable(
+                f"cannot reach Squall at {self.url} ({exc or type(exc).__name__}): start it with"
+                " `squall up app.py`, or point --url / SQUALL_URL at a running platform",
+                url=self.url,
+            ) from exc
+
+
+def _path(*parts: str) -> str:
+    return "".join("/" + quote(part, safe="") for part in parts)
+
+
+def _from_function(response: httpx.Response) -> bool:
+    # Only the function's own responses carry an invocation id; platform errors do not.
+    return "x-squall-invocation-id" in response.headers
+
+
+def _error(response: httpx.Response) -> SquallError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return SquallError.from_dict(body["error"])
+    text = response.text.strip()[:200] or response.reason_phrase
+    return SquallError(f"HTTP {response.status_code} from {response.url}: {text}")
+
+
+def _accepted(response: httpx.Response) -> Accepted:
+    data = response.json()
+    return Accepted(str(data["invocation_id"]), str(data["status"]), str(data["status_url"]))
+
+
+def _key_header(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key} if key else {}
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None

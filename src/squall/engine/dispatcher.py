@@ -1,0 +1,166 @@
+"""Leases async deliveries and runs them: ack, retry later with backoff, or dead-letter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from squall.engine.destinations import destination_ops, queue_name
+from squall.engine.invoker import Invoker
+from squall.engine.retry import backoff_delay
+from squall.errors import SandboxCrashed
+from squall.model.config import FunctionConfig
+from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
+from squall.storage.protocols import (
+    Ack,
+    AppendLogs,
+    Bury,
+    Delivery,
+    Op,
+    PutInvocation,
+    Retry,
+    Store,
+)
+
+log = logging.getLogger("squall.dispatcher")
+
+LEASE_BATCH = 512
+POLL_S = 0.2  # how often to look for retries that have come due
+LEASE_MARGIN_S = 60.0  # visibility beyond the function's timeout, for waiting on a slot
+
+
+@dataclass
+class RetrySettings:
+    base_s: float = 1.0
+    cap_s: float = 300.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        invoker: Invoker,
+        functions: Callable[[], dict[str, FunctionConfig]],
+        running: dict[str, InvocationRecord],
+        retry: RetrySettings,
+    ) -> None:
+        self._store = store
+        self._invoker = invoker
+        self._functions = functions
+        self._running = running
+        self._retry = retry
+        self._rng = random.Random()
+        self._wake = asyncio.Event()
+        self._inflight: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            saturated = False
+            for name, config in self._functions().items():
+                budget = config.concurrency - self._inflight.get(name, 0)
+                if budget <= 0:
+                    continue
+                batch = min(budget, LEASE_BATCH)
+                visibility = config.timeout_s * 2 + LEASE_MARGIN_S
+                deliveries = await self._store.lease(queue_name(name), batch, visibility)
+                for delivery in deliveries:
+                    self._start(config, delivery)
+                saturated = saturated or len(deliveries) == batch
+            if saturated:
+                await asyncio.sleep(0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+
+    def _start(self, config: FunctionConfig, delivery: Delivery) -> None:
+        self._inflight[config.name] = self._inflight.get(config.name, 0) + 1
+        task = asyncio.create_task(self._deliver(config, delivery))
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._finished(config.name, t))
+
+    def _finished(self, name: str, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._inflight[name] -= 1
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery failed unexpectedly", exc_info=task.exception())
+        self._wake.set()
+
+    async def _deliver(self, config: FunctionConfig, delivery: Delivery) -> None:
+        record = InvocationRecord(
+            id=delivery.invocation_id,
+            function=config.name,
+            version="",
+            trigger=delivery.headers.get("trigger", "async"),
+            status=InvocationStatus.RUNNING,
+            attempt=delivery.attempts,
+            created_at=delivery.enqueued_at,
+            idempotency_key=delivery.headers.get("idempotency_key"),
+        )
+        self._running[record.id] = record
+        try:
+            try:
+                await self._invoker.run(config, record, delivery.payload, wait_s=None)
+            except Exception as exc:  # could not even start a sandbox: count it as an attempt
+                record.status = InvocationStatus.FAILED
+                record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
+            await self._store.commit(self._settle(config, delivery, record))
+        finally:
+            self._running.pop(record.id, None)
+
+    def _settle(
+        self, config: FunctionConfig, delivery: Delivery, record: InvocationRecord
+    ) -> list[Op]:
+        ops: list[Op] = []
+        if record.logs:
+            ops.append(AppendLogs(record.id, record.function, record.logs))
+        if record.status == InvocationStatus.SUCCEEDED:
+            ops += [Ack(delivery.id), PutInvocation(record)]
+            ops += destination_ops(config, record, delivery.payload, "Success")
+            return ops
+        now = time.time()
+        delay = backoff_delay(record.attempt, self._retry.base_s, self._retry.cap_s, self._rng)
+        age_after_delay = now + delay - delivery.enqueued_at
+        if record.attempt <= config.retries and age_after_delay < config.max_event_age_s:
+            record.status = InvocationStatus.RETRYING
+            return [*ops, Retry(delivery.id, now + delay), PutInvocation(record)]
+        condition = (
+            "RetriesExhausted" if record.attempt > config.retries else "EventAgeExceeded"
+        )
+        if config.dead_letter:
+            record.status = InvocationStatus.DEAD_LETTERED
+            letter = DeadLetter(
+                id=delivery.id,
+                function=config.name,
+                invocation_id=record.id,
+                payload=delivery.payload,
+                error={**(record.error or {}), "condition": condition},
+                attempts=record.attempt,
+                enqueued_at=delivery.enqueued_at,
+                failed_at=now,
+            )
+            ops.append(Bury(delivery.id, letter))
+        else:
+            record.status = InvocationStatus.FAILED
+            ops.append(Ack(delivery.id))
+        ops.append(PutInvocation(record))
+        ops += destination_ops(config, record, delivery.payload, condition)
+        return ops
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,147 @@
+"""Run one invocation in a sandbox and describe what happened as a record."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+from squall.errors import InitError, OutOfMemory, SandboxCrashed, Timeout
+from squall.model.config import FunctionConfig
+from squall.model.invocation import InvocationRecord, InvocationStatus
+from squall.runtime.launcher import Launcher, describe_exit
+from squall.runtime.pool import Pool
+from squall.runtime.protocol import Invoke, Ready, Result
+from squall.runtime.sandbox import Sandbox, SandboxGone
+
+INIT_TIMEOUT_S = 10.0  # a cold start may spend this long in the init hook on top of timeout_s
+EXIT_STATUS_WAIT_S = 0.25  # how long to wait for the zygote to report why a sandbox died
+
+
+class Invoker:
+    def __init__(self, pools: dict[str, Pool], launcher: Launcher, version: str) -> None:
+        self._pools = pools
+        self._launcher = launcher
+        self._version = version
+
+    async def run(
+        self,
+        config: FunctionConfig,
+        record: InvocationRecord,
+        payload: bytes,
+        *,
+        wait_s: float | None,
+    ) -> InvocationRecord:
+        """Run ``payload`` through ``config``'s function; fill in and return ``record``."""
+        pool = self._pools[config.name]
+        sandbox, cold = await pool.acquire(wait_s)
+        deadline = _Deadline(sandbox, config.timeout_s)
+        started = time.time()
+        result: Result | None = None
+        error: dict[str, Any] | None = None
+        try:
+            result = await sandbox.invoke(
+                Invoke(record.id, payload, record.attempt, float(config.timeout_s), record.trigger)
+            )
+        except SandboxGone:
+            error = await self._explain(sandbox, config)
+        except BaseException:
+            sandbox.kill("cancelled")
+            pool.release(sandbox, healthy=False)
+            raise
+        finally:
+            deadline.cancel()
+        pool.release(sandbox, healthy=result is not None and not result.recycle)
+        ended = time.time()
+
+        record.version = self._version
+        record.memory_mb = config.memory_mb
+        record.start = started
+        record.end = ended
+        record.cold = cold
+        ready = _ready(sandbox)
+        if cold and ready is not None:
+            record.init_ms = round(ready.init_ms, 3)
+            record.logs = list(ready.logs)
+        if result is not None:
+            error = result.error
+            record.duration_ms = round(result.duration_ms, 3)
+            record.peak_rss_kb = result.peak_rss_kb
+            record.logs = record.logs + result.logs if record.logs else result.logs
+            record.result = result.value
+            record.response = result.response
+        else:
+            record.duration_ms = round((ended - started) * 1000, 3)
+        record.billed_ms = max(1, math.ceil(record.duration_ms))
+        record.error = error
+        record.status = InvocationStatus.FAILED if error else InvocationStatus.SUCCEEDED
+        return record
+
+    async def _explain(self, sandbox: Sandbox, config: FunctionConfig) -> dict[str, Any]:
+        reason = sandbox.kill_reason
+        if reason == "timeout":
+            return Timeout(
+                f"function {config.name!r} did not finish within timeout_s={config.timeout_s};"
+                " its sandbox was killed",
+                timeout_s=config.timeout_s,
+            ).to_dict()
+        if reason == "oom":
+            return OutOfMemory(
+                f"function {config.name!r} went past memory_mb={config.memory_mb};"
+                " its sandbox was killed",
+                memory_mb=config.memory_mb,
+            ).to_dict()
+        ready = _ready(sandbox)
+        if ready is not None and ready.error is not None:
+            return InitError(
+                str(ready.error.get("message", "init failed")),
+                **{k: v for k, v in ready.error.items() if k not in ("type", "message")},
+            ).to_dict()
+        status = None
+        if sandbox.pid is not None:
+            deadline = time.monotonic() + EXIT_STATUS_WAIT_S
+            while (status := self._launcher.exit_status(sandbox.pid)) is None:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.005)
+        return SandboxCrashed(
+            f"{describe_exit(status)} while running function {config.name!r}",
+            exit_status=status,
+        ).to_dict()
+
+
+def _ready(sandbox: Sandbox) -> Ready | None:
+    if sandbox.ready.done() and not sandbox.ready.cancelled() and not sandbox.ready.exception():
+        return sandbox.ready.result()
+    return None
+
+
+class _Deadline:
+    """Kills the sandbox when the handler overruns ``timeout_s``.
+
+    On a cold start the clock starts once init has finished (init gets its own
+    INIT_TIMEOUT_S), since the invocation was queued behind it in the channel.
+    """
+
+    __slots__ = ("_handle", "_sandbox", "_timeout_s")
+
+    def __init__(self, sandbox: Sandbox, timeout_s: float) -> None:
+        self._sandbox = sandbox
+        self._timeout_s = timeout_s
+        loop = asyncio.get_running_loop()
+        if sandbox.ready.done():
+            self._handle = loop.call_later(timeout_s, sandbox.kill, "timeout")
+        else:
+            self._handle = loop.call_later(INIT_TIMEOUT_S + timeout_s, sandbox.kill, "timeout")
+            sandbox.ready.add_done_callback(self._restart)
+
+    def _restart(self, _: object) -> None:
+        if self._handle.cancelled():
+            return
+        self._handle.cancel()
+        loop = asyncio.get_running_loop()
+        self._handle = loop.call_later(self._timeout_s, self._sandbox.kill, "timeout")
+
+    def cancel(self) -> None:
+        self._handle.cancel()

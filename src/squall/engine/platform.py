@@ -1,0 +1,467 @@
+"""The running platform: one object that owns the store, the sandboxes and the dispatcher.
+
+Everything the gateway, the CLI and the benchmarks do goes through its methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from squall.engine.destinations import queue_name
+from squall.engine.dispatcher import Dispatcher, RetrySettings
+from squall.engine.invoker import Invoker
+from squall.errors import InvalidInput, NotFound, PayloadTooLarge, SquallError
+from squall.model.config import FunctionConfig, Manifest
+from squall.model.ids import new_id
+from squall.model.invocation import (
+    DeadLetter,
+    InvocationRecord,
+    InvocationStatus,
+    LogRow,
+    Trigger,
+)
+from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
+from squall.runtime.pool import Pool
+from squall.runtime.protocol import Call, CallReply
+from squall.runtime.sandbox import Sandbox
+from squall.storage import open_store
+from squall.storage.protocols import (
+    AppendLogs,
+    Delivery,
+    Enqueue,
+    Op,
+    PutIdempotency,
+    PutInvocation,
+    Store,
+    TakeDeadLetter,
+)
+
+log = logging.getLogger("squall")
+
+MAINTENANCE_S = 0.1
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@dataclass
+class PlatformConfig:
+    app: str
+    data_dir: Path = field(default_factory=lambda: Path(".squall"))
+    max_sync_payload: int = 6 * 1024 * 1024
+    max_async_payload: int = 256 * 1024
+    sync_wait_s: float = 2.0
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+    store: str | None = None  # defaults to sqlite under data_dir
+
+
+class Platform:
+    def __init__(
+        self, config: PlatformConfig, manifest: Manifest, launcher: Launcher, store: Store
+    ) -> None:
+        self.config = config
+        self.manifest = manifest
+        self._launcher = launcher
+        self._store = store
+        self._functions = {fn.name: fn for fn in manifest.functions}
+        self._pools = {
+            fn.name: Pool(fn, launcher, self._on_call) for fn in manifest.functions
+        }
+        self._running: dict[str, InvocationRecord] = {}
+        self._claims: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self._invoker = Invoker(self._pools, launcher, manifest.version)
+        self._dispatcher = Dispatcher(
+            store,
+            self._invoker,
+            lambda: self._functions,
+            self._running,
+            RetrySettings(config.retry_base_s, config.retry_cap_s),
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self.started = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    async def start(cls, config: PlatformConfig) -> Platform:
+        """Import the app in its zygote, open the store, recover leases, start serving."""
+        zygote, loaded = await ZygoteLauncher.load(config.app)
+        launcher: Launcher = zygote
+        if not loaded.fork_safe:
+            log.warning(
+                "%s starts threads at import time; forking it is unsafe, so each sandbox"
+                " is a fresh interpreter (slower cold starts)",
+                config.app,
+            )
+            await zygote.close()
+            launcher = SpawnLauncher(config.app)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await open_store(config.store or str(config.data_dir / "squall.db"))
+        platform = cls(config, loaded.manifest, launcher, store)
+        recovered = await store.recover()
+        if recovered:
+            log.info("recovered %d deliveries left running by a previous process", recovered)
+        platform._tasks = [
+            asyncio.create_task(platform._dispatcher.run()),
+            asyncio.create_task(platform._maintain()),
+        ]
+        platform.started = True
+        return platform
+
+    async def stop(self) -> None:
+        self.started = False
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._dispatcher.stop()
+        for pool in self._pools.values():
+            pool.close()
+        await self._launcher.close()
+        await self._store.close()
+
+    async def _maintain(self) -> None:
+        """Memory watchdog, scale-in of idle sandboxes and keeping min_instances warm."""
+        tick = 0
+        while True:
+            await asyncio.sleep(MAINTENANCE_S)
+            tick += 1
+            for pool in self._pools.values():
+                pool.watch_memory()
+                if tick % 10 == 0:
+                    pool.reap(time.monotonic())
+                if pool.size < pool.config.min_instances:
+                    await pool.prewarm()
+
+    # --- functions -----------------------------------------------------------------------
+
+    def function(self, name: str) -> FunctionConfig:
+        try:
+            return self._functions[name]
+        except KeyError:
+            known = ", ".join(sorted(self._functions))
+            raise NotFound(
+                f"function {name!r} does not exist (functions: {known})",
+                field="function",
+                function=name,
+            ) from None
+
+    def functions(self) -> list[FunctionConfig]:
+        return list(self._functions.values())
+
+    def function_stats(self, name: str) -> dict[str, int]:
+        pool = self._pools[self.function(name).name]
+        return {
+            "warm": pool.warm,
+            "busy": len(pool.busy),
+            "starting": pool.size - pool.warm - len(pool.busy),
+            "cold_starts": pool.cold_starts,
+        }
+
+    async def update_function(self, name: str, changes: dict[str, Any]) -> FunctionConfig:
+        config = self.function(name).updated(changes)
+        for target in (config.on_success, config.on_failure):
+            if target is not None:
+                self.function(target)
+        self._functions[name] = config
+        self._pools[name].reconfigure(config)
+        return config
+
+    async def scale_to_zero(self, name: str) -> None:
+        self._pools[self.function(name).name].scale_to_zero()
+
+    # --- invoking ------------------------------------------------------------------------
+
+    def _check_payload(self, payload: bytes, limit: int, kind: str) -> bytes:
+        if len(payload) > limit:
+            raise PayloadTooLarge(
+                f"{kind} payload is {len(payload)} bytes; the limit is {limit} bytes",
+                field="payload",
+                size=len(payload),
+                limit=limit,
+            )
+        if not payload.strip():
+            return b"null"
+        try:
+            msgspec.json.decode(payload)
+        except msgspec.DecodeError:
+            try:
+                json.loads(payload)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise _json_error(exc) from None
+            raise InvalidInput("payload is not valid JSON", field="payload") from None
+        return payload
+
+    async def invoke(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        idempotency_key: str | None = None,
+        trigger: str = Trigger.SYNC,
+    ) -> InvocationRecord:
+        """Run a function now and return its record (a failure is in ``record.error``)."""
+        config = self.function(name)
+        payload = self._check_payload(payload, self.config.max_sync_payload, "sync")
+        if idempotency_key is not None:
+            existing = await self._claim(name, idempotency_key)
+            if existing is not None:
+                return await self._finished_record(existing)
+        record = InvocationRecord(
+            id=new_id(),
+            function=name,
+            version=self.manifest.version,
+            trigger=trigger,
+            status=InvocationStatus.RUNNING,
+            attempt=1,
+            created_at=time.time(),
+            idempotency_key=idempotency_key,
+        )
+        self._running[record.id] = record
+        try:
+            await self._invoker.run(config, record, payload, wait_s=self.config.sync_wait_s)
+        except BaseException:
+            self._release_claim(name, idempotency_key, None)
+            raise
+        finally:
+            self._running.pop(record.id, None)
+        ops: list[Op] = [PutInvocation(record)]
+        if record.logs:
+            ops.append(AppendLogs(record.id, name, record.logs))
+        if idempotency_key is None:
+            self._store.commit_soon(ops)
+        else:
+            ops.append(PutIdempotency(name, idempotency_key, record.id, _expiry()))
+            await self._store.commit(ops)
+            self._release_claim(name, idempotency_key, record.id)
+        return record
+
+    async def invoke_async(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        idempotency_key: str | None = None,
+        trigger: str = Trigger.ASYNC,
+    ) -> InvocationRecord:
+        """Durably queue an invocation; returns once it is committed to the store."""
+        self.function(name)
+        payload = self._check_payload(payload, self.config.max_async_payload, "async")
+        if idempotency_key is not None:
+            existing = await self._claim(name, idempotency_key)
+            if existing is not None:
+                return await self.get_invocation(existing)
+        now = time.time()
+        record = InvocationRecord(
+            id=new_id(),
+            function=name,
+            version=self.manifest.version,
+            trigger=trigger,
+            status=InvocationStatus.QUEUED,
+            created_at=now,
+            idempotency_key=idempotency_key,
+        )
+        headers = {"trigger": str(trigger)}
+        ops: list[Op] = [PutInvocation(record)]
+        if idempotency_key is not None:
+            headers["idempotency_key"] = idempotency_key
+            ops.append(PutIdempotency(name, idempotency_key, record.id, _expiry()))
+        delivery = Delivery(
+            id=record.id,
+            queue=queue_name(name),
+            payload=payload,
+            invocation_id=record.id,
+            enqueued_at=now,
+            available_at=now,
+            headers=headers,
+        )
+        ops.append(Enqueue(delivery))
+        try:
+            await self._store.commit(ops)
+        except BaseException:
+            self._release_claim(name, idempotency_key, None)
+            raise
+        self._release_claim(name, idempotency_key, record.id)
+        self._dispatcher.wake()
+        return record
+
+    async def _claim(self, name: str, key: str) -> str | None:
+        """The invocation already bound to ``key``, or None after claiming it for the caller."""
+        while (pending := self._claims.get((name, key))) is not None:
+            existing = await asyncio.shield(pending)
+            if existing:
+                return existing
+        found = await self._store.find_idempotent(name, key, time.time())
+        if found is not None:
+            return found
+        self._claims[(name, key)] = asyncio.get_running_loop().create_future()
+        return None
+
+    def _release_claim(self, name: str, key: str | None, invocation_id: str | None) -> None:
+        if key is None:
+            return
+        pending = self._claims.pop((name, key), None)
+        if pending is not None and not pending.done():
+            pending.set_result(invocation_id or "")
+
+    async def _finished_record(self, invocation_id: str) -> InvocationRecord:
+        while True:
+            record = await self.get_invocation(invocation_id)
+            if InvocationStatus(record.status).finished:
+                return record
+            await asyncio.sleep(0.05)
+
+    def _on_call(self, sandbox: Sandbox, call: Call) -> None:
+        task = asyncio.create_task(self._answer(sandbox, call))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _answer(self, sandbox: Sandbox, call: Call) -> None:
+        try:
+            if call.op != "invoke":
+                raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
+            target = str(call.args.get("function"))
+            payload = bytes(call.args.get("payload") or b"null")
+            if call.args.get("async"):
+                queued = await self.invoke_async(target, payload, trigger=Trigger.FUNCTION)
+                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(queued.id), None))
+                return
+            record = await self.invoke(target, payload, trigger=Trigger.FUNCTION)
+            sandbox.reply(CallReply(call.call_id, record.result, record.error))
+        except SquallError as exc:
+            sandbox.reply(CallReply(call.call_id, None, exc.to_dict()))
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def get_invocation(self, invocation_id: str) -> InvocationRecord:
+        running = self._running.get(invocation_id)
+        if running is not None:
+            return running
+        await self._store.commit(())  # a barrier: records waiting for a group commit land
+        record = await self._store.get_invocation(invocation_id)
+        if record is None:
+            raise NotFound(
+                f"invocation {invocation_id!r} does not exist", field="invocation_id"
+            )
+        return record
+
+    async def list_invocations(
+        self,
+        function: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[InvocationRecord]:
+        if status is not None and status not in InvocationStatus.__members__.values():
+            allowed = ", ".join(s.value for s in InvocationStatus)
+            raise InvalidInput(f"status {status!r} is unknown (one of {allowed})", field="status")
+        await self._store.commit(())
+        return await self._store.list_invocations(
+            function=function, status=status, limit=limit, before=before
+        )
+
+    async def list_logs(
+        self,
+        function: str | None = None,
+        invocation_id: str | None = None,
+        since: float | None = None,
+        after: int | None = None,
+        level: str | None = None,
+        limit: int = 500,
+    ) -> list[LogRow]:
+        await self._store.commit(())
+        return await self._store.list_logs(
+            function=function,
+            invocation_id=invocation_id,
+            since=since,
+            after=after,
+            level=level,
+            limit=limit,
+        )
+
+    async def list_dead_letters(
+        self, function: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        return await self._store.list_dead_letters(function=function, ids=None, limit=limit)
+
+    async def redrive(
+        self, function: str | None = None, ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Queue dead letters again as fresh attempts of the same invocations."""
+        letters = await self._store.list_dead_letters(function=function, ids=ids, limit=100_000)
+        redriven: list[str] = []
+        now = time.time()
+        for letter in letters:
+            if letter.function not in self._functions:
+                continue
+            record = InvocationRecord(
+                id=letter.invocation_id,
+                function=letter.function,
+                version=self.manifest.version,
+                trigger=Trigger.REDRIVE,
+                status=InvocationStatus.QUEUED,
+                created_at=now,
+            )
+            delivery = Delivery(
+                id=new_id(),
+                queue=queue_name(letter.function),
+                payload=letter.payload,
+                invocation_id=letter.invocation_id,
+                enqueued_at=now,
+                available_at=now,
+                headers={"trigger": Trigger.REDRIVE},
+            )
+            await self._store.commit(
+                [TakeDeadLetter(letter.id), PutInvocation(record), Enqueue(delivery)]
+            )
+            redriven.append(letter.invocation_id)
+        self._dispatcher.wake()
+        return redriven
+
+    async def purge_dead_letters(
+        self, function: str | None = None, ids: Sequence[str] | None = None
+    ) -> int:
+        letters = await self._store.list_dead_letters(function=function, ids=ids, limit=100_000)
+        if letters:
+            await self._store.commit([TakeDeadLetter(letter.id) for letter in letters])
+        return len(letters)
+
+    async def queue_depth(self) -> int:
+        return await self._store.depth()
+
+    async def wait_idle(self, timeout: float = 60.0) -> None:
+        """Return once no async work is queued or running (for tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while self._dispatcher.busy or await self._store.depth():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"async work still pending after {timeout} s")
+            await asyncio.sleep(0.02)
+
+
+def _expiry() -> float:
+    return time.time() + IDEMPOTENCY_TTL_S
+
+
+def _json_error(exc: json.JSONDecodeError | UnicodeDecodeError) -> InvalidInput:
+    if isinstance(exc, UnicodeDecodeError):
+        return InvalidInput(
+            f"payload is not UTF-8 text: invalid byte at position {exc.start}",
+            field="payload",
+            position=exc.start,
+        )
+    return InvalidInput(
+        f"payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        f" (char {exc.pos})",
+        field="payload",
+        line=exc.lineno,
+        column=exc.colno,
+        position=exc.pos,
+    )

@@ -1,0 +1,133 @@
+"""The Squall error tree.
+
+Every error the platform reports derives from :class:`SquallError`. Errors carry
+fields, serialize across the sandbox boundary (``to_dict`` / ``from_dict``) and
+are translated at the edge into an HTTP status with a JSON body, or a CLI line.
+
+    SquallError
+    ├── ConfigError            invalid app / function configuration      (400)
+    ├── InvalidInput           malformed request or payload              (400)
+    ├── NotFound               unknown function, invocation, …           (404)
+    ├── Conflict               resource in a state that forbids the call (409)
+    ├── PayloadTooLarge        payload over the configured limit         (413)
+    ├── TooManyRequests        concurrency exhausted for a sync call     (429)
+    ├── ResultNotSerializable  handler returned something not JSON-able  (502)
+    └── InvocationError        the invocation itself failed              (502)
+        ├── FunctionError      the handler raised
+        ├── InitError          the init hook raised
+        ├── Timeout            the deadline passed; the sandbox was killed (504)
+        ├── OutOfMemory        the handler went past memory_mb
+        └── SandboxCrashed     the sandbox process died
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SquallError(Exception):
+    """Root of every error Squall raises or reports."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        body.update(self.details)
+        return body
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> SquallError:
+        """Rebuild an error reported by a sandbox or a server."""
+        fields = dict(data)
+        cls = ERROR_TYPES.get(str(fields.pop("type", "")), SquallError)
+        message = str(fields.pop("message", ""))
+        field = fields.pop("field", None)
+        return cls(message, field=field, **fields)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(SquallError):
+    status = 400
+
+
+class InvalidInput(SquallError):
+    status = 400
+
+
+class NotFound(SquallError):
+    status = 404
+
+
+class Conflict(SquallError):
+    status = 409
+
+
+class PayloadTooLarge(SquallError):
+    status = 413
+
+
+class TooManyRequests(SquallError):
+    status = 429
+
+
+class ResultNotSerializable(SquallError):
+    status = 502
+
+
+class InvocationError(SquallError):
+    status = 502
+
+
+class FunctionError(InvocationError):
+    """The handler raised; ``details`` carry ``error_type`` and ``traceback``."""
+
+
+class InitError(InvocationError):
+    pass
+
+
+class Timeout(InvocationError):
+    status = 504
+
+
+class OutOfMemory(InvocationError):
+    pass
+
+
+class SandboxCrashed(InvocationError):
+    pass
+
+
+ERROR_TYPES: dict[str, type[SquallError]] = {
+    cls.__name__: cls
+    for cls in (
+        SquallError,
+        ConfigError,
+        InvalidInput,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        TooManyRequests,
+        ResultNotSerializable,
+        InvocationError,
+        FunctionError,
+        InitError,
+        Timeout,
+        OutOfMemory,
+        SandboxCrashed,
+    )
+}

@@ -1,0 +1,107 @@
+"""Run the gateway on uvicorn with the platform living in uvicorn's event loop.
+
+The platform starts before uvicorn so a bad app surfaces as a plain ``ConfigError`` (not a
+logged lifespan traceback), and the listening socket is bound before the platform starts so a
+busy port fails fast. Shutdown goes through the ASGI lifespan, which uvicorn runs on Ctrl-C or
+SIGTERM before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import uvicorn
+from starlette.applications import Starlette
+
+from squall.gateway.app import create_app
+
+if TYPE_CHECKING:
+    from squall.engine.platform import Platform, PlatformConfig
+
+OnReady = Callable[["Platform", str], None]
+
+
+class ListenError(OSError):
+    """The gateway could not bind its address (port in use, bad host, …)."""
+
+
+def serve(
+    config: PlatformConfig,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    on_ready: OnReady | None = None,
+) -> None:
+    """Serve until interrupted. ``on_ready(platform, url)`` runs once requests are accepted.
+
+    ``port=0`` picks a free port; ``url`` names the one bound.
+    """
+    asyncio.run(serve_async(config, host, port, on_ready))
+
+
+async def serve_async(
+    config: PlatformConfig, host: str, port: int, on_ready: OnReady | None = None
+) -> None:
+    from squall.engine.platform import Platform
+
+    sock = bind(host, port)
+    try:
+        platform = await Platform.start(config)
+    except BaseException:
+        sock.close()
+        raise
+    stopped = False
+
+    async def stop() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            await platform.stop()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await stop()
+
+    bound = sock.getsockname()
+    url = f"http://{_url_host(host)}:{bound[1]}"
+    app = create_app(platform, lifespan=lifespan)
+    server = _Server(
+        uvicorn.Config(app, loop="asyncio", log_level="warning", lifespan="on"),
+        on_started=(lambda: on_ready(platform, url)) if on_ready else None,
+    )
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await stop()
+        sock.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ListenError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def _url_host(host: str) -> str:
+    # A wildcard address is not something a client can connect to; name loopback instead.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"[{host}]" if ":" in host else host
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()

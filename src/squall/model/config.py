@@ -1,0 +1,146 @@
+"""Function configuration and its validation.
+
+Validation errors name the function, the field, the value and the allowed range,
+so ``squall up`` can print one line that says exactly how to fix the app.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from squall.errors import ConfigError
+
+NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
+
+# field -> (minimum, maximum), inclusive.
+RANGES: dict[str, tuple[int, int]] = {
+    "memory_mb": (128, 10240),
+    "timeout_s": (1, 900),
+    "concurrency": (1, 1000),
+    "min_instances": (0, 1000),
+    "keep_alive_s": (0, 86400),
+    "retries": (0, 2),
+    "max_event_age_s": (60, 21600),
+}
+
+
+class FunctionConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the platform needs to know about one function."""
+
+    name: str
+    memory_mb: int = 128
+    timeout_s: int = 30
+    concurrency: int = 10
+    min_instances: int = 0
+    keep_alive_s: int = 300
+    retries: int = 2
+    max_event_age_s: int = 21600
+    on_success: str | None = None
+    on_failure: str | None = None
+    dead_letter: bool = True
+    env: dict[str, str] = {}
+    has_init: bool = False
+    is_async: bool = False
+    description: str = ""
+
+    def validate(self) -> None:
+        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+            raise ConfigError(
+                f"function name {self.name!r} is invalid: use 1-64 letters, digits, '-' or '_',"
+                " starting with a letter",
+                field="name",
+                function=str(self.name),
+                value=str(self.name),
+            )
+        for field, (low, high) in RANGES.items():
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(
+                    f"function {self.name!r}: {field}={value!r} is out of range"
+                    f" (allowed {low}-{high})",
+                    field=field,
+                    function=self.name,
+                    value=repr(value),
+                    allowed=f"{low}-{high}",
+                )
+        if self.min_instances > self.concurrency:
+            raise ConfigError(
+                f"function {self.name!r}: min_instances={self.min_instances} exceeds"
+                f" concurrency={self.concurrency} (allowed 0-{self.concurrency})",
+                field="min_instances",
+                function=self.name,
+                value=repr(self.min_instances),
+                allowed=f"0-{self.concurrency}",
+            )
+        if not isinstance(self.dead_letter, bool):
+            raise ConfigError(
+                f"function {self.name!r}: dead_letter={self.dead_letter!r} must be true or false",
+                field="dead_letter",
+                function=self.name,
+                value=repr(self.dead_letter),
+            )
+        if not isinstance(self.env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
+        ):
+            raise ConfigError(
+                f"function {self.name!r}: env must map strings to strings",
+                field="env",
+                function=self.name,
+                value=repr(self.env),
+            )
+
+    def updated(self, changes: dict[str, Any]) -> FunctionConfig:
+        """A validated copy with ``changes`` applied (used by the admin API)."""
+        unknown = sorted(set(changes) - set(UPDATABLE))
+        if unknown:
+            raise ConfigError(
+                f"function {self.name!r}: {unknown[0]!r} cannot be updated"
+                f" (updatable: {', '.join(UPDATABLE)})",
+                field=unknown[0],
+                function=self.name,
+            )
+        new = msgspec.structs.replace(self, **changes)
+        new.validate()
+        return new
+
+
+UPDATABLE = (
+    "memory_mb",
+    "timeout_s",
+    "concurrency",
+    "min_instances",
+    "keep_alive_s",
+    "retries",
+    "max_event_age_s",
+    "on_success",
+    "on_failure",
+    "dead_letter",
+    "env",
+    "description",
+)
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    """What an app declares, as reported by its zygote after import."""
+
+    app: str
+    version: str
+    functions: list[FunctionConfig]
+
+    def validate(self) -> None:
+        names = {f.name for f in self.functions}
+        for fn in self.functions:
+            fn.validate()
+            for field in ("on_success", "on_failure"):
+                target = getattr(fn, field)
+                if target is not None and target not in names:
+                    raise ConfigError(
+                        f"function {fn.name!r}: {field}={target!r} names no function of the app"
+                        f" (functions: {', '.join(sorted(names))})",
+                        field=field,
+                        function=fn.name,
+                        value=repr(target),
+                    )

@@ -1,0 +1,77 @@
+"""The ``ctx`` object a handler receives. It lives in the sandbox process."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+import msgspec
+
+
+class PlatformLink(Protocol):
+    """The sandbox's channel back to the platform."""
+
+    def call(self, op: str, args: dict[str, Any]) -> bytes | None: ...
+
+
+class Context:
+    """Facts about the running invocation and calls back into the platform.
+
+    ``ctx.invoke(name, payload)`` runs another function (sync, returns its result;
+    ``async_=True`` returns the new invocation id at once).
+    """
+
+    __slots__ = (
+        "_deadline",
+        "_link",
+        "attempt",
+        "function_name",
+        "invocation_id",
+        "logger",
+        "memory_mb",
+        "state",
+        "trigger",
+        "version",
+    )
+
+    def __init__(
+        self,
+        *,
+        link: PlatformLink,
+        function_name: str,
+        version: str,
+        memory_mb: int,
+        logger: logging.Logger,
+        state: Any = None,
+    ) -> None:
+        self._link = link
+        self.function_name = function_name
+        self.version = version
+        self.memory_mb = memory_mb
+        self.logger = logger
+        self.state = state
+        self.invocation_id = ""
+        self.attempt = 1
+        self.trigger = ""
+        self._deadline = float("inf")
+
+    def _begin(self, invocation_id: str, attempt: int, trigger: str, deadline: float) -> None:
+        self.invocation_id = invocation_id
+        self.attempt = attempt
+        self.trigger = trigger
+        self._deadline = deadline
+
+    def remaining_ms(self) -> int:
+        """Milliseconds left before the platform kills this invocation."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+    def invoke(self, name: str, payload: Any = None, *, async_: bool = False) -> Any:
+        body = self._link.call(
+            "invoke",
+            {"function": name, "payload": msgspec.json.encode(payload), "async": async_},
+        )
+        return None if body is None else msgspec.json.decode(body)
+
+    def __repr__(self) -> str:
+        return f"Context(function={self.function_name!r}, invocation={self.invocation_id!r})"

@@ -1,0 +1,190 @@
+"""A pool of warm sandboxes per function.
+
+It grows on demand up to ``concurrency``, keeps ``min_instances`` warm, and
+closes sandboxes idle longer than ``keep_alive_s`` (scale to zero).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+
+from squall.errors import TooManyRequests
+from squall.model.config import FunctionConfig
+from squall.runtime.launcher import Launcher
+from squall.runtime.limits import rss_kb
+from squall.runtime.protocol import Call, Fork
+from squall.runtime.sandbox import Sandbox, SandboxGone
+
+
+class Pool:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        launcher: Launcher,
+        on_call: Callable[[Sandbox, Call], None],
+    ) -> None:
+        self.config = config
+        self._launcher = launcher
+        self._on_call = on_call
+        self._idle: list[Sandbox] = []  # most recently used last: reuse the warmest
+        self._waiters: collections.deque[asyncio.Future[Sandbox]] = collections.deque()
+        self.size = 0  # live + starting sandboxes
+        self.busy: set[Sandbox] = set()
+        self.cold_starts = 0
+        self._closed = False
+        self._generation = 0  # bumped on reconfigure: older sandboxes retire
+
+    @property
+    def warm(self) -> int:
+        return len(self._idle)
+
+    async def acquire(self, wait_s: float | None) -> tuple[Sandbox, bool]:
+        """A sandbox for one invocation and whether it is cold.
+
+        ``wait_s`` bounds the wait for a free slot (None waits for as long as it takes).
+        """
+        while self._idle:
+            sandbox = self._idle.pop()
+            if not sandbox.closed:
+                self.busy.add(sandbox)
+                return sandbox, False
+            self.size -= 1
+        if self.size < self.config.concurrency:
+            self.size += 1
+            try:
+                sandbox = await self._start()
+            except BaseException:
+                self.size -= 1
+                raise
+            self.busy.add(sandbox)
+            return sandbox, True
+        waiter: asyncio.Future[Sandbox] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            sandbox = await asyncio.wait_for(waiter, wait_s)
+        except TimeoutError:
+            raise TooManyRequests(
+                f"function {self.config.name!r} is at its concurrency limit of"
+                f" {self.config.concurrency}; no sandbox freed up within {wait_s:g} s",
+                function=self.config.name,
+                concurrency=self.config.concurrency,
+            ) from None
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if sandbox.closed:  # handed over as a slot for a new sandbox
+            self.size += 1
+            try:
+                sandbox = await self._start()
+            except BaseException:
+                self.size -= 1
+                raise
+            self.busy.add(sandbox)
+            return sandbox, True
+        self.busy.add(sandbox)
+        return sandbox, False
+
+    def release(self, sandbox: Sandbox, healthy: bool) -> None:
+        self.busy.discard(sandbox)
+        if not healthy or sandbox.closed or self._closed or sandbox.generation != self._generation:
+            sandbox.kill(sandbox.kill_reason or "recycle")
+            self.size -= 1
+            self._hand_slot(sandbox)
+            return
+        sandbox.last_used = time.monotonic()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(sandbox)
+                return
+        if self.config.keep_alive_s == 0 and self.size > self.config.min_instances:
+            sandbox.kill("scale-in")
+            self.size -= 1
+            return
+        self._idle.append(sandbox)
+
+    def _hand_slot(self, dead: Sandbox) -> None:
+        """A slot freed by a dead sandbox goes to the first waiter, who starts a new one."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(dead)
+                return
+
+    async def _start(self) -> Sandbox:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        sock = self._launcher.start(Fork(config.name, config.memory_mb, config.env))
+        _, sandbox = await loop.create_unix_connection(
+            lambda: Sandbox(config.name, self._on_call), sock=sock
+        )
+        sandbox.generation = self._generation
+        self.cold_starts += 1
+        return sandbox
+
+    async def prewarm(self) -> None:
+        """Start sandboxes until ``min_instances`` are live, waiting for their init."""
+        while self.size < self.config.min_instances and not self._closed:
+            self.size += 1
+            try:
+                sandbox = await self._start()
+                await sandbox.ready
+            except (SandboxGone, OSError):
+                self.size -= 1
+                return
+            if (await sandbox.ready).error is not None:
+                sandbox.kill("init failed")
+                self.size -= 1
+                return
+            self.release(sandbox, healthy=True)
+
+    def reap(self, now: float) -> None:
+        """Close sandboxes idle past keep-alive, down to ``min_instances``."""
+        keep = self.config.keep_alive_s
+        survivors: list[Sandbox] = []
+        for sandbox in self._idle:
+            if sandbox.closed:
+                self.size -= 1
+            elif now - sandbox.last_used > keep and self.size > self.config.min_instances:
+                sandbox.kill("scale-in")
+                self.size -= 1
+            else:
+                survivors.append(sandbox)
+        self._idle = survivors
+
+    def watch_memory(self) -> None:
+        """Kill busy sandboxes whose resident memory grew past ``memory_mb``."""
+        limit_kb = self.config.memory_mb * 1024
+        for sandbox in list(self.busy):
+            if sandbox.pid is None:
+                continue
+            current = rss_kb(sandbox.pid)
+            if current is None:
+                continue
+            if current - sandbox.baseline_rss_kb > limit_kb:
+                sandbox.kill("oom")
+
+    def scale_to_zero(self) -> None:
+        for sandbox in self._idle:
+            sandbox.kill("scale-in")
+            self.size -= 1
+        self._idle = []
+
+    def reconfigure(self, config: FunctionConfig) -> None:
+        """New config: existing sandboxes were started with the old one, so retire them."""
+        self.config = config
+        self._generation += 1
+        self.scale_to_zero()
+
+    def close(self) -> None:
+        self._closed = True
+        for sandbox in [*self._idle, *self.busy]:
+            sandbox.kill("shutdown")
+        self._idle = []
+        for waiter in self._waiters:
+            waiter.cancel()

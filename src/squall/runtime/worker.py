@@ -1,0 +1,204 @@
+"""The sandbox main loop: run init once, then serve invocations over the channel.
+
+This module runs in the sandbox process only (forked from the zygote, or spawned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import re
+import socket
+import time
+import traceback
+from typing import Any, NoReturn
+
+import msgspec
+
+from squall.app import FunctionDef
+from squall.errors import (
+    FunctionError,
+    InitError,
+    OutOfMemory,
+    ResultNotSerializable,
+    SquallError,
+)
+from squall.response import Response
+from squall.runtime import capture
+from squall.runtime.context import Context
+from squall.runtime.limits import peak_rss_kb, rss_kb
+from squall.runtime.protocol import (
+    HEADER,
+    Call,
+    CallReply,
+    Invoke,
+    Ready,
+    Result,
+    Shutdown,
+    Started,
+    ToSandbox,
+    decode_to_sandbox,
+    frame,
+)
+
+_UNSUPPORTED = re.compile(r"type (\S+) is unsupported")
+_json_encode = msgspec.json.encode
+_json_decode = msgspec.json.decode
+
+
+class Link:
+    """Blocking side of the sandbox channel."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._rfile = sock.makefile("rb", buffering=256 * 1024)
+        self._next_call = 0
+
+    def send(self, message: msgspec.Struct) -> None:
+        self._sock.sendall(frame(message))
+
+    def recv(self) -> ToSandbox:
+        header = self._rfile.read(4)
+        if len(header) < 4:
+            os._exit(0)  # the platform closed the channel: nothing left to serve
+        (size,) = HEADER.unpack(header)
+        body = self._rfile.read(size)
+        if len(body) < size:
+            os._exit(0)
+        message: ToSandbox = decode_to_sandbox(body)
+        if isinstance(message, Shutdown):
+            os._exit(0)
+        return message
+
+    def call(self, op: str, args: dict[str, Any]) -> bytes | None:
+        self._next_call += 1
+        call_id = self._next_call
+        self.send(Call(call_id, op, args))
+        while True:
+            message = self.recv()
+            if isinstance(message, CallReply) and message.call_id == call_id:
+                if message.error is not None:
+                    raise SquallError.from_dict(message.error)
+                return message.value
+
+
+def describe(exc: BaseException, kind: type[SquallError]) -> dict[str, Any]:
+    """A handler's exception as a structured error, traceback trimmed to user frames."""
+    if isinstance(exc, SquallError) and not isinstance(exc, ResultNotSerializable):
+        error_type = exc.type
+    else:
+        error_type = type(exc).__name__
+    tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return kind(
+        f"{error_type}: {exc}", error_type=error_type, traceback="".join(lines)
+    ).to_dict()
+
+
+def encode_result(result: Any) -> tuple[bytes, dict[str, Any] | None]:
+    if isinstance(result, Response):
+        headers = {k.lower(): str(v) for k, v in result.headers.items()}
+        body = result.body
+        if isinstance(body, bytes | bytearray | memoryview):
+            content_type, data = "application/octet-stream", bytes(body)
+        elif isinstance(body, str):
+            content_type, data = "text/plain; charset=utf-8", body.encode()
+        else:
+            content_type, data = "application/json", _encode_json(body)
+        content_type = headers.pop("content-type", content_type)
+        return data, {"status": result.status, "headers": headers, "content_type": content_type}
+    return _encode_json(result), None
+
+
+def _encode_json(value: Any) -> bytes:
+    try:
+        return _json_encode(value)
+    except (TypeError, msgspec.EncodeError) as exc:
+        match = _UNSUPPORTED.search(str(exc))
+        type_name = match.group(1) if match else type(value).__name__
+        raise ResultNotSerializable(
+            f"the handler returned a value of type {type_name} that cannot be encoded as JSON"
+            " (return dicts, lists, strings, numbers, bools, None, or a squall.Response)",
+            value_type=type_name,
+        ) from None
+
+
+def serve(sock: socket.socket, fdef: FunctionDef, version: str, memory_mb: int) -> NoReturn:
+    link = Link(sock)
+    link.send(Started(os.getpid(), rss_kb(os.getpid()) or 0))
+    captured = capture.install()
+    config = fdef.config
+    ctx = Context(
+        link=link,
+        function_name=config.name,
+        version=version,
+        memory_mb=memory_mb,
+        logger=logging.getLogger(config.name),
+    )
+    started = time.perf_counter()
+    init_error = None
+    if fdef.init is not None:
+        try:
+            ctx.state = fdef.init(ctx)
+        except BaseException as exc:
+            init_error = describe(exc, InitError)
+    capture.flush_streams()
+    link.send(Ready((time.perf_counter() - started) * 1000, init_error, captured.drain()))
+    if init_error is not None:
+        os._exit(3)
+    _loop(link, fdef, ctx, captured)
+
+
+def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture) -> NoReturn:
+    handler = fdef.handler
+    is_async = inspect.iscoroutinefunction(handler)
+    loop = asyncio.new_event_loop() if is_async else None
+    while True:
+        message = link.recv()
+        if not isinstance(message, Invoke):
+            continue
+        ctx._begin(
+            message.id, message.attempt, message.trigger, time.monotonic() + message.timeout_s
+        )
+        value: bytes | None = None
+        error: dict[str, Any] | None = None
+        response: dict[str, Any] | None = None
+        recycle = False
+        started = time.perf_counter()
+        try:
+            event = _json_decode(message.payload)
+            result = handler(event, ctx)
+            if loop is not None:
+                result = loop.run_until_complete(result)
+            value, response = encode_result(result)
+        except MemoryError:
+            error = OutOfMemory(
+                f"the handler went past its memory limit of {ctx.memory_mb} MB",
+                memory_mb=ctx.memory_mb,
+            ).to_dict()
+            recycle = True
+        except ResultNotSerializable as exc:
+            error = exc.to_dict()
+        except SystemExit as exc:
+            error = describe(exc, FunctionError)
+            recycle = True
+        except BaseException as exc:
+            error = describe(exc, FunctionError)
+        duration = (time.perf_counter() - started) * 1000
+        capture.flush_streams()
+        link.send(
+            Result(
+                message.id,
+                value,
+                error,
+                duration,
+                peak_rss_kb(),
+                captured.drain(),
+                response,
+                recycle,
+            )
+        )
+        if recycle:
+            os._exit(0)

@@ -1,0 +1,134 @@
+"""The storage contract: a durable work queue, the control-plane state, and units of work.
+
+A unit of work is a list of typed ops committed atomically: the ack of a delivery,
+the record of the invocation it caused, and the deliveries it enqueued land
+together or not at all. Backends implement the contract once each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from squall.model.invocation import DeadLetter, InvocationRecord, LogEntry, LogRow
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    """One unit of asynchronous work on a named queue (e.g. ``fn:resize``)."""
+
+    id: str
+    queue: str
+    payload: bytes
+    invocation_id: str
+    attempts: int = 0  # times leased so far, this lease included
+    enqueued_at: float
+    available_at: float
+    headers: dict[str, str] = {}
+
+
+# --- ops ---------------------------------------------------------------------------------
+
+
+class Enqueue(msgspec.Struct, frozen=True):
+    delivery: Delivery
+    dedup_key: str | None = None  # a second enqueue with the same key on the queue is dropped
+
+
+class Ack(msgspec.Struct, frozen=True):
+    delivery_id: str
+
+
+class Retry(msgspec.Struct, frozen=True):
+    delivery_id: str
+    available_at: float
+
+
+class Bury(msgspec.Struct, frozen=True):
+    """Remove a delivery for good, keeping it as a dead letter."""
+
+    delivery_id: str
+    letter: DeadLetter
+
+
+class PutInvocation(msgspec.Struct, frozen=True):
+    record: InvocationRecord
+
+
+class AppendLogs(msgspec.Struct, frozen=True):
+    invocation_id: str
+    function: str
+    lines: list[LogEntry]
+
+
+class PutIdempotency(msgspec.Struct, frozen=True):
+    function: str
+    key: str
+    invocation_id: str
+    expires_at: float
+
+
+class TakeDeadLetter(msgspec.Struct, frozen=True):
+    """Delete a dead letter; fails the unit with Conflict when it is already gone."""
+
+    letter_id: str
+
+
+Op = Enqueue | Ack | Retry | Bury | PutInvocation | AppendLogs | PutIdempotency | TakeDeadLetter
+
+
+# --- protocols ---------------------------------------------------------------------------
+
+
+class WorkQueue(Protocol):
+    async def lease(self, queue: str, limit: int, visibility_s: float) -> list[Delivery]:
+        """Take up to ``limit`` due deliveries, invisible to others for ``visibility_s``."""
+        ...
+
+    async def recover(self) -> int:
+        """Make deliveries leased by a process that died visible again; return how many."""
+        ...
+
+    async def next_due(self, queue: str) -> float | None:
+        """When the earliest delivery of ``queue`` becomes due (epoch s), or None."""
+        ...
+
+    async def depth(self, queue: str | None = None) -> int: ...
+
+
+class StateStore(Protocol):
+    async def get_invocation(self, invocation_id: str) -> InvocationRecord | None: ...
+
+    async def list_invocations(
+        self, *, function: str | None, status: str | None, limit: int, before: str | None
+    ) -> list[InvocationRecord]: ...
+
+    async def find_idempotent(self, function: str, key: str, now: float) -> str | None: ...
+
+    async def list_logs(
+        self,
+        *,
+        function: str | None,
+        invocation_id: str | None,
+        since: float | None,
+        after: int | None,
+        level: str | None,
+        limit: int,
+    ) -> list[LogRow]: ...
+
+    async def list_dead_letters(
+        self, *, function: str | None, ids: Sequence[str] | None, limit: int
+    ) -> list[DeadLetter]: ...
+
+
+class Store(WorkQueue, StateStore, Protocol):
+    async def commit(self, ops: Sequence[Op]) -> None:
+        """Apply ``ops`` atomically and durably (group-committed with concurrent units)."""
+        ...
+
+    def commit_soon(self, ops: Sequence[Op]) -> None:
+        """Apply ``ops`` atomically in a later group commit; for records nobody waits on."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,62 @@
+"""The embedded backend's tables."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    invocation_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    enqueued_at REAL NOT NULL,
+    available_at REAL NOT NULL,
+    leased INTEGER NOT NULL DEFAULT 0,
+    headers BLOB NOT NULL,
+    dedup_key TEXT,
+    UNIQUE (queue, dedup_key)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (queue, available_at);
+
+CREATE TABLE IF NOT EXISTS invocations (
+    id TEXT PRIMARY KEY,
+    function TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations (function, id);
+CREATE INDEX IF NOT EXISTS invocations_by_status ON invocations (status, id);
+
+CREATE TABLE IF NOT EXISTS logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    level TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    message TEXT NOT NULL,
+    function TEXT NOT NULL,
+    invocation_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_by_invocation ON logs (invocation_id, seq);
+CREATE INDEX IF NOT EXISTS logs_by_function ON logs (function, seq);
+CREATE INDEX IF NOT EXISTS logs_by_time ON logs (time);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    function TEXT NOT NULL,
+    key TEXT NOT NULL,
+    invocation_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (function, key)
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY,
+    function TEXT NOT NULL,
+    invocation_id TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    error BLOB NOT NULL,
+    attempts INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL,
+    failed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_function ON dead_letters (function, failed_at);
+"""

@@ -1,0 +1,298 @@
+"""The embedded backend: work queue and state in one SQLite database."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from squall.errors import Conflict
+from squall.model.invocation import DeadLetter, InvocationRecord, LogEntry, LogRow
+from squall.storage.protocols import (
+    Ack,
+    AppendLogs,
+    Bury,
+    Delivery,
+    Enqueue,
+    Op,
+    PutIdempotency,
+    PutInvocation,
+    Retry,
+    TakeDeadLetter,
+)
+from squall.storage.sqlite.db import Database
+from squall.storage.sqlite.schema import SCHEMA
+
+_pack = msgspec.msgpack.encode
+_unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
+_unpack_headers = msgspec.msgpack.Decoder(dict[str, str]).decode
+_unpack_error = msgspec.msgpack.Decoder(dict[str, Any]).decode
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
+    for op in ops:
+        if isinstance(op, PutInvocation):
+            record = op.record
+            logs, record.logs = record.logs, []  # lines live in the logs table
+            conn.execute(
+                "INSERT OR REPLACE INTO invocations (id, function, status, created_at, record)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (record.id, record.function, record.status, record.created_at, _pack(record)),
+            )
+            record.logs = logs
+        elif isinstance(op, Ack):
+            conn.execute("DELETE FROM deliveries WHERE id = ?", (op.delivery_id,))
+        elif isinstance(op, Enqueue):
+            d = op.delivery
+            conn.execute(
+                "INSERT OR IGNORE INTO deliveries (id, queue, payload, invocation_id, attempts,"
+                " enqueued_at, available_at, headers, dedup_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    d.id,
+                    d.queue,
+                    d.payload,
+                    d.invocation_id,
+                    d.attempts,
+                    d.enqueued_at,
+                    d.available_at,
+                    _pack(d.headers),
+                    op.dedup_key,
+                ),
+            )
+        elif isinstance(op, AppendLogs):
+            conn.executemany(
+                "INSERT INTO logs (time, level, stream, message, function, invocation_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (line.time, line.level, line.stream, line.message, op.function,
+                     op.invocation_id)
+                    for line in op.lines
+                ],
+            )
+        elif isinstance(op, Retry):
+            conn.execute(
+                "UPDATE deliveries SET available_at = ?, leased = 0 WHERE id = ?",
+                (op.available_at, op.delivery_id),
+            )
+        elif isinstance(op, Bury):
+            letter = op.letter
+            conn.execute("DELETE FROM deliveries WHERE id = ?", (op.delivery_id,))
+            conn.execute(
+                "INSERT OR REPLACE INTO dead_letters (id, function, invocation_id, payload, error,"
+                " attempts, enqueued_at, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    letter.id,
+                    letter.function,
+                    letter.invocation_id,
+                    letter.payload,
+                    _pack(letter.error),
+                    letter.attempts,
+                    letter.enqueued_at,
+                    letter.failed_at,
+                ),
+            )
+        elif isinstance(op, PutIdempotency):
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (function, key, invocation_id, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (op.function, op.key, op.invocation_id, op.expires_at),
+            )
+        elif isinstance(op, TakeDeadLetter):
+            cursor = conn.execute("DELETE FROM dead_letters WHERE id = ?", (op.letter_id,))
+            if cursor.rowcount == 0:
+                raise Conflict(f"dead letter {op.letter_id!r} is already gone", id=op.letter_id)
+        else:  # pragma: no cover - the Op union is closed
+            raise TypeError(f"unknown op {op!r}")
+
+
+def _lease(
+    conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
+) -> list[Delivery]:
+    now = time.time()
+    rows = conn.execute(
+        "UPDATE deliveries SET available_at = ?, leased = 1, attempts = attempts + 1"
+        " WHERE seq IN (SELECT seq FROM deliveries WHERE queue = ? AND available_at <= ?"
+        " ORDER BY available_at, seq LIMIT ?)"
+        " RETURNING seq, id, payload, invocation_id, attempts, enqueued_at, headers",
+        (now + visibility_s, queue, now, limit),
+    ).fetchall()
+    rows.sort(key=lambda row: row[0])
+    return [
+        Delivery(
+            id=row[1],
+            queue=queue,
+            payload=row[2],
+            invocation_id=row[3],
+            attempts=row[4],
+            enqueued_at=row[5],
+            available_at=now,
+            headers=_unpack_headers(row[6]),
+        )
+        for row in rows
+    ]
+
+
+class SqliteStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStore:
+        db = Database(path)
+        db.conn.executescript(SCHEMA)
+        return cls(db)
+
+    async def commit(self, ops: Sequence[Op]) -> None:
+        await self._db.submit(lambda conn: _apply(conn, ops))
+
+    def commit_soon(self, ops: Sequence[Op]) -> None:
+        self._db.submit_lazy(lambda conn: _apply(conn, ops))
+
+    async def close(self) -> None:
+        self._db.close()
+
+    # --- work queue ------------------------------------------------------------------------
+
+    async def lease(self, queue: str, limit: int, visibility_s: float) -> list[Delivery]:
+        result: list[Delivery] = await self._db.submit(
+            lambda conn: _lease(conn, queue, limit, visibility_s)
+        )
+        return result
+
+    async def recover(self) -> int:
+        def release(conn: sqlite3.Connection) -> int:
+            # A lease held when the process died is not the function's fault: give the
+            # attempt back, so a crash of the platform never eats into retries.
+            cursor = conn.execute(
+                "UPDATE deliveries SET available_at = ?, leased = 0,"
+                " attempts = MAX(attempts - 1, 0) WHERE leased = 1",
+                (time.time(),),
+            )
+            return cursor.rowcount
+
+        count: int = await self._db.submit(release)
+        return count
+
+    async def next_due(self, queue: str) -> float | None:
+        rows = self._db.read("SELECT MIN(available_at) FROM deliveries WHERE queue = ?", (queue,))
+        return rows[0][0] if rows else None
+
+    async def depth(self, queue: str | None = None) -> int:
+        if queue is None:
+            rows = self._db.read("SELECT COUNT(*) FROM deliveries")
+        else:
+            rows = self._db.read("SELECT COUNT(*) FROM deliveries WHERE queue = ?", (queue,))
+        return int(rows[0][0])
+
+    # --- state -----------------------------------------------------------------------------
+
+    async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
+        rows = self._db.read("SELECT record FROM invocations WHERE id = ?", (invocation_id,))
+        if not rows:
+            return None
+        record = _unpack_record(rows[0][0])
+        logs = await self.list_logs(
+            function=None, invocation_id=invocation_id, since=None, after=None, level=None,
+            limit=10_000,
+        )
+        record.logs = [_entry(row) for row in logs]
+        return record
+
+    async def list_invocations(
+        self, *, function: str | None, status: str | None, limit: int, before: str | None
+    ) -> list[InvocationRecord]:
+        clauses, params = _where(function=function, status=status)
+        if before is not None:
+            clauses.append("id < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.read(
+            f"SELECT record FROM invocations {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [_unpack_record(row[0]) for row in rows]
+
+    async def find_idempotent(self, function: str, key: str, now: float) -> str | None:
+        rows = self._db.read(
+            "SELECT invocation_id FROM idempotency WHERE function = ? AND key = ?"
+            " AND expires_at > ?",
+            (function, key, now),
+        )
+        return rows[0][0] if rows else None
+
+    async def list_logs(
+        self,
+        *,
+        function: str | None,
+        invocation_id: str | None,
+        since: float | None,
+        after: int | None,
+        level: str | None,
+        limit: int,
+    ) -> list[LogRow]:
+        clauses, params = _where(function=function, invocation_id=invocation_id)
+        if since is not None:
+            clauses.append("time >= ?")
+            params.append(since)
+        if after is not None:
+            clauses.append("seq > ?")
+            params.append(after)
+        if level is not None and level in LEVELS:
+            allowed = LEVELS[LEVELS.index(level) :]
+            clauses.append(f"level IN ({', '.join('?' * len(allowed))})")
+            params.extend(allowed)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.read(
+            "SELECT seq, time, level, stream, message, function, invocation_id FROM logs"
+            f" {where} ORDER BY seq LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            LogRow(
+                seq=row[0], time=row[1], level=row[2], stream=row[3], message=row[4],
+                function=row[5], invocation_id=row[6],
+            )
+            for row in rows
+        ]
+
+    async def list_dead_letters(
+        self, *, function: str | None, ids: Sequence[str] | None, limit: int
+    ) -> list[DeadLetter]:
+        clauses, params = _where(function=function)
+        if ids is not None:
+            clauses.append(f"id IN ({', '.join('?' * len(ids))})")
+            params.extend(ids)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.read(
+            "SELECT id, function, invocation_id, payload, error, attempts, enqueued_at, failed_at"
+            f" FROM dead_letters {where} ORDER BY failed_at LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            DeadLetter(
+                id=row[0], function=row[1], invocation_id=row[2], payload=row[3],
+                error=_unpack_error(row[4]), attempts=row[5], enqueued_at=row[6],
+                failed_at=row[7],
+            )
+            for row in rows
+        ]
+
+
+def _where(**equals: str | None) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in equals.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return clauses, params
+
+
+def _entry(row: LogRow) -> LogEntry:
+    return LogEntry(row.time, row.level, row.stream, row.message)
