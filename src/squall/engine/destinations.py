@@ -63,3 +63,7 @@ def destination_ops(
 
 def queue_name(function: str) -> str:
     return f"fn:{function}"
+
+
+def function_of(queue: str) -> str:
+    return queue.removeprefix("fn:")

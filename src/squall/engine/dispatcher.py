@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from squall.engine.destinations import destination_ops, queue_name
+from squall.engine.destinations import destination_ops, function_of, queue_name
 from squall.engine.invoker import Invoker
 from squall.engine.retry import backoff_delay
 from squall.errors import SandboxCrashed
@@ -21,6 +22,7 @@ from squall.storage.protocols import (
     AppendLogs,
     Bury,
     Delivery,
+    Enqueue,
     Op,
     PutInvocation,
     Retry,
@@ -30,7 +32,9 @@ from squall.storage.protocols import (
 log = logging.getLogger("squall.dispatcher")
 
 LEASE_BATCH = 512
-POLL_S = 0.2  # how often to look for retries that have come due
+POLL_S = 0.2  # longest sleep between looks at the queues
+SWEEP_S = 1.0  # how often every queue is leased from, due or not
+PREFETCH = 4  # deliveries leased per sandbox slot
 LEASE_MARGIN_S = 60.0  # visibility beyond the function's timeout, for waiting on a slot
 
 
@@ -58,8 +62,14 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._inflight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._due: dict[str, float] = {}  # function -> earliest time its queue has work
 
-    def wake(self) -> None:
+    def wake(self, function: str | None = None) -> None:
+        """New work is due: on ``function``'s queue, or anywhere when None."""
+        if function is None:
+            self._due.clear()
+        else:
+            self._due.pop(function, None)
         self._wake.set()
 
     @property
@@ -67,11 +77,20 @@ class Dispatcher:
         return len(self._tasks)
 
     async def run(self) -> None:
+        last_sweep = time.monotonic()
         while True:
             self._wake.clear()
+            now = time.time()
+            if time.monotonic() - last_sweep > SWEEP_S:  # work other processes may have added
+                self._due.clear()
+                last_sweep = time.monotonic()
             saturated = False
             for name, config in self._functions().items():
-                budget = config.concurrency - self._inflight.get(name, 0)
+                if self._due.get(name, 0.0) > now:
+                    continue
+                # Lease ahead of free sandboxes, so a finished one finds its next delivery
+                # already in memory; the rest wait in the pool's queue, inside their lease.
+                budget = config.concurrency * PREFETCH - self._inflight.get(name, 0)
                 if budget <= 0:
                     continue
                 batch = min(budget, LEASE_BATCH)
@@ -79,7 +98,10 @@ class Dispatcher:
                 deliveries = await self._store.lease(queue_name(name), batch, visibility)
                 for delivery in deliveries:
                     self._start(config, delivery)
-                saturated = saturated or len(deliveries) == batch
+                if len(deliveries) == batch:
+                    saturated = True
+                else:
+                    self._due[name] = await self._store.next_due(queue_name(name)) or math.inf
             if saturated:
                 await asyncio.sleep(0)
                 continue
@@ -97,7 +119,7 @@ class Dispatcher:
         self._inflight[name] -= 1
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery failed unexpectedly", exc_info=task.exception())
-        self._wake.set()
+        self._wake.set()  # a slot is free: its queue may hold more
 
     async def _deliver(self, config: FunctionConfig, delivery: Delivery) -> None:
         record = InvocationRecord(
@@ -117,7 +139,11 @@ class Dispatcher:
             except Exception as exc:  # could not even start a sandbox: count it as an attempt
                 record.status = InvocationStatus.FAILED
                 record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
-            await self._store.commit(self._settle(config, delivery, record))
+            ops = self._settle(config, delivery, record)
+            await self._store.commit(ops)
+            for op in ops:
+                if isinstance(op, Enqueue):  # a destination was queued
+                    self.wake(function_of(op.delivery.queue))
         finally:
             self._running.pop(record.id, None)
 
@@ -136,6 +162,7 @@ class Dispatcher:
         age_after_delay = now + delay - delivery.enqueued_at
         if record.attempt <= config.retries and age_after_delay < config.max_event_age_s:
             record.status = InvocationStatus.RETRYING
+            self._due[config.name] = min(self._due.get(config.name, math.inf), now + delay)
             return [*ops, Retry(delivery.id, now + delay), PutInvocation(record)]
         condition = (
             "RetriesExhausted" if record.attempt > config.retries else "EventAgeExceeded"

@@ -290,7 +290,7 @@ class Platform:
             self._release_claim(name, idempotency_key, None)
             raise
         self._release_claim(name, idempotency_key, record.id)
-        self._dispatcher.wake()
+        self._dispatcher.wake(name)
         return record
 
     async def _claim(self, name: str, key: str) -> str | None:

@@ -1,26 +1,37 @@
 """One SQLite connection in WAL mode, with group commit on the event loop.
 
-Units of work submitted during one loop turn are applied in one transaction,
-each inside its own savepoint (so one failing unit rolls back alone), and
-committed together: one WAL write for many acknowledgements. Everything runs on
-the loop's thread, so the connection needs no lock.
+Units of work submitted during one loop turn are applied in one transaction and
+committed together: one WAL write for many acknowledgements. The ops of all
+units in a batch are applied together (one ``executemany`` per kind of op),
+since a statement call costs far more than a row. If a unit raises, the batch
+is rolled back and re-run with a savepoint per unit, so the failing unit rolls
+back alone. Everything runs on the loop's thread: the connection needs no lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-Unit = Callable[[sqlite3.Connection], Any]
+OpT = TypeVar("OpT")
+Call = Callable[[sqlite3.Connection], Any]
+Unit = tuple[Call | None, Sequence[Any], "asyncio.Future[Any] | None"]
+Outcomes = list[tuple["asyncio.Future[Any] | None", Any, BaseException | None]]
 
 LAZY_DELAY_S = 0.05  # how long records nobody waits on may sit before a commit
 
 
-class Database:
-    def __init__(self, path: Path) -> None:
+class _UnitFailed(Exception):
+    """A unit raised inside a merged batch; the batch is re-run unit by unit."""
+
+
+class Database(Generic[OpT]):
+    def __init__(
+        self, path: Path, apply_ops: Callable[[sqlite3.Connection, Sequence[OpT]], None]
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -28,19 +39,26 @@ class Database:
         # only a power cut can lose the latest commits.
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self._pending: list[tuple[Unit, asyncio.Future[Any] | None]] = []
+        self._apply_ops = apply_ops
+        self._pending: list[Unit] = []
         self._scheduled: asyncio.Handle | asyncio.TimerHandle | None = None
         self._urgent = False
 
-    def submit(self, unit: Unit) -> asyncio.Future[Any]:
+    def call(self, fn: Call) -> asyncio.Future[Any]:
+        """Run ``fn(conn)`` inside the next group commit; resolve with its result."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((unit, future))
+        self._pending.append((fn, (), future))
         self._schedule(urgent=True)
         return future
 
-    def submit_lazy(self, unit: Unit) -> None:
-        self._pending.append((unit, None))
+    def commit(self, ops: Sequence[OpT]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((None, ops, future))
+        self._schedule(urgent=True)
+        return future
+
+    def commit_lazy(self, ops: Sequence[OpT]) -> None:
+        self._pending.append((None, ops, None))
         self._schedule(urgent=False)
 
     def _schedule(self, urgent: bool) -> None:
@@ -59,14 +77,55 @@ class Database:
         pending, self._pending = self._pending, []
         if not pending:
             return
+        try:
+            outcomes = self._run_merged(pending)
+        except _UnitFailed:
+            outcomes = self._run_isolated(pending)
+        except Exception as exc:  # the commit itself failed: nothing in this batch landed
+            outcomes = [(future, None, exc) for _, _, future in pending]
+        for future, result, error in outcomes:
+            if future is None or future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+    def _run_merged(self, pending: list[Unit]) -> Outcomes:
         conn = self.conn
-        outcomes: list[tuple[asyncio.Future[Any] | None, Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        outcomes: Outcomes = []
+        merged: list[OpT] = []
+        try:
+            for fn, ops, future in pending:
+                if fn is None:
+                    merged.extend(ops)
+                    outcomes.append((future, None, None))
+                    continue
+                try:
+                    outcomes.append((future, fn(conn), None))
+                except Exception as exc:
+                    raise _UnitFailed from exc
+            try:
+                self._apply_ops(conn, merged)
+            except Exception as exc:
+                raise _UnitFailed from exc
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def _run_isolated(self, pending: list[Unit]) -> Outcomes:
+        conn = self.conn
+        outcomes: Outcomes = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for unit, future in pending:
+            for fn, ops, future in pending:
                 conn.execute("SAVEPOINT unit")
                 try:
-                    result = unit(conn)
+                    result = fn(conn) if fn is not None else self._apply_ops(conn, ops)
                 except Exception as exc:
                     conn.execute("ROLLBACK TO unit")
                     conn.execute("RELEASE unit")
@@ -75,17 +134,11 @@ class Database:
                     conn.execute("RELEASE unit")
                     outcomes.append((future, result, None))
             conn.execute("COMMIT")
-        except Exception as exc:  # the commit itself failed: nothing in this batch landed
+        except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for _, future in pending]
-        for future, result, error in outcomes:
-            if future is None or future.done():
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
+            return [(future, None, exc) for _, _, future in pending]
+        return outcomes
 
     def read(self, sql: str, params: Any = ()) -> list[Any]:
         return self.conn.execute(sql, params).fetchall()

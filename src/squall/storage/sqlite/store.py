@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -35,86 +36,107 @@ _unpack_error = msgspec.msgpack.Decoder(dict[str, Any]).decode
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
-    for op in ops:
-        if isinstance(op, PutInvocation):
+# The order ops of different kinds are applied in. Every unit the engine builds is
+# correct in this order, so the ops of a whole batch can be sorted into it and
+# applied with one executemany per kind.
+_RANK: dict[type, int] = {
+    TakeDeadLetter: 0,
+    Ack: 1,
+    Retry: 1,
+    Bury: 2,
+    Enqueue: 3,
+    PutInvocation: 4,
+    AppendLogs: 5,
+    PutIdempotency: 6,
+}
+
+_SQL: dict[type, str] = {
+    PutInvocation: "INSERT OR REPLACE INTO invocations (id, function, status, created_at, record)"
+    " VALUES (?, ?, ?, ?, ?)",
+    Ack: "DELETE FROM deliveries WHERE id = ?",
+    Enqueue: "INSERT OR IGNORE INTO deliveries (id, queue, payload, invocation_id, attempts,"
+    " enqueued_at, available_at, headers, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    AppendLogs: "INSERT INTO logs (time, level, stream, message, function, invocation_id)"
+    " VALUES (?, ?, ?, ?, ?, ?)",
+    Retry: "UPDATE deliveries SET available_at = ?, leased = 0 WHERE id = ?",
+    PutIdempotency: "INSERT OR REPLACE INTO idempotency (function, key, invocation_id,"
+    " expires_at) VALUES (?, ?, ?, ?)",
+}
+_BURY_DELETE = "DELETE FROM deliveries WHERE id = ?"
+_BURY_INSERT = (
+    "INSERT OR REPLACE INTO dead_letters (id, function, invocation_id, payload, error,"
+    " attempts, enqueued_at, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
+    if kind is PutInvocation:
+        rows = []
+        for op in ops:
             record = op.record
             logs, record.logs = record.logs, []  # lines live in the logs table
-            conn.execute(
-                "INSERT OR REPLACE INTO invocations (id, function, status, created_at, record)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (record.id, record.function, record.status, record.created_at, _pack(record)),
+            rows.append(
+                (record.id, record.function, record.status, record.created_at, _pack(record))
             )
             record.logs = logs
-        elif isinstance(op, Ack):
-            conn.execute("DELETE FROM deliveries WHERE id = ?", (op.delivery_id,))
-        elif isinstance(op, Enqueue):
-            d = op.delivery
-            conn.execute(
-                "INSERT OR IGNORE INTO deliveries (id, queue, payload, invocation_id, attempts,"
-                " enqueued_at, available_at, headers, dedup_key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    d.id,
-                    d.queue,
-                    d.payload,
-                    d.invocation_id,
-                    d.attempts,
-                    d.enqueued_at,
-                    d.available_at,
-                    _pack(d.headers),
-                    op.dedup_key,
-                ),
+        return rows
+    if kind is Ack:
+        return [(op.delivery_id,) for op in ops]
+    if kind is Enqueue:
+        return [
+            (
+                d.id,
+                d.queue,
+                d.payload,
+                d.invocation_id,
+                d.attempts,
+                d.enqueued_at,
+                d.available_at,
+                _pack(d.headers),
+                op.dedup_key,
             )
-        elif isinstance(op, AppendLogs):
+            for op in ops
+            for d in (op.delivery,)
+        ]
+    if kind is AppendLogs:
+        return [
+            (line.time, line.level, line.stream, line.message, op.function, op.invocation_id)
+            for op in ops
+            for line in op.lines
+        ]
+    if kind is Retry:
+        return [(op.available_at, op.delivery_id) for op in ops]
+    if kind is PutIdempotency:
+        return [(op.function, op.key, op.invocation_id, op.expires_at) for op in ops]
+    raise TypeError(f"no rows for {kind.__name__}")  # pragma: no cover
+
+
+def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
+    ordered = sorted(ops, key=lambda op: _RANK[type(op)])
+    for kind, group in itertools.groupby(ordered, key=type):
+        batch = list(group)
+        if kind is TakeDeadLetter:
+            for op in batch:
+                assert isinstance(op, TakeDeadLetter)
+                cursor = conn.execute("DELETE FROM dead_letters WHERE id = ?", (op.letter_id,))
+                if cursor.rowcount == 0:
+                    raise Conflict(f"dead letter {op.letter_id!r} is already gone", id=op.letter_id)
+        elif kind is Bury:
+            buried = [op for op in batch if isinstance(op, Bury)]
+            conn.executemany(_BURY_DELETE, [(op.delivery_id,) for op in buried])
             conn.executemany(
-                "INSERT INTO logs (time, level, stream, message, function, invocation_id)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                _BURY_INSERT,
                 [
-                    (line.time, line.level, line.stream, line.message, op.function,
-                     op.invocation_id)
-                    for line in op.lines
+                    (x.id, x.function, x.invocation_id, x.payload, _pack(x.error), x.attempts,
+                     x.enqueued_at, x.failed_at)
+                    for x in (op.letter for op in buried)
                 ],
             )
-        elif isinstance(op, Retry):
-            conn.execute(
-                "UPDATE deliveries SET available_at = ?, leased = 0 WHERE id = ?",
-                (op.available_at, op.delivery_id),
-            )
-        elif isinstance(op, Bury):
-            letter = op.letter
-            conn.execute("DELETE FROM deliveries WHERE id = ?", (op.delivery_id,))
-            conn.execute(
-                "INSERT OR REPLACE INTO dead_letters (id, function, invocation_id, payload, error,"
-                " attempts, enqueued_at, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    letter.id,
-                    letter.function,
-                    letter.invocation_id,
-                    letter.payload,
-                    _pack(letter.error),
-                    letter.attempts,
-                    letter.enqueued_at,
-                    letter.failed_at,
-                ),
-            )
-        elif isinstance(op, PutIdempotency):
-            conn.execute(
-                "INSERT OR REPLACE INTO idempotency (function, key, invocation_id, expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                (op.function, op.key, op.invocation_id, op.expires_at),
-            )
-        elif isinstance(op, TakeDeadLetter):
-            cursor = conn.execute("DELETE FROM dead_letters WHERE id = ?", (op.letter_id,))
-            if cursor.rowcount == 0:
-                raise Conflict(f"dead letter {op.letter_id!r} is already gone", id=op.letter_id)
-        else:  # pragma: no cover - the Op union is closed
-            raise TypeError(f"unknown op {op!r}")
+        else:
+            conn.executemany(_SQL[kind], _rows(kind, batch))
 
 
-def _lease(
-    conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
-) -> list[Delivery]:
+def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float) -> list[Delivery]:
     now = time.time()
     rows = conn.execute(
         "UPDATE deliveries SET available_at = ?, leased = 1, attempts = attempts + 1"
@@ -140,20 +162,20 @@ def _lease(
 
 
 class SqliteStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
-        db = Database(path)
+        db: Database[Op] = Database(path, _apply)
         db.conn.executescript(SCHEMA)
         return cls(db)
 
     async def commit(self, ops: Sequence[Op]) -> None:
-        await self._db.submit(lambda conn: _apply(conn, ops))
+        await self._db.commit(ops)
 
     def commit_soon(self, ops: Sequence[Op]) -> None:
-        self._db.submit_lazy(lambda conn: _apply(conn, ops))
+        self._db.commit_lazy(ops)
 
     async def close(self) -> None:
         self._db.close()
@@ -161,7 +183,7 @@ class SqliteStore:
     # --- work queue ------------------------------------------------------------------------
 
     async def lease(self, queue: str, limit: int, visibility_s: float) -> list[Delivery]:
-        result: list[Delivery] = await self._db.submit(
+        result: list[Delivery] = await self._db.call(
             lambda conn: _lease(conn, queue, limit, visibility_s)
         )
         return result
@@ -177,7 +199,7 @@ class SqliteStore:
             )
             return cursor.rowcount
 
-        count: int = await self._db.submit(release)
+        count: int = await self._db.call(release)
         return count
 
     async def next_due(self, queue: str) -> float | None:
@@ -199,7 +221,11 @@ class SqliteStore:
             return None
         record = _unpack_record(rows[0][0])
         logs = await self.list_logs(
-            function=None, invocation_id=invocation_id, since=None, after=None, level=None,
+            function=None,
+            invocation_id=invocation_id,
+            since=None,
+            after=None,
+            level=None,
             limit=10_000,
         )
         record.logs = [_entry(row) for row in logs]
@@ -255,8 +281,13 @@ class SqliteStore:
         )
         return [
             LogRow(
-                seq=row[0], time=row[1], level=row[2], stream=row[3], message=row[4],
-                function=row[5], invocation_id=row[6],
+                seq=row[0],
+                time=row[1],
+                level=row[2],
+                stream=row[3],
+                message=row[4],
+                function=row[5],
+                invocation_id=row[6],
             )
             for row in rows
         ]
@@ -276,8 +307,13 @@ class SqliteStore:
         )
         return [
             DeadLetter(
-                id=row[0], function=row[1], invocation_id=row[2], payload=row[3],
-                error=_unpack_error(row[4]), attempts=row[5], enqueued_at=row[6],
+                id=row[0],
+                function=row[1],
+                invocation_id=row[2],
+                payload=row[3],
+                error=_unpack_error(row[4]),
+                attempts=row[5],
+                enqueued_at=row[6],
                 failed_at=row[7],
             )
             for row in rows
