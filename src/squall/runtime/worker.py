@@ -125,10 +125,17 @@ def _encode_json(value: Any) -> bytes:
         ) from None
 
 
-def serve(sock: socket.socket, fdef: FunctionDef, version: str, memory_mb: int) -> NoReturn:
+def serve(
+    sock: socket.socket,
+    fdef: FunctionDef,
+    version: str,
+    memory_mb: int,
+    captured: capture.Capture | None = None,
+) -> NoReturn:
     link = Link(sock)
     link.send(Started(os.getpid(), rss_kb(os.getpid()) or 0))
-    captured = capture.install()
+    if captured is None:
+        captured = capture.install()
     config = fdef.config
     ctx = Context(
         link=link,

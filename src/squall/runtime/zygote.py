@@ -26,6 +26,7 @@ import msgspec
 
 from squall.app import App, FunctionDef
 from squall.errors import ConfigError, SquallError
+from squall.runtime import capture
 from squall.runtime.limits import apply_memory_limit
 from squall.runtime.loader import load_app
 from squall.runtime.protocol import (
@@ -53,15 +54,140 @@ def _load(ref: str) -> tuple[App, bytes] | dict[str, object]:
 
 
 def start_sandbox(
-    fd: int, fdef: FunctionDef, version: str, memory_mb: int, env: dict[str, str]
+    fd: int,
+    fdef: FunctionDef,
+    version: str,
+    request: Fork,
+    captured: capture.Capture | None = None,
 ) -> NoReturn:
     # memory_mb and env come from the platform: the admin API may have changed them.
-    os.environ.update(env)
+    os.environ.update(request.env)
     try:
-        apply_memory_limit(memory_mb)
+        apply_memory_limit(request.memory_mb)
     except (OSError, ValueError) as exc:  # keep serving; the platform's RSS watchdog still applies
         print(f"squall: memory limit not applied: {exc}", file=sys.__stderr__)
-    serve(socket.socket(fileno=fd), fdef, version, memory_mb)
+    serve(socket.socket(fileno=fd), fdef, version, request.memory_mb, captured)
+
+
+class Zygote:
+    """The zygote's event loop: fork requests in, exit statuses out.
+
+    It keeps ``spares`` pre-forked children parked on a socket. A fork request
+    hands its channel to a spare, so a cold start skips the fork and the
+    copy-on-write faults of a fresh child; a new spare is forked once the
+    request has been answered.
+    """
+
+    def __init__(self, app: App, version: str, control: socket.socket, spares: int) -> None:
+        self.app = app
+        self.version = version
+        self.control = control
+        self.spare_target = spares
+        self.spares: list[tuple[int, socket.socket]] = []
+        self.children: set[int] = set()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(control, selectors.EVENT_READ)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+
+    def run(self) -> NoReturn:
+        while True:
+            timeout = 0 if len(self.spares) < self.spare_target else None
+            events = self.selector.select(timeout)
+            if not events:
+                self._fork_spare()
+            for key, _ in events:
+                if key.fileobj is self.control:
+                    self._on_request()
+                else:
+                    self._reap()
+
+    def _on_request(self) -> None:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self.control, 65536, 4)
+        except ConnectionError:
+            self._shutdown()
+        if not data:
+            self._shutdown()
+        message = decode_to_zygote(data)
+        if isinstance(message, Shutdown):
+            self._shutdown()
+        assert isinstance(message, Fork)
+        channel, extra = fds[0], fds[1:]
+        for fd in extra:
+            os.close(fd)
+        while self.spares:
+            pid, parked = self.spares.pop()
+            try:
+                socket.send_fds(parked, [encode(message)], [channel])
+            except OSError:  # that spare died; try the next
+                parked.close()
+                continue
+            parked.close()
+            os.close(channel)
+            return
+        pid = os.fork()
+        if pid == 0:
+            self._become_child(keep=channel)
+            start_sandbox(channel, self.app.functions[message.function], self.version, message)
+        os.close(channel)
+        self.children.add(pid)
+
+    def _fork_spare(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            self._become_child(keep=theirs.fileno())
+            captured = capture.install()  # generic set-up, paid before any request
+            data, fds, _flags, _addr = socket.recv_fds(theirs, 65536, 4)
+            if not data or not fds:
+                os._exit(0)  # the zygote is gone
+            theirs.close()
+            request = decode_to_zygote(data)
+            assert isinstance(request, Fork)
+            fdef = self.app.functions[request.function]
+            start_sandbox(fds[0], fdef, self.version, request, captured)
+        theirs.close()
+        self.children.add(pid)
+        self.spares.append((pid, ours))
+
+    def _become_child(self, keep: int) -> None:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.selector.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        self.control.close()
+        for _, parked in self.spares:
+            if parked.fileno() != keep:
+                parked.close()
+
+    def _reap(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wake_r, 4096):
+                pass
+        while self.children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            self.children.discard(pid)
+            for spare in self.spares:
+                if spare[0] == pid:
+                    self.spares.remove(spare)
+                    spare[1].close()
+                    break
+            self.control.send(encode(Exited(pid, status)))
+
+    def _shutdown(self) -> NoReturn:
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os._exit(0)
 
 
 def run_zygote(ref: str, control_fd: int) -> NoReturn:
@@ -78,62 +204,8 @@ def run_zygote(ref: str, control_fd: int) -> NoReturn:
         os._exit(2)
     control.send(encode(Loaded(manifest, threading.active_count() == 1)))
     gc.freeze()  # keep imported objects out of the collector: fewer copy-on-write pages
-
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    selector = selectors.DefaultSelector()
-    selector.register(control, selectors.EVENT_READ)
-    selector.register(wake_r, selectors.EVENT_READ)
-    children: set[int] = set()
-
-    def shutdown() -> NoReturn:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        os._exit(0)
-
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj is control:
-                try:
-                    data, fds, _flags, _addr = socket.recv_fds(control, 65536, 4)
-                except ConnectionError:
-                    shutdown()
-                if not data:
-                    shutdown()
-                message = decode_to_zygote(data)
-                if isinstance(message, Shutdown):
-                    shutdown()
-                assert isinstance(message, Fork)
-                fdef = app.functions[message.function]
-                pid = os.fork()
-                if pid == 0:
-                    signal.set_wakeup_fd(-1)
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    selector.close()
-                    for fd in (wake_r, wake_w, *fds[1:]):
-                        os.close(fd)
-                    control.close()
-                    gc.unfreeze()
-                    start_sandbox(fds[0], fdef, manifest.version, message.memory_mb, message.env)
-                for fd in fds:
-                    os.close(fd)
-                children.add(pid)
-            else:
-                try:
-                    while os.read(wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-                while children:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                    if pid == 0:
-                        break
-                    children.discard(pid)
-                    control.send(encode(Exited(pid, status)))
+    spares = int(os.environ.get("SQUALL_SPARE_SANDBOXES", "2"))
+    Zygote(app, manifest.version, control, spares).run()
 
 
 def run_single(ref: str, channel_fd: int, request: str) -> NoReturn:
@@ -144,7 +216,7 @@ def run_single(ref: str, channel_fd: int, request: str) -> NoReturn:
     app, source = loaded
     fork = msgspec.json.decode(request, type=Fork)
     fdef = app.functions[fork.function]
-    start_sandbox(channel_fd, fdef, app.manifest(source).version, fork.memory_mb, fork.env)
+    start_sandbox(channel_fd, fdef, app.manifest(source).version, fork)
 
 
 def main(argv: list[str]) -> NoReturn:
