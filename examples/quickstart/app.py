@@ -22,7 +22,8 @@ def hello(event, ctx):
     event = event or {}
     greeting = ctx.state.get(event.get("lang", "en"), "Hello")
     ctx.logger.info("greeting %s", event.get("name", "world"))
-    return {"message": f"{greeting}, {event.get('name', 'world')}!", "invocation": ctx.invocation_id}
+    name = event.get("name", "world")
+    return {"message": f"{greeting}, {name}!", "invocation": ctx.invocation_id}
 
 
 @app.function(retries=2, on_success="record-result", on_failure="record-result")

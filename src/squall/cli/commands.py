@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import time
@@ -9,7 +10,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import msgspec
 import typer
+from rich.markup import escape
 
 from squall.cli.common import JsonOption, UrlOption, console, fail, print_json, session
 from squall.cli.dlq import dlq
@@ -37,6 +40,8 @@ app = typer.Typer(
 app.add_typer(dlq, name="dlq")
 
 FOLLOW_INTERVAL_S = 0.5
+DEFAULT_MAX_SYNC = 6 * 1024 * 1024
+DEFAULT_MAX_ASYNC = 256 * 1024
 
 
 class Level(StrEnum):
@@ -55,12 +60,20 @@ def up(
     data_dir: Annotated[Path, typer.Option(help="Where the embedded store lives.")] = Path(
         ".squall"
     ),
-    max_sync_payload: Annotated[int, typer.Option(min=1, help="Largest sync payload, bytes.")] = 6
-    * 1024
-    * 1024,
+    max_sync_payload: Annotated[
+        int, typer.Option(min=1, help="Largest sync payload, bytes.")
+    ] = DEFAULT_MAX_SYNC,
     max_async_payload: Annotated[
         int, typer.Option(min=1, help="Largest async payload, bytes.")
-    ] = 256 * 1024,
+    ] = DEFAULT_MAX_ASYNC,
+    sync_wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds a sync call waits for a free sandbox before 429."),
+    ] = 2.0,
+    retry_base: Annotated[
+        float,
+        typer.Option(min=0.001, help="First async retry delay, seconds (doubles each time)."),
+    ] = 1.0,
 ) -> None:
     """Start the platform for APP and serve it until Ctrl-C or SIGTERM."""
     # Imported here so client commands do not pay for the engine and uvicorn.
@@ -72,6 +85,8 @@ def up(
         data_dir=data_dir,
         max_sync_payload=max_sync_payload,
         max_async_payload=max_async_payload,
+        sync_wait_s=sync_wait,
+        retry_base_s=retry_base,
     )
     # SIGTERM takes the same clean path as Ctrl-C: uvicorn drains, the lifespan stops the platform.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -88,19 +103,16 @@ def up(
 
 def _announce(platform: Platform, url: str) -> None:
     manifest = platform.manifest
-    console.print(f"squall: app [bold]{manifest.app}[/] (version {manifest.version}) is up")
+    console.print(f"squall: app [bold]{escape(manifest.app)}[/] (version {manifest.version}) is up")
     console.print(f"  gateway    {url}", soft_wrap=True)
     console.print(f"  admin API  {url}/api/v1", soft_wrap=True)
     functions = [
-        {**_config_view(fn), "stats": platform.function_stats(fn.name)} for fn in platform.functions()
+        {**msgspec.structs.asdict(fn), "stats": platform.function_stats(fn.name)}
+        for fn in platform.functions()
     ]
     console.print(functions_table(functions))
     console.print("press Ctrl-C to stop")
     sys.stdout.flush()
-
-
-def _config_view(fn: Any) -> dict[str, Any]:
-    return {k: getattr(fn, k) for k in ("name", "memory_mb", "timeout_s", "concurrency", "retries")}
 
 
 @app.command()
@@ -134,7 +146,7 @@ def invoke(
             outcome = client.invoke(name, payload, idempotency_key=idempotency_key)
     if isinstance(outcome, Accepted):
         if as_json:
-            print_json(vars(outcome))
+            print_json(dataclasses.asdict(outcome))
         else:
             print(outcome.invocation_id, flush=True)
         return
@@ -173,9 +185,7 @@ def list_functions(as_json: JsonOption = False, url: UrlOption = DEFAULT_URL) ->
 
 @app.command()
 def invocations(
-    name: Annotated[
-        str | None, typer.Argument(metavar="NAME", help="Only this function.")
-    ] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only this function.")] = None,
     status: Annotated[
         str | None, typer.Option(help="queued, running, retrying, succeeded, failed, …")
     ] = None,
@@ -211,14 +221,12 @@ def invocation(
         return
     console.print(invocation_detail(record))
     for line in record.get("logs") or []:
-        console.print(log_line({**line, "function": "", "invocation_id": ""}), soft_wrap=True)
+        console.print(log_line(line, with_source=False), soft_wrap=True)
 
 
 @app.command()
 def logs(
-    name: Annotated[
-        str | None, typer.Argument(metavar="NAME", help="Only this function.")
-    ] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only this function.")] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,

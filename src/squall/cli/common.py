@@ -27,7 +27,8 @@ from squall.errors import (
 
 USAGE_ERRORS = (ConfigError, Conflict, InvalidInput, NotFound, PayloadTooLarge)
 
-console = Console(highlight=False)
+# Piped output goes to scripts and pagers, not an 80-column terminal: do not squeeze tables.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 UrlOption = Annotated[
     str,

@@ -20,7 +20,9 @@ FunctionArg = Annotated[
 ]
 IdsOption = Annotated[
     list[str] | None,
-    typer.Option("--id", metavar="ID", help="Only this dead letter (repeat for several).", show_default=False),
+    typer.Option(
+        "--id", metavar="ID", help="Only this dead letter (repeat for several).", show_default=False
+    ),
 ]
 
 

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -34,7 +35,9 @@ def _yes_no(value: object) -> str:
 
 
 def functions_table(functions: list[dict[str, Any]]) -> Table:
-    table = Table("name", "memory", "timeout", "concurrency", "retries", "warm", "busy")
+    table = Table(
+        "name", "memory", "timeout", "concurrency", "retries", "warm", "busy", box=box.SIMPLE_HEAD
+    )
     for fn in functions:
         stats = fn.get("stats") or {}
         table.add_row(
@@ -50,8 +53,10 @@ def functions_table(functions: list[dict[str, Any]]) -> Table:
 
 
 def invocations_table(invocations: list[dict[str, Any]]) -> Table:
-    table = Table("id", "function", "status", "trigger", "attempt", "cold", "duration", "created")
-    table.columns[0].no_wrap = True
+    table = Table(box=box.SIMPLE_HEAD)
+    for name in ("id", "function", "status", "trigger", "cold", "duration", "created"):
+        # Ids and statuses are for copying and scanning; let free text wrap instead.
+        table.add_column(name, no_wrap=name in ("id", "status", "duration", "created"))
     for inv in invocations:
         status = str(inv["status"])
         style = _STATUS_STYLE.get(status, "")
@@ -60,10 +65,9 @@ def invocations_table(invocations: list[dict[str, Any]]) -> Table:
             escape(inv["function"]),
             f"[{style}]{status}[/]" if style else status,
             str(inv.get("trigger", "")),
-            str(inv.get("attempt", 0)),
             _yes_no(inv.get("cold")),
             _ms(inv.get("duration_ms")),
-            clock(inv.get("created_at"), date=True),
+            clock(inv.get("created_at"), date=True)[5:],
         )
     return table
 
@@ -96,22 +100,23 @@ def invocation_detail(inv: dict[str, Any]) -> Table:
     return table
 
 
-def log_line(row: dict[str, Any]) -> str:
+def log_line(row: dict[str, Any], *, with_source: bool = True) -> str:
+    """One log row as Rich markup; ``with_source`` adds the function and invocation id."""
     level = str(row.get("level", "info")).lower()
     style = _LEVEL_STYLE.get(level, "")
     tag = f"{level.upper():<7}"
-    return (
-        f"[dim]{clock(row.get('time'))}[/] "
-        + (f"[{style}]{tag}[/]" if style else tag)
-        + f" [cyan]{escape(str(row.get('function', '')))}[/]"
-        + f" [dim]{str(row.get('invocation_id', ''))[:12]}[/] "
-        + escape(str(row.get("message", "")))
-    )
+    parts = [f"[dim]{clock(row.get('time'))}[/]", f"[{style}]{tag}[/]" if style else tag]
+    if with_source:
+        parts.append(f"[cyan]{escape(str(row.get('function', '')))}[/]")
+        parts.append(f"[dim]{str(row.get('invocation_id', ''))[:12]}[/]")
+    parts.append(escape(str(row.get("message", ""))))
+    return " ".join(parts)
 
 
 def dead_letters_table(letters: list[dict[str, Any]]) -> Table:
-    table = Table("id", "function", "invocation", "attempts", "failed", "error")
-    table.columns[0].no_wrap = True
+    table = Table(
+        "id", "function", "invocation", "attempts", "failed", "error", box=box.SIMPLE_HEAD
+    )
     for letter in letters:
         error = letter.get("error") or {}
         table.add_row(

@@ -9,6 +9,7 @@ SIGTERM before it returns.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -87,7 +88,9 @@ def bind(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family)
     except OSError as exc:
-        raise ListenError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        # create_server appends the address to strerror; the message names it once, plainly.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from exc
 
 
 def _url_host(host: str) -> str:
