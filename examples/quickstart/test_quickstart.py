@@ -43,13 +43,19 @@ def invocation(url: str, invocation_id: str) -> dict[str, object]:
     return dict(json.loads(shown.stdout))
 
 
+def wait_status(url: str, invocation_id: str, status: str) -> dict[str, object]:
+    def reached() -> dict[str, object] | None:
+        record = invocation(url, invocation_id)
+        return record if record["status"] == status else None
+
+    return wait_for(reached)
+
+
 def test_async_square_succeeds_and_reaches_its_destination(url: str) -> None:
     queued = squall(url, "invoke", "slow-square", "--data", '{"n": 7}', "--async")
     assert queued.returncode == 0, queued.stderr
     invocation_id = queued.stdout.strip().split()[-1]
-    done = wait_for(
-        lambda: (rec := invocation(url, invocation_id))["status"] == "succeeded" and rec or None
-    )
+    done = wait_status(url, invocation_id, "succeeded")
     assert done["result"] == {"square": 49}
 
     def destination_ran() -> str | None:
@@ -63,10 +69,7 @@ def test_async_square_succeeds_and_reaches_its_destination(url: str) -> None:
 def test_failing_square_is_retried_then_dead_lettered_and_redriven(url: str) -> None:
     queued = squall(url, "invoke", "slow-square", "--data", '{"n": -3}', "--async")
     invocation_id = queued.stdout.strip().split()[-1]
-    record = wait_for(
-        lambda: (rec := invocation(url, invocation_id))["status"] == "dead_lettered" and rec
-        or None
-    )
+    record = wait_status(url, invocation_id, "dead_lettered")
     assert record["attempt"] == 3  # the first attempt and two retries
     listed = squall(url, "dlq", "list", "--json")
     letters = json.loads(listed.stdout)["dead_letters"]
