@@ -10,7 +10,8 @@ measures enqueue->start when the queue is nearly empty.
 
 Peers, in the same run, on the local Redis (db 15, flushed before each peer):
 
-* Celery: one worker subprocess; the producer calls ``noop.delay(sent_ns)`` N times; the task
+* Celery: one worker subprocess; the producer calls ``noop.delay(sent_ns)`` ``--celery-n``
+  times (default min(N, 10000)); the task
   increments a Redis counter (and records its start time minus ``sent_ns``) and the producer
   polls the counter until it reaches N. No result backend (a result write per task would cost
   Celery throughput for nothing). ``task_acks_late=True`` so a message is acknowledged after it ran,
@@ -21,8 +22,8 @@ Peers, in the same run, on the local Redis (db 15, flushed before each peer):
 
 Pools and prefetch are options (``--celery-pool`` etc.); the defaults are the fastest
 configurations measured on the 2-core machine this was written on (see benchmarks/README.md).
-Note that Redis here runs with its default persistence (periodic RDB snapshots), i.e. the peers'
-queues are not durable per message, while Squall's are.
+The peers' lines carry Redis's persistence settings: unless AOF with ``appendfsync always`` is on,
+their queues are not durable per message, while Squall's are.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 app = Celery("bench_celery_tasks", broker=URL)
 app.conf.update(
     task_ignore_result=True,
-    task_acks_late=True,
+    task_acks_late=os.environ.get("BENCH_CELERY_ACKS_LATE", "1") == "1",
     worker_prefetch_multiplier=int(os.environ.get("BENCH_CELERY_PREFETCH", "64")),
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
@@ -220,6 +221,17 @@ def worker(cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> It
                     proc.wait()
 
 
+def redis_persistence(r: Any) -> dict[str, str]:
+    """How durable the peers' broker is on this machine (AOF fsync policy, RDB schedule)."""
+    try:
+        aof = r.config_get("appendonly").get("appendonly", "?")
+        fsync = r.config_get("appendfsync").get("appendfsync", "?")
+        save = r.config_get("save").get("save", "?")
+    except Exception:  # CONFIG may be disabled
+        return {}
+    return {"redis_aof": f"{aof}/{fsync}" if aof == "yes" else "no", "redis_rdb_save": save}
+
+
 def wait_counter(r: Any, target: int, timeout_s: float, log_path: Path) -> float:
     """Poll the done counter until it reaches ``target``; return the time it did."""
     deadline = time.perf_counter() + timeout_s
@@ -247,6 +259,7 @@ def run_peer(
 ) -> Result:
     r = _redis()
     r.flushdb()
+    config = {**config, **redis_persistence(r)}
     log_path = tmp / f"{name}-worker.log"
     result = Result(name=name, n=n, config=config)
     with worker(cmd, tmp, env, log_path):
@@ -288,8 +301,12 @@ def peer_env(tmp: Path, extra: dict[str, str]) -> dict[str, str]:
 
 def run_celery(args: argparse.Namespace, tmp: Path) -> Result:
     write_file(tmp / "bench_celery_tasks.py", CELERY_SOURCE)
-    env = peer_env(tmp, {"BENCH_CELERY_PREFETCH": str(args.celery_prefetch)})
-    os.environ["BENCH_CELERY_PREFETCH"] = str(args.celery_prefetch)
+    settings = {
+        "BENCH_CELERY_PREFETCH": str(args.celery_prefetch),
+        "BENCH_CELERY_ACKS_LATE": "1" if args.celery_acks_late else "0",
+    }
+    env = peer_env(tmp, settings)
+    os.environ.update(settings)
     import bench_celery_tasks
 
     cmd = [
@@ -310,7 +327,7 @@ def run_celery(args: argparse.Namespace, tmp: Path) -> Result:
         "pool": args.celery_pool,
         "concurrency": args.celery_concurrency,
         "prefetch_multiplier": args.celery_prefetch,
-        "acks_late": True,
+        "acks_late": args.celery_acks_late,
     }
     return run_peer(
         "celery",
@@ -318,7 +335,7 @@ def run_celery(args: argparse.Namespace, tmp: Path) -> Result:
         cmd,
         tmp,
         env,
-        args.n,
+        args.celery_n,
         args.light_n,
         args.pace_ms / 1e3,
         config,
@@ -420,6 +437,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="about 15 s instead of 1-2 min")
     parser.add_argument("-n", type=int, default=None, help="invocations per burst (20000)")
+    parser.add_argument(
+        "--celery-n",
+        type=int,
+        default=None,
+        help="Celery's burst (default: min(n, 10000); its rate is flat, and 20000 takes a minute)",
+    )
     parser.add_argument("--batch", type=int, default=500, help="Squall submits per gather")
     parser.add_argument("--light-n", type=int, default=None, help="light-phase messages (200)")
     parser.add_argument("--pace-ms", type=float, default=5.0, help="light-phase spacing")
@@ -427,14 +450,22 @@ def main() -> None:
     parser.add_argument("--celery-pool", default="prefork", help="prefork, threads, solo")
     parser.add_argument("--celery-concurrency", type=int, default=2)
     parser.add_argument("--celery-prefetch", type=int, default=64)
+    parser.add_argument(
+        "--celery-acks-late",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ack after the task ran (at-least-once, like Squall and Dramatiq)",
+    )
     parser.add_argument("--dramatiq-processes", type=int, default=2)
-    parser.add_argument("--dramatiq-threads", type=int, default=4)
+    parser.add_argument("--dramatiq-threads", type=int, default=16)
     parser.add_argument(
         "--only", choices=["squall", "celery", "dramatiq"], action="append", help="run only these"
     )
     args = parser.parse_args()
     if args.n is None:
         args.n = 2000 if args.quick else 20000
+    if args.celery_n is None:
+        args.celery_n = min(args.n, 10000)
     if args.light_n is None:
         args.light_n = 50 if args.quick else 200
     only = set(args.only or ["squall", "celery", "dramatiq"])

@@ -215,9 +215,13 @@ async def drive(
     call_for: Callable[[int], Callable[[], Awaitable[object]]],
     callers: int,
     duration_s: float,
+    run: Run | None = None,
 ) -> Run:
-    """``callers`` closed loops, each calling as fast as it is answered, for ``duration_s``."""
-    run = Run()
+    """``callers`` closed loops, each calling as fast as it is answered, for ``duration_s``.
+
+    Samples are appended to ``run`` (a fresh one unless given), so slices accumulate.
+    """
+    run = run if run is not None else Run()
     deadline = time.perf_counter() + duration_s
     clock = time.perf_counter_ns
 
@@ -237,7 +241,7 @@ async def drive(
 
     t_start = time.perf_counter()
     await asyncio.gather(*(caller(i) for i in range(callers)))
-    run.elapsed_s = time.perf_counter() - t_start
+    run.elapsed_s += time.perf_counter() - t_start
     return run
 
 
@@ -252,42 +256,32 @@ def report(name: str, run: Run, callers: int, **extra: Any) -> None:
     emit(f"{name}_throughput", run.throughput, "invocations/s", **common)
 
 
+@dataclass
+class Case:
+    name: str
+    call_for: Callable[[int], Callable[[], Awaitable[object]]]
+    extra: dict[str, Any]
+    run: Run = field(default_factory=Run)
+
+
 async def measure(
-    name: str,
-    call_for: Callable[[int], Callable[[], Awaitable[object]]],
-    callers: int,
-    warmup_s: float,
-    duration_s: float,
-    **extra: Any,
-) -> Run:
-    log(f"{name}: {callers} caller(s), warm-up {warmup_s}s, measure {duration_s}s")
-    await drive(call_for, callers, warmup_s)
+    cases: list[Case], callers: int, warmup_s: float, duration_s: float, slices: int
+) -> None:
+    """Warm every case up, then measure them in alternating slices.
+
+    Interleaving means a burst of background load on the machine hits every case about
+    equally, which keeps the ratios honest on a shared box.
+    """
+    names = ", ".join(f"{c.name}{c.extra}" for c in cases)
+    log(f"{callers} caller(s): {names}; warm-up {warmup_s}s each, measure {duration_s}s each")
+    for case in cases:
+        await drive(case.call_for, callers, warmup_s)
     gc.collect()
-    run = await drive(call_for, callers, duration_s)
-    report(name, run, callers, **extra)
-    return run
-
-
-async def floor_runs(warmup_s: float, duration_s: float) -> tuple[Run, Run]:
-    children = [FloorChild(), FloorChild()]
-    for child in children:
-        await child.start()
-    try:
-        one = await measure(
-            "floor_ipc_roundtrip", lambda i: children[0].call, 1, warmup_s, duration_s, children=1
-        )
-        many = await measure(
-            "floor_ipc_roundtrip",
-            lambda i: children[i % 2].call,
-            8,
-            warmup_s,
-            duration_s,
-            children=2,
-        )
-    finally:
-        for child in children:
-            await child.stop()
-    return one, many
+    for _ in range(slices):
+        for case in cases:
+            await drive(case.call_for, callers, duration_s / slices, case.run)
+    for case in cases:
+        report(case.name, case.run, callers, **case.extra)
 
 
 APP_SOURCE = """\
@@ -307,18 +301,33 @@ def noop8(event, ctx):
 """
 
 
-async def squall_runs(warmup_s: float, duration_s: float) -> tuple[Run, Run, Run] | None:
-    from squall.engine.platform import Platform, PlatformConfig
-
+async def main_async(args: argparse.Namespace) -> None:
+    emit_machine("warm_invoke")
+    have_squall = squall_available()
+    if not have_squall:
+        log("squall.engine.platform does not import yet; measuring the floor only")
+    children = [FloorChild(), FloorChild()]
+    for child in children:
+        await child.start()
+    floor1 = Case("floor_ipc_roundtrip", lambda i: children[0].call, {"children": 1})
+    floor8 = Case("floor_ipc_roundtrip", lambda i: children[i % 2].call, {"children": 2})
+    platform: Any = None
     with tempfile.TemporaryDirectory(prefix="squall-bench-warm-") as tmp:
-        app_path = write_file(Path(tmp) / "warm_app.py", APP_SOURCE)
-        config = PlatformConfig(app=str(app_path), data_dir=Path(tmp) / "data")
-        platform = await Platform.start(config)
         try:
-            rec = await platform.invoke("noop", b"{}")
-            if rec.status != "succeeded":
-                log(f"squall: first invoke did not succeed: status={rec.status} error={rec.error}")
-                return None
+            if not have_squall:
+                await measure([floor1], 1, args.warmup, args.duration, args.slices)
+                await measure([floor8], 8, args.warmup, args.duration, args.slices)
+                return
+            from squall.engine.platform import Platform, PlatformConfig
+
+            app_path = write_file(Path(tmp) / "warm_app.py", APP_SOURCE)
+            config = PlatformConfig(app=str(app_path), data_dir=Path(tmp) / "data")
+            platform = await Platform.start(config)
+            for fn in ("noop", "noop8"):
+                rec = await platform.invoke(fn, b"{}")
+                if rec.status != "succeeded":
+                    log(f"squall: {fn} failed: status={rec.status} error={rec.error}")
+                    return
 
             async def noop() -> None:
                 await platform.invoke("noop", b"{}")
@@ -326,56 +335,50 @@ async def squall_runs(warmup_s: float, duration_s: float) -> tuple[Run, Run, Run
             async def noop8() -> None:
                 await platform.invoke("noop8", b"{}")
 
-            one = await measure(
-                "squall_warm_invoke", lambda i: noop, 1, warmup_s, duration_s, concurrency=2
-            )
-            many2 = await measure(
-                "squall_warm_invoke", lambda i: noop, 8, warmup_s, duration_s, concurrency=2
-            )
-            many8 = await measure(
-                "squall_warm_invoke", lambda i: noop8, 8, warmup_s, duration_s, concurrency=8
-            )
+            sq1 = Case("squall_warm_invoke", lambda i: noop, {"concurrency": 2})
+            sq8c2 = Case("squall_warm_invoke", lambda i: noop, {"concurrency": 2})
+            sq8c8 = Case("squall_warm_invoke", lambda i: noop8, {"concurrency": 8})
+            await measure([floor1, sq1], 1, args.warmup, args.duration, args.slices)
+            await measure([floor8, sq8c2, sq8c8], 8, args.warmup, args.duration, args.slices)
         finally:
-            await platform.stop()
-    return one, many2, many8
+            if platform is not None:
+                await platform.stop()
+            for child in children:
+                await child.stop()
 
-
-async def main_async(args: argparse.Namespace) -> None:
-    emit_machine("warm_invoke")
-    floor_one, floor_many = await floor_runs(args.warmup, args.duration)
-    if not squall_available():
-        log("squall.engine.platform does not import yet; skipping the Squall runs")
-        return
-    runs = await squall_runs(args.warmup, args.duration)
-    if runs is None:
-        return
-    one, many2, _ = runs
-    sq_p50 = percentile(one.latencies_ns, 50)
-    fl_p50 = percentile(floor_one.latencies_ns, 50)
-    emit("warm_invoke_p50_ratio_vs_floor", ratio(sq_p50, fl_p50), "x", callers=1, goal="<=3")
+    one, fl_one = sq1.run.latencies_ns, floor1.run.latencies_ns
+    emit(
+        "warm_invoke_p50_ratio_vs_floor",
+        ratio(percentile(one, 50), percentile(fl_one, 50)),
+        "x",
+        callers=1,
+        goal="<=3",
+    )
     emit(
         "warm_invoke_p99_ratio_vs_floor",
-        ratio(percentile(one.latencies_ns, 99), percentile(floor_one.latencies_ns, 99)),
+        ratio(percentile(one, 99), percentile(fl_one, 99)),
         "x",
         callers=1,
     )
     emit(
         "warm_invoke_throughput_ratio_floor_vs_squall",
-        ratio(floor_many.throughput, many2.throughput),
+        ratio(floor8.run.throughput, sq8c2.run.throughput),
         "x",
         callers=8,
         concurrency=2,
+        children=2,
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="about 15 s instead of about 40 s")
+    parser.add_argument("--quick", action="store_true", help="about 15 s instead of about 45 s")
     parser.add_argument("--duration", type=float, default=None, help="seconds measured per case")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per case")
+    parser.add_argument("--slices", type=int, default=5, help="alternations between cases")
     args = parser.parse_args()
     if args.duration is None:
-        args.duration = 1.5 if args.quick else 5.0
+        args.duration = 2.0 if args.quick else 6.0
     if args.warmup is None:
         args.warmup = 0.5 if args.quick else 1.0
     asyncio.run(main_async(args))

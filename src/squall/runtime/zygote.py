@@ -181,7 +181,10 @@ class Zygote:
                     self.spares.remove(spare)
                     spare[1].close()
                     break
-            self.control.send(encode(Exited(pid, status)))
+            try:
+                self.control.send(encode(Exited(pid, status)))
+            except OSError:  # the platform is gone: so are we
+                self._shutdown()
 
     def _shutdown(self) -> NoReturn:
         for pid in self.children:
