@@ -78,7 +78,8 @@ def last_line(text: str) -> str:
 
 
 def test_up_prints_where_it_serves(workdir: Path, url: str) -> None:
-    out = (workdir / "up.out").read_text()
+    # The URL lines come first; the function table may still be on its way.
+    out = wait_for(lambda: text if "boom" in (text := (workdir / "up.out").read_text()) else None)
     assert f"gateway    {url}\n" in out
     assert f"admin API  {url}/api/v1\n" in out
     assert "hello" in out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -34,7 +33,10 @@ log = logging.getLogger("squall.dispatcher")
 LEASE_BATCH = 512
 POLL_S = 0.2  # longest sleep between looks at the queues
 SWEEP_S = 1.0  # how often every queue is leased from, due or not
-PREFETCH = 4  # deliveries leased per sandbox slot
+PREFETCH = 8  # deliveries leased per sandbox slot
+# Outcomes wait up to this long to share a commit: with a few sandboxes only one
+# or two finish per loop turn, and a transaction each would cap the throughput.
+SETTLE_WINDOW_S = 0.002
 LEASE_MARGIN_S = 60.0  # visibility beyond the function's timeout, for waiting on a slot
 
 
@@ -59,7 +61,8 @@ class Dispatcher:
         self._running = running
         self._retry = retry
         self._rng = random.Random()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while run() sleeps
+        self._woken = False
         self._inflight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._due: dict[str, float] = {}  # function -> earliest time its queue has work
@@ -70,7 +73,26 @@ class Dispatcher:
             self._due.clear()
         else:
             self._due.pop(function, None)
-        self._wake.set()
+        self._set_woken()
+
+    def _set_woken(self) -> None:
+        self._woken = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _sleep(self, timeout: float) -> None:
+        """Sleep until woken or ``timeout``; a plain future, so cancellation always lands."""
+        if self._woken:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(timeout, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     @property
     def busy(self) -> int:
@@ -79,7 +101,7 @@ class Dispatcher:
     async def run(self) -> None:
         last_sweep = time.monotonic()
         while True:
-            self._wake.clear()
+            self._woken = False
             now = time.time()
             if time.monotonic() - last_sweep > SWEEP_S:  # work other processes may have added
                 self._due.clear()
@@ -90,8 +112,10 @@ class Dispatcher:
                     continue
                 # Lease ahead of free sandboxes, so a finished one finds its next delivery
                 # already in memory; the rest wait in the pool's queue, inside their lease.
-                budget = config.concurrency * PREFETCH - self._inflight.get(name, 0)
-                if budget <= 0:
+                capacity = config.concurrency * PREFETCH
+                inflight = self._inflight.get(name, 0)
+                budget = capacity - inflight
+                if inflight and budget < capacity // 2:  # refill in batches, not per outcome
                     continue
                 batch = min(budget, LEASE_BATCH)
                 visibility = config.timeout_s * 2 + LEASE_MARGIN_S
@@ -105,8 +129,7 @@ class Dispatcher:
             if saturated:
                 await asyncio.sleep(0)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            await self._sleep(POLL_S)
 
     def _start(self, config: FunctionConfig, delivery: Delivery) -> None:
         self._inflight[config.name] = self._inflight.get(config.name, 0) + 1
@@ -119,7 +142,7 @@ class Dispatcher:
         self._inflight[name] -= 1
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery failed unexpectedly", exc_info=task.exception())
-        self._wake.set()  # a slot is free: its queue may hold more
+        self._set_woken()  # a slot is free: its queue may hold more
 
     async def _deliver(self, config: FunctionConfig, delivery: Delivery) -> None:
         record = InvocationRecord(
@@ -140,7 +163,7 @@ class Dispatcher:
                 record.status = InvocationStatus.FAILED
                 record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
             ops = self._settle(config, delivery, record)
-            await self._store.commit(ops)
+            await self._store.commit(ops, within_s=SETTLE_WINDOW_S)
             for op in ops:
                 if isinstance(op, Enqueue):  # a destination was queued
                     self.wake(function_of(op.delivery.queue))
@@ -191,3 +214,8 @@ class Dispatcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

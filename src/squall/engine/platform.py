@@ -192,7 +192,7 @@ class Platform:
             return b"null"
         try:
             msgspec.json.decode(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             try:
                 json.loads(payload)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -8,11 +8,14 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from typing import cast
 
 from squall.runtime.protocol import (
+    HEADER,
+    MAX_FRAME,
     Call,
     CallReply,
-    FrameBuffer,
+    FromSandbox,
     Invoke,
     Ready,
     Result,
@@ -21,18 +24,28 @@ from squall.runtime.protocol import (
     frame,
 )
 
+INITIAL_BUFFER = 64 * 1024
+MIN_FREE = 16 * 1024
+
 
 class SandboxGone(Exception):
     """The sandbox's channel closed before it answered."""
 
 
-class Sandbox(asyncio.Protocol):
-    """One sandbox serving one function, one invocation at a time."""
+class Sandbox(asyncio.BufferedProtocol):
+    """One sandbox serving one function, one invocation at a time.
+
+    A buffered protocol: the socket reads straight into one reusable buffer and
+    frames are decoded in place, with no per-read allocation.
+    """
 
     def __init__(self, function: str, on_call: Callable[[Sandbox, Call], None]) -> None:
         self.function = function
         self._on_call = on_call
-        self._buffer = FrameBuffer()
+        self._buf = bytearray(INITIAL_BUFFER)
+        self._start = 0  # first unread byte
+        self._end = 0  # end of the bytes received
+        self._need = 0  # size of the frame waiting for more bytes
         self._transport: asyncio.Transport | None = None
         self._pending: asyncio.Future[Result] | None = None
         loop = asyncio.get_running_loop()
@@ -45,28 +58,59 @@ class Sandbox(asyncio.Protocol):
         self.baseline_rss_kb = 0
         self.generation = 0
 
-    # --- asyncio.Protocol ---------------------------------------------------------------
+    # --- asyncio.BufferedProtocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
-        for body in self._buffer.feed(data):
-            message = decode_from_sandbox(body)
-            if isinstance(message, Result):
-                pending, self._pending = self._pending, None
-                if pending is not None and not pending.done():
-                    pending.set_result(message)
-            elif isinstance(message, Call):
-                self._on_call(self, message)
-            elif isinstance(message, Started):
-                self.pid = message.pid
-                self.baseline_rss_kb = message.rss_kb
-                if self.kill_reason is not None:
-                    self._signal_kill()
-            elif isinstance(message, Ready) and not self.ready.done():
-                self.ready.set_result(message)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        buf = self._buf
+        if len(buf) - self._end < MIN_FREE or len(buf) - self._start < self._need:
+            # Compact (a same-size slice copy, allowed while views exist), then grow.
+            unread = self._end - self._start
+            buf[:unread] = buf[self._start : self._end]
+            self._start, self._end = 0, unread
+            wanted = max(self._need, unread + MIN_FREE)
+            if len(buf) < wanted:
+                buf.extend(bytes(wanted - len(buf)))
+        return memoryview(buf)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
+        buf, start, end = self._buf, self._start, self._end
+        messages = []
+        with memoryview(buf) as view:
+            while end - start >= 4:
+                (size,) = HEADER.unpack_from(buf, start)
+                if size > MAX_FRAME:
+                    raise ValueError(f"frame of {size} bytes exceeds the {MAX_FRAME}-byte limit")
+                if end - start - 4 < size:
+                    self._need = size + 4
+                    break
+                messages.append(decode_from_sandbox(view[start + 4 : start + 4 + size]))
+                start += 4 + size
+            else:
+                self._need = 0
+        if start == end:
+            start = end = 0
+        self._start, self._end = start, end
+        for message in messages:
+            self._handle(message)
+
+    def _handle(self, message: FromSandbox) -> None:
+        if isinstance(message, Result):
+            pending, self._pending = self._pending, None
+            if pending is not None and not pending.done():
+                pending.set_result(message)
+        elif isinstance(message, Call):
+            self._on_call(self, message)
+        elif isinstance(message, Started):
+            self.pid = message.pid
+            self.baseline_rss_kb = message.rss_kb
+            if self.kill_reason is not None:
+                self._signal_kill()
+        elif isinstance(message, Ready) and not self.ready.done():
+            self.ready.set_result(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

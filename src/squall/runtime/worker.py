@@ -57,7 +57,10 @@ class Link:
         self._next_call = 0
 
     def send(self, message: msgspec.Struct) -> None:
-        self._sock.sendall(frame(message))
+        try:
+            self._sock.sendall(frame(message))
+        except OSError:
+            os._exit(0)  # the platform closed the channel: nothing left to serve
 
     def recv(self) -> ToSandbox:
         header = self._rfile.read(4)

@@ -123,8 +123,11 @@ class StateStore(Protocol):
 
 
 class Store(WorkQueue, StateStore, Protocol):
-    async def commit(self, ops: Sequence[Op]) -> None:
-        """Apply ``ops`` atomically and durably (group-committed with concurrent units)."""
+    async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
+        """Apply ``ops`` atomically and durably (group-committed with concurrent units).
+
+        ``within_s`` lets the backend hold the unit that long to share a commit.
+        """
         ...
 
     def commit_soon(self, ops: Sequence[Op]) -> None:

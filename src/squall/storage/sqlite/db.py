@@ -22,6 +22,7 @@ Unit = tuple[Call | None, Sequence[Any], "asyncio.Future[Any] | None"]
 Outcomes = list[tuple["asyncio.Future[Any] | None", Any, BaseException | None]]
 
 LAZY_DELAY_S = 0.05  # how long records nobody waits on may sit before a commit
+FULL_BATCH = 512  # this many pending units are committed at once, window or not
 
 
 class _UnitFailed(Exception):
@@ -42,38 +43,49 @@ class Database(Generic[OpT]):
         self._apply_ops = apply_ops
         self._pending: list[Unit] = []
         self._scheduled: asyncio.Handle | asyncio.TimerHandle | None = None
-        self._urgent = False
+        self._flush_at = 0.0  # loop time of the scheduled flush
 
     def call(self, fn: Call) -> asyncio.Future[Any]:
         """Run ``fn(conn)`` inside the next group commit; resolve with its result."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, (), future))
-        self._schedule(urgent=True)
+        self._schedule(0.0)
         return future
 
-    def commit(self, ops: Sequence[OpT]) -> asyncio.Future[Any]:
+    def commit(self, ops: Sequence[OpT], within_s: float = 0.0) -> asyncio.Future[Any]:
+        """Commit ``ops`` atomically, at the latest ``within_s`` from now.
+
+        A short window lets a busy caller share one transaction with the units
+        that follow it; the future resolves once the commit is done.
+        """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((None, ops, future))
-        self._schedule(urgent=True)
+        self._schedule(within_s)
         return future
 
     def commit_lazy(self, ops: Sequence[OpT]) -> None:
         self._pending.append((None, ops, None))
-        self._schedule(urgent=False)
+        self._schedule(LAZY_DELAY_S)
 
-    def _schedule(self, urgent: bool) -> None:
+    def _schedule(self, within_s: float) -> None:
+        if len(self._pending) >= FULL_BATCH:
+            within_s = 0.0
         loop = asyncio.get_running_loop()
-        if urgent and not self._urgent:
-            if self._scheduled is not None:
-                self._scheduled.cancel()
+        at = loop.time() + within_s
+        if self._scheduled is not None:
+            if self._flush_at <= at:
+                return
+            self._scheduled.cancel()
+        self._flush_at = at
+        if within_s <= 0:
             self._scheduled = loop.call_soon(self.flush)
-            self._urgent = True
-        elif self._scheduled is None:
-            self._scheduled = loop.call_later(LAZY_DELAY_S, self.flush)
+        else:
+            self._scheduled = loop.call_later(within_s, self.flush)
 
     def flush(self) -> None:
+        if self._scheduled is not None:
+            self._scheduled.cancel()
         self._scheduled = None
-        self._urgent = False
         pending, self._pending = self._pending, []
         if not pending:
             return

@@ -171,8 +171,8 @@ class SqliteStore:
         db.conn.executescript(SCHEMA)
         return cls(db)
 
-    async def commit(self, ops: Sequence[Op]) -> None:
-        await self._db.commit(ops)
+    async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
+        await self._db.commit(ops, within_s)
 
     def commit_soon(self, ops: Sequence[Op]) -> None:
         self._db.commit_lazy(ops)
