@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import random
@@ -16,6 +17,7 @@ from squall.engine.retry import backoff_delay
 from squall.errors import SandboxCrashed
 from squall.model.config import FunctionConfig
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
+from squall.runtime.sandbox import Sandbox, SandboxGone
 from squall.storage.protocols import (
     Ack,
     AppendLogs,
@@ -63,7 +65,9 @@ class Dispatcher:
         self._rng = random.Random()
         self._waiter: asyncio.Future[None] | None = None  # set while run() sleeps
         self._woken = False
-        self._inflight: dict[str, int] = {}
+        self._inflight: dict[str, int] = {}  # leased, not yet settled
+        self._buffers: dict[str, collections.deque[Delivery]] = {}
+        self._workers: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._due: dict[str, float] = {}  # function -> earliest time its queue has work
 
@@ -96,7 +100,8 @@ class Dispatcher:
 
     @property
     def busy(self) -> int:
-        return len(self._tasks)
+        """Deliveries leased and not yet settled."""
+        return sum(self._inflight.values())
 
     async def run(self) -> None:
         last_sweep = time.monotonic()
@@ -110,18 +115,18 @@ class Dispatcher:
             for name, config in self._functions().items():
                 if self._due.get(name, 0.0) > now:
                     continue
-                # Lease ahead of free sandboxes, so a finished one finds its next delivery
-                # already in memory; the rest wait in the pool's queue, inside their lease.
+                # Lease ahead of free sandboxes, so a worker finds its next delivery in
+                # memory; refill in batches, not per outcome.
                 capacity = config.concurrency * PREFETCH
                 inflight = self._inflight.get(name, 0)
                 budget = capacity - inflight
-                if inflight and budget < capacity // 2:  # refill in batches, not per outcome
+                if inflight and budget < capacity // 2:
                     continue
                 batch = min(budget, LEASE_BATCH)
                 visibility = config.timeout_s * 2 + LEASE_MARGIN_S
                 deliveries = await self._store.lease(queue_name(name), batch, visibility)
-                for delivery in deliveries:
-                    self._start(config, delivery)
+                if deliveries:
+                    self._accept(config, deliveries)
                 if len(deliveries) == batch:
                     saturated = True
                 else:
@@ -131,21 +136,54 @@ class Dispatcher:
                 continue
             await self._sleep(POLL_S)
 
-    def _start(self, config: FunctionConfig, delivery: Delivery) -> None:
-        self._inflight[config.name] = self._inflight.get(config.name, 0) + 1
-        task = asyncio.create_task(self._deliver(config, delivery))
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._finished(config.name, t))
+    def _accept(self, config: FunctionConfig, deliveries: list[Delivery]) -> None:
+        name = config.name
+        self._inflight[name] = self._inflight.get(name, 0) + len(deliveries)
+        buffer = self._buffers.setdefault(name, collections.deque())
+        buffer.extend(deliveries)
+        workers = self._workers.get(name, 0)
+        wanted = min(config.concurrency, workers + len(deliveries))
+        for _ in range(wanted - workers):
+            task = asyncio.create_task(self._work(name, buffer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._workers[name] = max(workers, wanted)
 
-    def _finished(self, name: str, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._inflight[name] -= 1
-        if not task.cancelled() and task.exception() is not None:
-            log.error("delivery failed unexpectedly", exc_info=task.exception())
-        self._set_woken()  # a slot is free: its queue may hold more
+    async def _work(self, name: str, buffer: collections.deque[Delivery]) -> None:
+        """Drain ``buffer`` on one sandbox, held across deliveries while nobody else waits."""
+        pool = self._invoker.pool(name)
+        sandbox: Sandbox | None = None
+        cold = False
+        try:
+            while buffer:
+                config = self._functions()[name]
+                delivery = buffer.popleft()
+                record = self._record(config, delivery)
+                self._running[record.id] = record
+                healthy = False
+                try:
+                    if sandbox is None:
+                        sandbox, cold = await pool.acquire(None)
+                    healthy = await self._invoker.run_on(
+                        sandbox, cold, config, record, delivery.payload
+                    )
+                except (OSError, SandboxGone) as exc:  # no sandbox could start: an attempt
+                    record.status = InvocationStatus.FAILED
+                    record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
+                finally:
+                    self._running.pop(record.id, None)
+                cold = False
+                if sandbox is not None and (not healthy or pool.has_waiters):
+                    pool.release(sandbox, healthy)  # let sync callers in; take another later
+                    sandbox = None
+                self._settle_soon(config, delivery, record)
+        finally:
+            if sandbox is not None:
+                pool.release(sandbox, not sandbox.closed)
+            self._workers[name] -= 1
 
-    async def _deliver(self, config: FunctionConfig, delivery: Delivery) -> None:
-        record = InvocationRecord(
+    def _record(self, config: FunctionConfig, delivery: Delivery) -> InvocationRecord:
+        return InvocationRecord(
             id=delivery.invocation_id,
             function=config.name,
             version="",
@@ -155,20 +193,27 @@ class Dispatcher:
             created_at=delivery.enqueued_at,
             idempotency_key=delivery.headers.get("idempotency_key"),
         )
-        self._running[record.id] = record
-        try:
-            try:
-                await self._invoker.run(config, record, delivery.payload, wait_s=None)
-            except Exception as exc:  # could not even start a sandbox: count it as an attempt
-                record.status = InvocationStatus.FAILED
-                record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
-            ops = self._settle(config, delivery, record)
-            await self._store.commit(ops, within_s=SETTLE_WINDOW_S)
+
+    def _settle_soon(
+        self, config: FunctionConfig, delivery: Delivery, record: InvocationRecord
+    ) -> None:
+        """Commit the outcome without waiting: the worker moves on to its next delivery."""
+        ops = self._settle(config, delivery, record)
+        committed = self._store.submit(ops, within_s=SETTLE_WINDOW_S)
+
+        def settled(future: asyncio.Future[None]) -> None:
+            self._inflight[config.name] -= 1
+            if future.cancelled():
+                return
+            if future.exception() is not None:  # stays leased; redelivered after visibility
+                log.error("settling %s failed", record.id, exc_info=future.exception())
+                return
             for op in ops:
                 if isinstance(op, Enqueue):  # a destination was queued
                     self.wake(function_of(op.delivery.queue))
-        finally:
-            self._running.pop(record.id, None)
+            self._set_woken()
+
+        committed.add_done_callback(settled)
 
     def _settle(
         self, config: FunctionConfig, delivery: Delivery, record: InvocationRecord

@@ -25,6 +25,9 @@ class Invoker:
         self._launcher = launcher
         self._version = version
 
+    def pool(self, function: str) -> Pool:
+        return self._pools[function]
+
     async def run(
         self,
         config: FunctionConfig,
@@ -36,6 +39,22 @@ class Invoker:
         """Run ``payload`` through ``config``'s function; fill in and return ``record``."""
         pool = self._pools[config.name]
         sandbox, cold = await pool.acquire(wait_s)
+        healthy = False
+        try:
+            healthy = await self.run_on(sandbox, cold, config, record, payload)
+        finally:
+            pool.release(sandbox, healthy)
+        return record
+
+    async def run_on(
+        self,
+        sandbox: Sandbox,
+        cold: bool,
+        config: FunctionConfig,
+        record: InvocationRecord,
+        payload: bytes,
+    ) -> bool:
+        """Run on a sandbox the caller holds; fill in ``record``; say if the sandbox is fit."""
         deadline = _Deadline(sandbox, config.timeout_s)
         started = time.time()
         result: Result | None = None
@@ -48,11 +67,9 @@ class Invoker:
             error = await self._explain(sandbox, config)
         except BaseException:
             sandbox.kill("cancelled")
-            pool.release(sandbox, healthy=False)
             raise
         finally:
             deadline.cancel()
-        pool.release(sandbox, healthy=result is not None and not result.recycle)
         ended = time.time()
 
         record.version = self._version
@@ -76,7 +93,7 @@ class Invoker:
         record.billed_ms = max(1, math.ceil(record.duration_ms))
         record.error = error
         record.status = InvocationStatus.FAILED if error else InvocationStatus.SUCCEEDED
-        return record
+        return result is not None and not result.recycle and not sandbox.closed
 
     async def _explain(self, sandbox: Sandbox, config: FunctionConfig) -> dict[str, Any]:
         reason = sandbox.kill_reason

@@ -38,6 +38,10 @@ class Pool:
         self._generation = 0  # bumped on reconfigure: older sandboxes retire
 
     @property
+    def has_waiters(self) -> bool:
+        return bool(self._waiters)
+
+    @property
     def warm(self) -> int:
         return len(self._idle)
 

@@ -7,6 +7,7 @@ together or not at all. Backends implement the contract once each.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -128,6 +129,10 @@ class Store(WorkQueue, StateStore, Protocol):
 
         ``within_s`` lets the backend hold the unit that long to share a commit.
         """
+        ...
+
+    def submit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> asyncio.Future[None]:
+        """Like ``commit``, for callers that go on working: the future says when it landed."""
         ...
 
     def commit_soon(self, ops: Sequence[Op]) -> None:

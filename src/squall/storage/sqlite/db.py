@@ -1,7 +1,10 @@
-"""One SQLite connection in WAL mode, with group commit on the event loop.
+"""SQLite in WAL mode, with group commit on a writer thread.
 
-Units of work submitted during one loop turn are applied in one transaction and
-committed together: one WAL write for many acknowledgements. The ops of all
+Units of work submitted while a commit is under way are applied in the next
+transaction and committed together: one WAL write for many acknowledgements.
+The writer thread owns the write connection, so the event loop keeps serving
+while SQLite works (it releases the GIL inside each statement); at most one
+commit is in flight. Reads use their own connection on the loop's thread. The ops of all
 units in a batch are applied together (one ``executemany`` per kind of op),
 since a statement call costs far more than a row. If a unit raises, the batch
 is rolled back and re-run with a savepoint per unit, so the failing unit rolls
@@ -11,6 +14,7 @@ back alone. Everything runs on the loop's thread: the connection needs no lock.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,12 +38,10 @@ class Database(Generic[OpT]):
         self, path: Path, apply_ops: Callable[[sqlite3.Connection, Sequence[OpT]], None]
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process (the OS keeps the WAL);
-        # only a power cut can lose the latest commits.
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn = _connect(path)  # the writer's
+        self._reader = _connect(path)
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="squall-db")
+        self._in_flight: asyncio.Future[Outcomes] | None = None
         self._apply_ops = apply_ops
         self._pending: list[Unit] = []
         self._scheduled: asyncio.Handle | asyncio.TimerHandle | None = None
@@ -83,18 +85,34 @@ class Database(Generic[OpT]):
             self._scheduled = loop.call_later(within_s, self.flush)
 
     def flush(self) -> None:
+        """Hand what is pending to the writer thread, unless a commit is under way."""
         if self._scheduled is not None:
             self._scheduled.cancel()
         self._scheduled = None
+        if self._in_flight is not None or not self._pending:
+            return  # the commit under way schedules the next one when it lands
         pending, self._pending = self._pending, []
-        if not pending:
-            return
+        loop = asyncio.get_running_loop()
+        self._in_flight = loop.run_in_executor(self._writer, self._write, pending)
+        self._in_flight.add_done_callback(lambda done: self._landed(pending, done))
+
+    def _write(self, pending: list[Unit]) -> Outcomes:
         try:
-            outcomes = self._run_merged(pending)
+            return self._run_merged(pending)
         except _UnitFailed:
-            outcomes = self._run_isolated(pending)
+            return self._run_isolated(pending)
         except Exception as exc:  # the commit itself failed: nothing in this batch landed
-            outcomes = [(future, None, exc) for _, _, future in pending]
+            return [(future, None, exc) for _, _, future in pending]
+
+    def _landed(self, pending: list[Unit], done: asyncio.Future[Outcomes]) -> None:
+        self._in_flight = None
+        if done.cancelled():
+            outcomes: Outcomes = [(f, None, asyncio.CancelledError()) for _, _, f in pending]
+        elif done.exception() is not None:
+            error = done.exception()
+            outcomes = [(future, None, error) for _, _, future in pending]
+        else:
+            outcomes = done.result()
         for future, result, error in outcomes:
             if future is None or future.done():
                 continue
@@ -102,6 +120,8 @@ class Database(Generic[OpT]):
                 future.set_result(result)
             else:
                 future.set_exception(error)
+        if self._pending:
+            self._schedule(max(0.0, self._flush_at - asyncio.get_running_loop().time()))
 
     def _run_merged(self, pending: list[Unit]) -> Outcomes:
         conn = self.conn
@@ -153,10 +173,28 @@ class Database(Generic[OpT]):
         return outcomes
 
     def read(self, sql: str, params: Any = ()) -> list[Any]:
-        return self.conn.execute(sql, params).fetchall()
+        """Committed state only; commit an empty unit first to read your own writes."""
+        return self._reader.execute(sql, params).fetchall()
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        while self._in_flight is not None or self._pending:
+            if self._in_flight is None:
+                self.flush()
+            assert self._in_flight is not None
+            await asyncio.wait([self._in_flight])
+            await asyncio.sleep(0)  # let _landed run
         if self._scheduled is not None:
             self._scheduled.cancel()
-        self.flush()
+        self._writer.shutdown(wait=True)
         self.conn.close()
+        self._reader.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a killed process (the OS keeps the WAL);
+    # only a power cut can lose the latest commits.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn

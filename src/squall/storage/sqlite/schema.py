@@ -2,7 +2,7 @@
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     queue TEXT NOT NULL,
     payload BLOB NOT NULL,
@@ -12,10 +12,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     available_at REAL NOT NULL,
     leased INTEGER NOT NULL DEFAULT 0,
     headers BLOB NOT NULL,
-    dedup_key TEXT,
-    UNIQUE (queue, dedup_key)
+    dedup_key TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (queue, available_at);
+-- Partial: most deliveries carry no dedup key and cost this index nothing.
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_dedup ON deliveries (queue, dedup_key)
+    WHERE dedup_key IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS invocations (
     id TEXT PRIMARY KEY,
@@ -25,7 +27,6 @@ CREATE TABLE IF NOT EXISTS invocations (
     record BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations (function, id);
-CREATE INDEX IF NOT EXISTS invocations_by_status ON invocations (status, id);
 
 CREATE TABLE IF NOT EXISTS logs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sqlite3
 import time
@@ -74,11 +75,11 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
         rows = []
         for op in ops:
             record = op.record
-            logs, record.logs = record.logs, []  # lines live in the logs table
+            if record.logs:  # lines live in the logs table; copy, the loop may be reading it
+                record = msgspec.structs.replace(record, logs=[])
             rows.append(
                 (record.id, record.function, record.status, record.created_at, _pack(record))
             )
-            record.logs = logs
         return rows
     if kind is Ack:
         return [(op.delivery_id,) for op in ops]
@@ -174,11 +175,14 @@ class SqliteStore:
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         await self._db.commit(ops, within_s)
 
+    def submit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> asyncio.Future[None]:
+        return self._db.commit(ops, within_s)
+
     def commit_soon(self, ops: Sequence[Op]) -> None:
         self._db.commit_lazy(ops)
 
     async def close(self) -> None:
-        self._db.close()
+        await self._db.close()
 
     # --- work queue ------------------------------------------------------------------------
 
