@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from squall.engine.destinations import destination_ops, function_of, queue_name
 from squall.engine.invoker import Invoker
@@ -17,6 +18,7 @@ from squall.engine.retry import backoff_delay
 from squall.errors import SandboxCrashed
 from squall.model.config import FunctionConfig
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
+from squall.runtime.protocol import Result
 from squall.runtime.sandbox import Sandbox, SandboxGone
 from squall.storage.protocols import (
     Ack,
@@ -36,9 +38,11 @@ LEASE_BATCH = 512
 POLL_S = 0.2  # longest sleep between looks at the queues
 SWEEP_S = 1.0  # how often every queue is leased from, due or not
 PREFETCH = 8  # deliveries leased per sandbox slot
+MIN_PREFETCH = 64
 # Outcomes wait up to this long to share a commit: with a few sandboxes only one
 # or two finish per loop turn, and a transaction each would cap the throughput.
 SETTLE_WINDOW_S = 0.002
+PIPELINE = 2  # invocations queued in one sandbox's channel
 LEASE_MARGIN_S = 60.0  # visibility beyond the function's timeout, for waiting on a slot
 
 
@@ -68,6 +72,7 @@ class Dispatcher:
         self._inflight: dict[str, int] = {}  # leased, not yet settled
         self._buffers: dict[str, collections.deque[Delivery]] = {}
         self._workers: dict[str, int] = {}
+        self._low_water: dict[str, int] = {}  # buffer length that triggers the next lease
         self._tasks: set[asyncio.Task[None]] = set()
         self._due: dict[str, float] = {}  # function -> earliest time its queue has work
 
@@ -117,10 +122,13 @@ class Dispatcher:
                     continue
                 # Lease ahead of free sandboxes, so a worker finds its next delivery in
                 # memory; refill in batches, not per outcome.
-                capacity = config.concurrency * PREFETCH
-                inflight = self._inflight.get(name, 0)
-                budget = capacity - inflight
-                if inflight and budget < capacity // 2:
+                # Outcomes still on their way to the store do not count: the lease that
+                # refills the buffer must not wait for them.
+                capacity = max(config.concurrency * PREFETCH, MIN_PREFETCH)
+                buffered = len(self._buffers.get(name, ()))
+                budget = capacity - buffered
+                self._low_water[name] = capacity // 2
+                if buffered > capacity // 2:
                     continue
                 batch = min(budget, LEASE_BATCH)
                 visibility = config.timeout_s * 2 + LEASE_MARGIN_S
@@ -150,37 +158,78 @@ class Dispatcher:
         self._workers[name] = max(workers, wanted)
 
     async def _work(self, name: str, buffer: collections.deque[Delivery]) -> None:
-        """Drain ``buffer`` on one sandbox, held across deliveries while nobody else waits."""
+        """Drain ``buffer`` through one sandbox, kept while no sync caller waits for it.
+
+        Up to PIPELINE invocations sit in the sandbox's channel, so it starts the next
+        one the moment it answers instead of waiting for the platform to send it.
+        """
         pool = self._invoker.pool(name)
         sandbox: Sandbox | None = None
         cold = False
+        queued: collections.deque[_Sent] = collections.deque()
         try:
-            while buffer:
-                config = self._functions()[name]
-                delivery = buffer.popleft()
-                record = self._record(config, delivery)
-                self._running[record.id] = record
-                healthy = False
-                try:
+            while buffer or queued:
+                while buffer and len(queued) < PIPELINE:
+                    if sandbox is not None and pool.has_waiters:
+                        break  # let the waiting sync caller have it once this batch is done
+                    config = self._functions()[name]
                     if sandbox is None:
-                        sandbox, cold = await pool.acquire(None)
-                    healthy = await self._invoker.run_on(
-                        sandbox, cold, config, record, delivery.payload
+                        try:
+                            sandbox, cold = await pool.acquire(None)
+                        except OSError as exc:  # no sandbox could start: that is an attempt
+                            self._fail_unstarted(config, self._take(name, buffer), exc)
+                            continue
+                    delivery = self._take(name, buffer)
+                    record = self._record(config, delivery)
+                    try:
+                        sent = self._invoker.send(sandbox, config, record, delivery.payload)
+                    except SandboxGone:
+                        buffer.appendleft(delivery)
+                        pool.release(sandbox, healthy=False)
+                        sandbox = None
+                        break
+                    self._running[record.id] = record
+                    queued.append(_Sent(delivery, record, config, sandbox, cold, sent))
+                    cold = False
+                if not queued:
+                    continue
+                head = queued.popleft()
+                try:
+                    healthy = await self._invoker.finish(
+                        head.sandbox, head.cold, head.config, head.record, head.sent
                     )
-                except (OSError, SandboxGone) as exc:  # no sandbox could start: an attempt
-                    record.status = InvocationStatus.FAILED
-                    record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
+                except SandboxGone:  # queued behind an invocation that killed the sandbox
+                    buffer.appendleft(head.delivery)
+                    healthy = False
+                else:
+                    self._settle_soon(head.config, head.delivery, head.record)
                 finally:
-                    self._running.pop(record.id, None)
-                cold = False
-                if sandbox is not None and (not healthy or pool.has_waiters):
-                    pool.release(sandbox, healthy)  # let sync callers in; take another later
-                    sandbox = None
-                self._settle_soon(config, delivery, record)
+                    self._running.pop(head.record.id, None)
+                if head.sandbox is sandbox and sandbox is not None:
+                    if not healthy:
+                        pool.release(sandbox, healthy=False)
+                        sandbox = None
+                    elif not queued and pool.has_waiters:
+                        pool.release(sandbox, healthy=True)
+                        sandbox = None
         finally:
+            for entry in queued:
+                self._running.pop(entry.record.id, None)
             if sandbox is not None:
-                pool.release(sandbox, not sandbox.closed)
+                pool.release(sandbox, not sandbox.closed and not queued)
             self._workers[name] -= 1
+
+    def _take(self, name: str, buffer: collections.deque[Delivery]) -> Delivery:
+        delivery = buffer.popleft()
+        if len(buffer) == self._low_water.get(name, 0):
+            self._set_woken()  # time to lease the next batch
+        return delivery
+
+    def _fail_unstarted(self, config: FunctionConfig, delivery: Delivery, exc: Exception) -> None:
+        record = self._record(config, delivery)
+        record.status = InvocationStatus.FAILED
+        record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
+        self._settle_soon(config, delivery, record)
 
     def _record(self, config: FunctionConfig, delivery: Delivery) -> InvocationRecord:
         return InvocationRecord(
@@ -259,6 +308,17 @@ class Dispatcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _Sent(NamedTuple):
+    """An invocation sent to a sandbox, awaiting its result."""
+
+    delivery: Delivery
+    record: InvocationRecord
+    config: FunctionConfig
+    sandbox: Sandbox
+    cold: bool
+    sent: asyncio.Future[Result]
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -15,7 +15,6 @@ from squall.runtime.pool import Pool
 from squall.runtime.protocol import Invoke, Ready, Result
 from squall.runtime.sandbox import Sandbox, SandboxGone
 
-INIT_TIMEOUT_S = 10.0  # a cold start may spend this long in the init hook on top of timeout_s
 EXIT_STATUS_WAIT_S = 0.25  # how long to wait for the zygote to report why a sandbox died
 
 
@@ -55,21 +54,42 @@ class Invoker:
         payload: bytes,
     ) -> bool:
         """Run on a sandbox the caller holds; fill in ``record``; say if the sandbox is fit."""
-        deadline = _Deadline(sandbox, config.timeout_s)
-        started = time.time()
+        sent = self.send(sandbox, config, record, payload)
+        return await self.finish(sandbox, cold, config, record, sent)
+
+    def send(
+        self, sandbox: Sandbox, config: FunctionConfig, record: InvocationRecord, payload: bytes
+    ) -> asyncio.Future[Result]:
+        record.start = time.time()
+        return sandbox.invoke(
+            Invoke(record.id, payload, record.attempt, float(config.timeout_s), record.trigger)
+        )
+
+    async def finish(
+        self,
+        sandbox: Sandbox,
+        cold: bool,
+        config: FunctionConfig,
+        record: InvocationRecord,
+        sent: asyncio.Future[Result],
+    ) -> bool:
+        """Await what ``send`` started; fill in ``record``; say if the sandbox is fit.
+
+        Raises SandboxGone(started=False) when the invocation never ran because the
+        sandbox died running the one before it.
+        """
+        started = record.start or time.time()
         result: Result | None = None
         error: dict[str, Any] | None = None
         try:
-            result = await sandbox.invoke(
-                Invoke(record.id, payload, record.attempt, float(config.timeout_s), record.trigger)
-            )
-        except SandboxGone:
+            result = await sent
+        except SandboxGone as gone:
+            if not gone.started:
+                raise
             error = await self._explain(sandbox, config)
         except BaseException:
             sandbox.kill("cancelled")
             raise
-        finally:
-            deadline.cancel()
         ended = time.time()
 
         record.version = self._version
@@ -133,32 +153,3 @@ def _ready(sandbox: Sandbox) -> Ready | None:
         return sandbox.ready.result()
     return None
 
-
-class _Deadline:
-    """Kills the sandbox when the handler overruns ``timeout_s``.
-
-    On a cold start the clock starts once init has finished (init gets its own
-    INIT_TIMEOUT_S), since the invocation was queued behind it in the channel.
-    """
-
-    __slots__ = ("_handle", "_sandbox", "_timeout_s")
-
-    def __init__(self, sandbox: Sandbox, timeout_s: float) -> None:
-        self._sandbox = sandbox
-        self._timeout_s = timeout_s
-        loop = asyncio.get_running_loop()
-        if sandbox.ready.done():
-            self._handle = loop.call_later(timeout_s, sandbox.kill, "timeout")
-        else:
-            self._handle = loop.call_later(INIT_TIMEOUT_S + timeout_s, sandbox.kill, "timeout")
-            sandbox.ready.add_done_callback(self._restart)
-
-    def _restart(self, _: object) -> None:
-        if self._handle.cancelled():
-            return
-        self._handle.cancel()
-        loop = asyncio.get_running_loop()
-        self._handle = loop.call_later(self._timeout_s, self._sandbox.kill, "timeout")
-
-    def cancel(self) -> None:
-        self._handle.cancel()

@@ -47,7 +47,7 @@ from squall.storage.protocols import (
 
 log = logging.getLogger("squall")
 
-MAINTENANCE_S = 0.1
+MAINTENANCE_S = 0.025  # deadline granularity; memory is watched every 4th tick
 IDEMPOTENCY_TTL_S = 24 * 3600
 
 
@@ -134,10 +134,13 @@ class Platform:
         while True:
             await asyncio.sleep(MAINTENANCE_S)
             tick += 1
+            now = time.monotonic()
             for pool in self._pools.values():
-                pool.watch_memory()
-                if tick % 10 == 0:
-                    pool.reap(time.monotonic())
+                pool.enforce_deadlines(now)
+                if tick % 4 == 0:
+                    pool.watch_memory()
+                if tick % 40 == 0:
+                    pool.reap(now)
                 if pool.size < pool.config.min_instances:
                     await pool.prewarm()
 

@@ -161,6 +161,12 @@ class Pool:
                 survivors.append(sandbox)
         self._idle = survivors
 
+    def enforce_deadlines(self, now: float) -> None:
+        """Kill sandboxes whose running invocation is past its deadline (``time.monotonic``)."""
+        for sandbox in self.busy:
+            if sandbox.deadline < now:
+                sandbox.kill("timeout")
+
     def watch_memory(self) -> None:
         """Kill busy sandboxes whose resident memory grew past ``memory_mb``."""
         limit_kb = self.config.memory_mb * 1024

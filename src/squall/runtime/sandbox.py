@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import math
 import os
 import signal
 import time
@@ -28,12 +30,27 @@ INITIAL_BUFFER = 64 * 1024
 MIN_FREE = 16 * 1024
 
 
+INIT_TIMEOUT_S = 10.0  # a cold start may spend this long in the init hook on top of timeout_s
+
+
 class SandboxGone(Exception):
-    """The sandbox's channel closed before it answered."""
+    """The sandbox's channel closed before it answered.
+
+    ``started`` is False for an invocation that was still queued behind the one
+    that was running: it never ran and may simply be sent elsewhere.
+    """
+
+    def __init__(self, reason: str, *, started: bool = True) -> None:
+        super().__init__(reason)
+        self.started = started
 
 
 class Sandbox(asyncio.BufferedProtocol):
     """One sandbox serving one function, one invocation at a time.
+
+    Invocations may be queued in its channel (an async worker sends the next one
+    before the current one answers, so the sandbox never waits on the platform);
+    the sandbox runs them in order. ``deadline`` is that of the one running.
 
     A buffered protocol: the socket reads straight into one reusable buffer and
     frames are decoded in place, with no per-read allocation.
@@ -47,7 +64,10 @@ class Sandbox(asyncio.BufferedProtocol):
         self._end = 0  # end of the bytes received
         self._need = 0  # size of the frame waiting for more bytes
         self._transport: asyncio.Transport | None = None
-        self._pending: asyncio.Future[Result] | None = None
+        self._queue: collections.deque[tuple[asyncio.Future[Result], float]] = (
+            collections.deque()
+        )
+        self.deadline = math.inf  # time.monotonic() by which the running invocation must end
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[Ready] = loop.create_future()
         self.pid: int | None = None
@@ -99,9 +119,15 @@ class Sandbox(asyncio.BufferedProtocol):
 
     def _handle(self, message: FromSandbox) -> None:
         if isinstance(message, Result):
-            pending, self._pending = self._pending, None
-            if pending is not None and not pending.done():
-                pending.set_result(message)
+            if not self._queue:
+                return
+            future, _ = self._queue.popleft()
+            if self._queue:
+                self._arm(self._queue[0][1])
+            else:
+                self.deadline = math.inf
+            if not future.done():
+                future.set_result(message)
         elif isinstance(message, Call):
             self._on_call(self, message)
         elif isinstance(message, Started):
@@ -111,27 +137,39 @@ class Sandbox(asyncio.BufferedProtocol):
                 self._signal_kill()
         elif isinstance(message, Ready) and not self.ready.done():
             self.ready.set_result(message)
+            if self._queue:  # init is over: the handler's own clock starts now
+                self._arm(self._queue[0][1])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        gone = SandboxGone(self.kill_reason or "channel closed")
+        reason = self.kill_reason or "channel closed"
         if not self.ready.done():
-            self.ready.set_exception(gone)
+            self.ready.set_exception(SandboxGone(reason))
             self.ready.exception()  # mark retrieved: nobody may be waiting on a dead start
-        pending, self._pending = self._pending, None
-        if pending is not None and not pending.done():
-            pending.set_exception(gone)
+        started = True
+        while self._queue:
+            future, _ = self._queue.popleft()
+            if not future.done():
+                future.set_exception(SandboxGone(reason, started=started))
+            started = False
 
     # --- platform side ------------------------------------------------------------------
 
     def invoke(self, message: Invoke) -> asyncio.Future[Result]:
+        """Send an invocation; it runs once those sent before it have answered."""
         if self.closed or self._transport is None:
-            raise SandboxGone(self.kill_reason or "channel closed")
+            raise SandboxGone(self.kill_reason or "channel closed", started=False)
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._pending = future
+        self._queue.append((future, message.timeout_s))
+        if len(self._queue) == 1:
+            self._arm(message.timeout_s)
         self._transport.write(frame(message))
         self.served += 1
         return future
+
+    def _arm(self, timeout_s: float) -> None:
+        budget = timeout_s if self.ready.done() else timeout_s + INIT_TIMEOUT_S
+        self.deadline = time.monotonic() + budget
 
     def reply(self, message: CallReply) -> None:
         if self._transport is not None and not self.closed:
@@ -152,4 +190,4 @@ class Sandbox(asyncio.BufferedProtocol):
 
     @property
     def busy(self) -> bool:
-        return self._pending is not None
+        return bool(self._queue)
