@@ -6,7 +6,8 @@ Squall: before every run ``scale_to_zero("noop")`` closes the function's idle sa
 start minus the caller's clock just before ``invoke`` is the cold-start latency as the caller
 sees it (queueing, fork, sandbox setup, function init, IPC). Reported for two app files: one
 whose module imports only the standard library (and squall), and one whose module also imports
-numpy at the top.
+numpy at the top. Runs are GAP_S apart, like scale-from-zero after idleness: the zygote then
+has a pre-forked spare parked (a burst of cold starts faster than that forks directly).
 
 Peer: what you pay without a zygote, starting a fresh interpreter per cold start:
 ``python -c "import <app module>; <handler>(...)"`` in a subprocess (same interpreter, same
@@ -26,6 +27,8 @@ import time
 from pathlib import Path
 
 from _common import emit, emit_machine, log, percentile, ratio, squall_available, write_file
+
+GAP_S = 0.05  # between cold starts
 
 APPS: dict[str, str] = {
     "stdlib": """\
@@ -94,7 +97,9 @@ async def squall_cold(
             await platform.invoke("noop", b"{}")
         for _ in range(runs):
             await platform.scale_to_zero("noop")
-            await asyncio.sleep(0.002)  # let the closed sandbox's teardown finish off the clock
+            # Isolated cold starts: spaced like scale-from-zero after idleness, which
+            # gives the zygote time to park a fresh spare (SQUALL_SPARE_SANDBOXES).
+            await asyncio.sleep(GAP_S)
             t0 = time.monotonic_ns()
             rec = await platform.invoke("noop", b"{}")
             if rec.status != "succeeded" or rec.result is None:

@@ -15,10 +15,14 @@ def apply_memory_limit(memory_mb: int) -> None:
     The forked sandbox already maps the zygote's imports (which may be large, and
     are shared copy-on-write), so the function's budget is counted on top of them.
     """
-    with open("/proc/self/statm") as statm:
-        mapped = int(statm.read().split()[0]) * _PAGE
-    limit = mapped + memory_mb * MIB
+    limit = mapped_bytes() + memory_mb * MIB
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def mapped_bytes() -> int:
+    """Address space this process maps now."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * _PAGE
 
 
 def rss_kb(pid: int) -> int | None:

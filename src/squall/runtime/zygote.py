@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from typing import NoReturn
 
@@ -38,7 +39,7 @@ from squall.runtime.protocol import (
     decode_to_zygote,
     encode,
 )
-from squall.runtime.worker import serve
+from squall.runtime.worker import rehearse, serve
 
 
 def _load(ref: str) -> tuple[App, bytes] | dict[str, object]:
@@ -51,6 +52,9 @@ def _load(ref: str) -> tuple[App, bytes] | dict[str, object]:
         return ConfigError(
             f"importing {ref!r} failed: {type(exc).__name__}: {exc}", field="app", traceback=detail
         ).to_dict()
+
+
+SPARE_DELAY_S = 0.02
 
 
 def start_sandbox(
@@ -85,6 +89,7 @@ class Zygote:
         self.spare_target = spares
         self.spares: list[tuple[int, socket.socket]] = []
         self.children: set[int] = set()
+        self.last_handoff = 0.0
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -96,15 +101,28 @@ class Zygote:
 
     def run(self) -> NoReturn:
         while True:
-            timeout = 0 if len(self.spares) < self.spare_target else None
+            timeout = self._spare_timeout()
             events = self.selector.select(timeout)
-            if not events:
+            if not events and timeout is not None:
                 self._fork_spare()
             for key, _ in events:
                 if key.fileobj is self.control:
                     self._on_request()
                 else:
                     self._reap()
+
+    def _spare_timeout(self) -> float | None:
+        """How long to wait before forking a spare; None when there are enough.
+
+        A spare is replaced SPARE_DELAY_S after one was handed out, not at once: a
+        fork right away would take the CPU from the sandbox the spare is becoming.
+        With no spare left at all, one is forked at once.
+        """
+        if len(self.spares) >= self.spare_target:
+            return None
+        if not self.spares:
+            return 0.0
+        return max(0.0, self.last_handoff + SPARE_DELAY_S - time.monotonic())
 
     def _on_request(self) -> None:
         try:
@@ -129,6 +147,7 @@ class Zygote:
                 continue
             parked.close()
             os.close(channel)
+            self.last_handoff = time.monotonic()
             return
         pid = os.fork()
         if pid == 0:
@@ -144,6 +163,7 @@ class Zygote:
             ours.close()
             self._become_child(keep=theirs.fileno())
             captured = capture.install()  # generic set-up, paid before any request
+            rehearse()
             data, fds, _flags, _addr = socket.recv_fds(theirs, 65536, 4)
             if not data or not fds:
                 os._exit(0)  # the zygote is gone
