@@ -2,8 +2,10 @@
 
 from squall.app import App
 from squall.errors import (
+    AccessDenied,
     ConfigError,
     Conflict,
+    Forbidden,
     FunctionError,
     InitError,
     InvalidInput,
@@ -16,29 +18,39 @@ from squall.errors import (
     SquallError,
     Timeout,
     TooManyRequests,
+    Unauthorized,
 )
+from squall.model.http import CorsConfig, JwtConfig, RateLimit
+from squall.request import Request
 from squall.response import Response
 from squall.runtime.context import Context
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDenied",
     "App",
     "ConfigError",
     "Conflict",
     "Context",
+    "CorsConfig",
+    "Forbidden",
     "FunctionError",
     "InitError",
     "InvalidInput",
     "InvocationError",
+    "JwtConfig",
     "NotFound",
     "OutOfMemory",
     "PayloadTooLarge",
+    "RateLimit",
+    "Request",
     "Response",
     "ResultNotSerializable",
     "SandboxCrashed",
     "SquallError",
     "Timeout",
     "TooManyRequests",
+    "Unauthorized",
     "__version__",
 ]

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from squall.errors import ConfigError
 from squall.model.config import FunctionConfig, Manifest
+from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
@@ -31,9 +32,19 @@ class App:
     ...     return {"hello": event.get("name", "world")}
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        debug: bool = False,
+        cors: CorsConfig | None = None,
+        jwt: JwtConfig | None = None,
+        key_rate_limit: RateLimit | None = None,
+    ) -> None:
         self.name = name
         self.functions: dict[str, FunctionDef] = {}
+        self.routes: list[RouteConfig] = []
+        self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
         self,
@@ -50,6 +61,8 @@ class App:
         on_failure: str | None = None,
         dead_letter: bool = True,
         env: dict[str, str] | None = None,
+        secrets: list[str] | tuple[str, ...] = (),
+        permissions: list[str] | tuple[str, ...] = (),
         init: Callable[..., Any] | None = None,
         description: str = "",
     ) -> Callable[[F], F]:
@@ -76,6 +89,8 @@ class App:
                 on_failure=on_failure,
                 dead_letter=dead_letter,
                 env=dict(env or {}),
+                secrets=tuple(secrets),
+                permissions=tuple(permissions),
                 has_init=init is not None,
                 is_async=inspect.iscoroutinefunction(handler),
                 description=description or (inspect.getdoc(handler) or "").split("\n")[0],
@@ -88,12 +103,59 @@ class App:
 
         return register
 
+    def http(
+        self,
+        route: str,
+        *,
+        auth: str = "none",
+        timeout_s: float = 29.0,
+        scopes: list[str] | tuple[str, ...] = (),
+        rate_limit: RateLimit | None = None,
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Bind ``"METHOD /path/{param}"`` to a function; stack it for several routes.
+
+        The handler gets a ``squall.Request`` and returns a ``squall.Response`` or a
+        JSON-able value. Other keyword arguments configure the function, as
+        ``@app.function`` does, the first time it is declared.
+        """
+
+        def register(handler: F) -> F:
+            name = function_options.get("name") or handler.__name__.replace("_", "-")
+            existing = self.functions.get(name)
+            if existing is None:
+                self.function(**function_options)(handler)
+            elif existing.handler is not handler:
+                raise ConfigError(f"function {name!r} is declared twice", field="name")
+            self.routes.append(
+                RouteConfig.parse(
+                    route,
+                    name,
+                    auth=auth,
+                    timeout_s=float(timeout_s),
+                    scopes=tuple(scopes),
+                    rate_limit=rate_limit,
+                )
+            )
+            return handler
+
+        return register
+
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
         configs = [fd.config for fd in self.functions.values()]
         digest = hashlib.sha256(source)
         for config in configs:
             digest.update(repr(config).encode())
-        manifest = Manifest(app=self.name, version=digest.hexdigest()[:12], functions=configs)
+        for route in self.routes:
+            digest.update(repr(route).encode())
+        digest.update(repr(self.settings).encode())
+        manifest = Manifest(
+            app=self.name,
+            version=digest.hexdigest()[:12],
+            functions=configs,
+            routes=list(self.routes),
+            settings=self.settings,
+        )
         manifest.validate()
         return manifest

@@ -7,6 +7,9 @@ are translated at the edge into an HTTP status with a JSON body, or a CLI line.
     SquallError
     ├── ConfigError            invalid app / function configuration      (400)
     ├── InvalidInput           malformed request or payload              (400)
+    ├── Unauthorized           missing or invalid credentials            (401)
+    ├── Forbidden              valid credentials, action not allowed     (403)
+    │   └── AccessDenied       a function used a resource it did not declare
     ├── NotFound               unknown function, invocation, …           (404)
     ├── Conflict               resource in a state that forbids the call (409)
     ├── PayloadTooLarge        payload over the configured limit         (413)
@@ -68,6 +71,18 @@ class InvalidInput(SquallError):
     status = 400
 
 
+class Unauthorized(SquallError):
+    status = 401
+
+
+class Forbidden(SquallError):
+    status = 403
+
+
+class AccessDenied(Forbidden):
+    """``details`` name the ``function``, the ``action`` and the ``resource``."""
+
+
 class NotFound(SquallError):
     status = 404
 
@@ -118,6 +133,9 @@ ERROR_TYPES: dict[str, type[SquallError]] = {
         SquallError,
         ConfigError,
         InvalidInput,
+        Unauthorized,
+        Forbidden,
+        AccessDenied,
         NotFound,
         Conflict,
         PayloadTooLarge,

@@ -97,23 +97,30 @@ def test_invocation_errors_share_a_base() -> None:
 
 def test_public_api_is_pinned() -> None:
     assert squall.__all__ == [
+        "AccessDenied",
         "App",
         "ConfigError",
         "Conflict",
         "Context",
+        "CorsConfig",
+        "Forbidden",
         "FunctionError",
         "InitError",
         "InvalidInput",
         "InvocationError",
+        "JwtConfig",
         "NotFound",
         "OutOfMemory",
         "PayloadTooLarge",
+        "RateLimit",
+        "Request",
         "Response",
         "ResultNotSerializable",
         "SandboxCrashed",
         "SquallError",
         "Timeout",
         "TooManyRequests",
+        "Unauthorized",
         "__version__",
     ]
     for name in squall.__all__:

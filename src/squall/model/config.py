@@ -12,8 +12,11 @@ from typing import Any
 import msgspec
 
 from squall.errors import ConfigError
+from squall.model.http import AppSettings, RouteConfig
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
+SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+ACTIONS = ("invoke",)  # later: publish, send, tables, buckets
 
 # field -> (minimum, maximum), inclusive.
 RANGES: dict[str, tuple[int, int]] = {
@@ -42,6 +45,8 @@ class FunctionConfig(msgspec.Struct, frozen=True, kw_only=True):
     on_failure: str | None = None
     dead_letter: bool = True
     env: dict[str, str] = {}
+    secrets: tuple[str, ...] = ()  # names of platform secrets the sandbox sees (ctx.secrets)
+    permissions: tuple[str, ...] = ()  # "action:resource", e.g. "invoke:billing", "invoke:*"
     has_init: bool = False
     is_async: bool = False
     description: str = ""
@@ -92,6 +97,30 @@ class FunctionConfig(msgspec.Struct, frozen=True, kw_only=True):
                 value=repr(self.env),
             )
 
+        for permission in self.permissions:
+            action, _, resource = permission.partition(":")
+            if action not in ACTIONS or not resource:
+                raise ConfigError(
+                    f"function {self.name!r}: permission {permission!r} is not"
+                    f" 'action:resource' with action one of {', '.join(ACTIONS)}",
+                    field="permissions",
+                    function=self.name,
+                    value=permission,
+                )
+        for secret in self.secrets:
+            if not SECRET_NAME_RE.match(secret):
+                raise ConfigError(
+                    f"function {self.name!r}: secret name {secret!r} is invalid"
+                    " (letters, digits and '_', starting with a letter)",
+                    field="secrets",
+                    function=self.name,
+                    value=secret,
+                )
+
+    def allows(self, action: str, resource: str) -> bool:
+        """Least privilege: only what ``permissions`` grants, ``action:*`` for any resource."""
+        return f"{action}:{resource}" in self.permissions or f"{action}:*" in self.permissions
+
     def updated(self, changes: dict[str, Any]) -> FunctionConfig:
         """A validated copy with ``changes`` applied (used by the admin API)."""
         unknown = sorted(set(changes) - set(UPDATABLE))
@@ -119,6 +148,8 @@ UPDATABLE = (
     "on_failure",
     "dead_letter",
     "env",
+    "secrets",
+    "permissions",
     "description",
 )
 
@@ -129,6 +160,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     app: str
     version: str
     functions: list[FunctionConfig]
+    routes: list[RouteConfig] = []
+    settings: AppSettings = AppSettings()
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
@@ -144,3 +177,21 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                         function=fn.name,
                         value=repr(target),
                     )
+        seen: dict[tuple[str, str], str] = {}
+        for route in self.routes:
+            route.validate()
+            if route.function not in names:
+                raise ConfigError(
+                    f"route {route.method} {route.path} names no function {route.function!r}",
+                    field="function",
+                    value=route.function,
+                )
+            key = (route.method, route.path)
+            if key in seen:
+                raise ConfigError(
+                    f"route {route.method} {route.path} is declared by both {seen[key]!r}"
+                    f" and {route.function!r}",
+                    field="path",
+                    value=route.path,
+                )
+            seen[key] = route.function
