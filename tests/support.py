@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -26,9 +27,12 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 15.0) -> T:
 
 
 def start_squall(
-    workdir: Path, *args: str, app: str = "app.py"
+    workdir: Path, *args: str, app: str = "app.py", env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Run `squall up` on a free port; return the process and its URL once it serves."""
+    """Run `squall up` on a free port; return the process and its URL once it serves.
+
+    ``env`` adds to (or overrides) this process's environment for the server.
+    """
     out, err = workdir / "up.out", workdir / "up.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -36,6 +40,7 @@ def start_squall(
             cwd=workdir,
             stdout=stdout,
             stderr=stderr,
+            env={**os.environ, **(env or {})},
         )
 
     def url() -> str | None:

@@ -82,20 +82,29 @@ def chatty(event, ctx):
     return marker
 
 
-@app.function()
+@app.function(permissions=["invoke:echo"])
 def caller(event, ctx):
     if event.get("async"):
         return {"queued": ctx.invoke("echo", {"n": event["n"]}, async_=True)}
     return {"nested": ctx.invoke("echo", {"n": event["n"]})}
 
 
-@app.function()
+@app.function(permissions=["invoke:*"])
 def caller_of_missing(event, ctx):
     try:
         ctx.invoke("no-such-function", {})
     except squall.NotFound as exc:
         return {"caught": type(exc).__name__, "field": exc.field}
     return {"caught": None}
+
+
+@app.function(permissions=["invoke:caller"])
+def sneaky(event, ctx):
+    try:
+        ctx.invoke("echo", {})
+    except squall.AccessDenied as exc:
+        return {"denied": exc.message, "details": exc.details}
+    return {"denied": None}
 
 
 @app.function()
@@ -289,6 +298,14 @@ async def test_nested_invoke_error_reaches_user_code(platform) -> None:
         "caught": "NotFound",
         "field": "function",
     }
+
+
+async def test_invoking_an_undeclared_function_is_access_denied(platform) -> None:
+    p = await platform(APP)
+    outcome = result(await p.invoke("sneaky", b"null"))
+    assert outcome["details"] == {"function": "sneaky", "action": "invoke", "resource": "echo"}
+    assert "invoke:echo" in outcome["denied"]
+    assert [r for r in await p.list_invocations(function="echo")] == []
 
 
 async def test_response_with_status_headers_and_bytes(platform) -> None:

@@ -182,7 +182,8 @@ class Dispatcher:
                     delivery = self._take(name, buffer)
                     record = self._record(config, delivery)
                     try:
-                        sent = self._invoker.send(sandbox, config, record, delivery.payload)
+                        kind = delivery.headers.get("kind", "json")
+                        sent = self._invoker.send(sandbox, config, record, delivery.payload, kind)
                     except SandboxGone:
                         buffer.appendleft(delivery)
                         pool.release(sandbox, healthy=False)
@@ -241,6 +242,7 @@ class Dispatcher:
             attempt=delivery.attempts,
             created_at=delivery.enqueued_at,
             idempotency_key=delivery.headers.get("idempotency_key"),
+            request_id=delivery.headers.get("request_id"),
         )
 
     def _settle_soon(

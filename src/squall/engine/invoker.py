@@ -34,36 +34,31 @@ class Invoker:
         payload: bytes,
         *,
         wait_s: float | None,
+        kind: str = "json",
     ) -> InvocationRecord:
         """Run ``payload`` through ``config``'s function; fill in and return ``record``."""
         pool = self._pools[config.name]
         sandbox, cold = await pool.acquire(wait_s)
         healthy = False
         try:
-            healthy = await self.run_on(sandbox, cold, config, record, payload)
+            sent = self.send(sandbox, config, record, payload, kind)
+            healthy = await self.finish(sandbox, cold, config, record, sent)
         finally:
             pool.release(sandbox, healthy)
         return record
 
-    async def run_on(
+    def send(
         self,
         sandbox: Sandbox,
-        cold: bool,
         config: FunctionConfig,
         record: InvocationRecord,
         payload: bytes,
-    ) -> bool:
-        """Run on a sandbox the caller holds; fill in ``record``; say if the sandbox is fit."""
-        sent = self.send(sandbox, config, record, payload)
-        return await self.finish(sandbox, cold, config, record, sent)
-
-    def send(
-        self, sandbox: Sandbox, config: FunctionConfig, record: InvocationRecord, payload: bytes
+        kind: str = "json",
     ) -> asyncio.Future[Result]:
         record.start = time.time()
-        return sandbox.invoke(
-            Invoke(record.id, payload, record.attempt, float(config.timeout_s), record.trigger)
-        )
+        timeout = float(config.timeout_s)
+        message = Invoke(record.id, payload, record.attempt, timeout, record.trigger, kind)
+        return sandbox.invoke(message)
 
     async def finish(
         self,

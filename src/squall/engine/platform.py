@@ -19,7 +19,7 @@ import msgspec
 from squall.engine.destinations import queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.invoker import Invoker
-from squall.errors import InvalidInput, NotFound, PayloadTooLarge, SquallError
+from squall.errors import AccessDenied, InvalidInput, NotFound, PayloadTooLarge, SquallError
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.ids import new_id
 from squall.model.invocation import (
@@ -183,14 +183,16 @@ class Platform:
 
     # --- invoking ------------------------------------------------------------------------
 
-    def _check_payload(self, payload: bytes, limit: int, kind: str) -> bytes:
+    def _check_payload(self, payload: bytes, limit: int, mode: str, kind: str) -> bytes:
         if len(payload) > limit:
             raise PayloadTooLarge(
-                f"{kind} payload is {len(payload)} bytes; the limit is {limit} bytes",
+                f"{mode} payload is {len(payload)} bytes; the limit is {limit} bytes",
                 field="payload",
                 size=len(payload),
                 limit=limit,
             )
+        if kind == "http":  # built by the gateway, not by a client
+            return payload
         if not payload.strip():
             return b"null"
         try:
@@ -210,16 +212,23 @@ class Platform:
         *,
         idempotency_key: str | None = None,
         trigger: str = Trigger.SYNC,
+        kind: str = "json",
+        request_id: str | None = None,
+        invocation_id: str | None = None,
     ) -> InvocationRecord:
-        """Run a function now and return its record (a failure is in ``record.error``)."""
+        """Run a function now and return its record (a failure is in ``record.error``).
+
+        ``kind="http"`` marks ``payload`` as a JSON-encoded HttpRequest built by the
+        gateway (the handler then gets a ``squall.Request``).
+        """
         config = self.function(name)
-        payload = self._check_payload(payload, self.config.max_sync_payload, "sync")
+        payload = self._check_payload(payload, self.config.max_sync_payload, "sync", kind)
         if idempotency_key is not None:
             existing = await self._claim(name, idempotency_key)
             if existing is not None:
                 return await self._finished_record(existing)
         record = InvocationRecord(
-            id=new_id(),
+            id=invocation_id or new_id(),
             function=name,
             version=self.manifest.version,
             trigger=trigger,
@@ -227,10 +236,13 @@ class Platform:
             attempt=1,
             created_at=time.time(),
             idempotency_key=idempotency_key,
+            request_id=request_id,
         )
         self._running[record.id] = record
         try:
-            await self._invoker.run(config, record, payload, wait_s=self.config.sync_wait_s)
+            await self._invoker.run(
+                config, record, payload, wait_s=self.config.sync_wait_s, kind=kind
+            )
         except BaseException:
             self._release_claim(name, idempotency_key, None)
             raise
@@ -254,10 +266,12 @@ class Platform:
         *,
         idempotency_key: str | None = None,
         trigger: str = Trigger.ASYNC,
+        kind: str = "json",
+        request_id: str | None = None,
     ) -> InvocationRecord:
         """Durably queue an invocation; returns once it is committed to the store."""
         self.function(name)
-        payload = self._check_payload(payload, self.config.max_async_payload, "async")
+        payload = self._check_payload(payload, self.config.max_async_payload, "async", kind)
         if idempotency_key is not None:
             existing = await self._claim(name, idempotency_key)
             if existing is not None:
@@ -271,8 +285,11 @@ class Platform:
             status=InvocationStatus.QUEUED,
             created_at=now,
             idempotency_key=idempotency_key,
+            request_id=request_id,
         )
-        headers = {"trigger": str(trigger)}
+        headers = {"trigger": str(trigger), "kind": kind}
+        if request_id is not None:
+            headers["request_id"] = request_id
         ops: list[Op] = [PutInvocation(record)]
         if idempotency_key is not None:
             headers["idempotency_key"] = idempotency_key
@@ -332,6 +349,15 @@ class Platform:
             if call.op != "invoke":
                 raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
             target = str(call.args.get("function"))
+            caller = self._functions.get(sandbox.function)
+            if caller is None or not caller.allows("invoke", target):
+                raise AccessDenied(
+                    f"function {sandbox.function!r} may not invoke {target!r}: add"
+                    f" permissions=[\"invoke:{target}\"] to its declaration",
+                    function=sandbox.function,
+                    action="invoke",
+                    resource=target,
+                )
             payload = bytes(call.args.get("payload") or b"null")
             if call.args.get("async"):
                 queued = await self.invoke_async(target, payload, trigger=Trigger.FUNCTION)

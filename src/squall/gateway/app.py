@@ -5,14 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from squall.gateway.admin import AdminAPI
+from squall.gateway.auth import AdminAuthMiddleware
 from squall.gateway.errors import EXCEPTION_HANDLERS
 from squall.gateway.http import json_response
 from squall.gateway.invoke import InvokeAPI
+from squall.gateway.keys_api import KeysAPI
+from squall.gateway.middleware import RequestIdMiddleware
+from squall.model.http import CorsConfig
+from squall.security.ratelimit import RateLimiter
+from squall.security.routes import RouteAuthorizer
+from squall.gateway.openapi import openapi_json
+from squall.gateway.routes import Authorizer, FunctionRoutes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,7 +35,12 @@ if TYPE_CHECKING:
 API_PREFIX = "/api/v1"
 
 
-def create_app(platform: Platform, *, lifespan: Lifespan | None = None) -> Starlette:
+def create_app(
+    platform: Platform,
+    *,
+    lifespan: Lifespan | None = None,
+    authorizer: Authorizer | None = None,
+) -> Starlette:
     """The gateway for a started ``platform``; ``lifespan`` lets the server own its shutdown."""
 
     async def healthz(request: Request) -> Response:
@@ -45,6 +60,8 @@ def create_app(platform: Platform, *, lifespan: Lifespan | None = None) -> Starl
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route(f"{API_PREFIX}/openapi.json", openapi_json, methods=["GET"]),
         Mount(API_PREFIX, routes=api),
+        *FunctionRoutes(platform, authorizer).routes(),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -31,6 +31,7 @@ class Trigger(enum.StrEnum):
     DESTINATION = "destination"
     REDRIVE = "redrive"
     FUNCTION = "function"
+    HTTP = "http"
 
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):
@@ -62,6 +63,7 @@ class InvocationRecord(msgspec.Struct, kw_only=True):
     result: bytes | None = None
     response: dict[str, object] | None = None  # status, headers, content_type
     idempotency_key: str | None = None
+    request_id: str | None = None  # the HTTP request that caused it (X-Request-Id)
     logs: list[LogEntry] = []
 
     def public(self, *, with_result: bool = True) -> dict[str, object]:

@@ -30,6 +30,7 @@ class Context:
         "invocation_id",
         "logger",
         "memory_mb",
+        "secrets",
         "state",
         "trigger",
         "version",
@@ -44,6 +45,7 @@ class Context:
         memory_mb: int,
         logger: logging.Logger,
         state: Any = None,
+        secrets: dict[str, str] | None = None,
     ) -> None:
         self._link = link
         self.function_name = function_name
@@ -51,6 +53,7 @@ class Context:
         self.memory_mb = memory_mb
         self.logger = logger
         self.state = state
+        self.secrets: dict[str, str] = dict(secrets or {})  # the declared secrets only
         self.invocation_id = ""
         self.attempt = 1
         self.trigger = ""

@@ -29,6 +29,7 @@ class Invoke(msgspec.Struct, tag=True, array_like=True):
     attempt: int
     timeout_s: float  # the handler's deadline, counted from when the sandbox reads this
     trigger: str
+    kind: str = "json"  # "json": payload is the event; "http": a JSON-encoded HttpRequest
 
 
 class CallReply(msgspec.Struct, tag=True, array_like=True):
@@ -84,6 +85,7 @@ class Fork(msgspec.Struct, tag=True, array_like=True):
     function: str
     memory_mb: int
     env: dict[str, str]
+    secrets: dict[str, str] = {}  # only those the function declares; never logged
 
 
 class Loaded(msgspec.Struct, tag=True, array_like=True):

@@ -25,6 +25,8 @@ from squall.errors import (
     ResultNotSerializable,
     SquallError,
 )
+from squall.model.http import HttpRequest
+from squall.request import Request
 from squall.response import Response
 from squall.runtime import capture
 from squall.runtime.context import Context
@@ -46,6 +48,7 @@ from squall.runtime.protocol import (
 _UNSUPPORTED = re.compile(r"type (\S+) is unsupported")
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
+_decode_request = msgspec.json.Decoder(HttpRequest).decode
 
 
 class Link:
@@ -111,7 +114,14 @@ def encode_result(result: Any) -> tuple[bytes, dict[str, Any] | None]:
         else:
             content_type, data = "application/json", _encode_json(body)
         content_type = headers.pop("content-type", content_type)
-        return data, {"status": result.status, "headers": headers, "content_type": content_type}
+        meta: dict[str, Any] = {
+            "status": result.status,
+            "headers": headers,
+            "content_type": content_type,
+        }
+        if result.cookies:
+            meta["cookies"] = list(result.cookies)
+        return data, meta
     return _encode_json(result), None
 
 
@@ -159,6 +169,7 @@ def serve(
     version: str,
     memory_mb: int,
     captured: capture.Capture | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> NoReturn:
     link = Link(sock)
     link.send(Started(os.getpid(), rss_kb(os.getpid()) or 0))
@@ -171,6 +182,7 @@ def serve(
         version=version,
         memory_mb=memory_mb,
         logger=logging.getLogger(config.name),
+        secrets=secrets,
     )
     started = time.perf_counter()
     init_error = None
@@ -203,7 +215,10 @@ def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture
         recycle = False
         started = time.perf_counter()
         try:
-            event = _json_decode(message.payload)
+            if message.kind == "http":
+                event = Request(_decode_request(message.payload))
+            else:
+                event = _json_decode(message.payload)
             result = handler(event, ctx)
             if loop is not None:
                 result = loop.run_until_complete(result)

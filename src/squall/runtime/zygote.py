@@ -70,7 +70,7 @@ def start_sandbox(
         apply_memory_limit(request.memory_mb)
     except (OSError, ValueError) as exc:  # keep serving; the platform's RSS watchdog still applies
         print(f"squall: memory limit not applied: {exc}", file=sys.__stderr__)
-    serve(socket.socket(fileno=fd), fdef, version, request.memory_mb, captured)
+    serve(socket.socket(fileno=fd), fdef, version, request.memory_mb, captured, request.secrets)
 
 
 class Zygote:
