@@ -78,6 +78,7 @@ def files(request, ctx):
 
 @app.http("POST /later")
 def later(request, ctx):
+    ctx.logger.warning("later got %s", request.body.decode())
     return {{"got": request.json()}}
 """
 
@@ -257,7 +258,11 @@ def test_async_over_http_is_202_with_a_status_url(http: httpx.Client) -> None:
     record = wait_for(done)
     assert record["result"] == {"got": {"n": 3}}
     assert record["trigger"] == "http"
-    assert record["request_id"] == response.headers["x-request-id"]
+    request_id = response.headers["x-request-id"]
+    assert record["request_id"] == request_id
+    logs = http.get("/api/v1/logs", params={"request_id": request_id}, headers=auth).json()
+    assert [row["message"] for row in logs["logs"]] == ['later got {"n":3}']
+    assert {row["request_id"] for row in logs["logs"]} == {request_id}
 
 
 def test_oversized_body_is_413(url: str, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from squall.engine.destinations import destination_ops, function_of, queue_name
 from squall.engine.invoker import Invoker
 from squall.engine.retry import backoff_delay
-from squall.errors import SandboxCrashed
+from squall.errors import InitError, SandboxCrashed
 from squall.model.config import FunctionConfig
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
 from squall.runtime.protocol import Result
@@ -176,7 +176,7 @@ class Dispatcher:
                     if sandbox is None:
                         try:
                             sandbox, cold = await pool.acquire(None)
-                        except OSError as exc:  # no sandbox could start: that is an attempt
+                        except (OSError, InitError) as exc:  # no sandbox could start: an attempt
                             self._fail_unstarted(config, self._take(name, buffer), exc)
                             continue
                     delivery = self._take(name, buffer)
@@ -229,7 +229,10 @@ class Dispatcher:
     def _fail_unstarted(self, config: FunctionConfig, delivery: Delivery, exc: Exception) -> None:
         record = self._record(config, delivery)
         record.status = InvocationStatus.FAILED
-        record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
+        if isinstance(exc, InitError):
+            record.error = exc.to_dict()
+        else:
+            record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
         self._settle_soon(config, delivery, record)
 
     def _record(self, config: FunctionConfig, delivery: Delivery) -> InvocationRecord:
@@ -271,7 +274,7 @@ class Dispatcher:
     ) -> list[Op]:
         ops: list[Op] = []
         if record.logs:
-            ops.append(AppendLogs(record.id, record.function, record.logs))
+            ops.append(AppendLogs(record.id, record.function, record.logs, record.request_id))
         if record.status == InvocationStatus.SUCCEEDED:
             ops += [Ack(delivery.id), PutInvocation(record)]
             ops += destination_ops(config, record, delivery.payload, "Success")

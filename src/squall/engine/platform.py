@@ -33,7 +33,9 @@ from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
 from squall.runtime.pool import Pool
 from squall.runtime.protocol import Call, CallReply
 from squall.runtime.sandbox import Sandbox
+from squall.security.keys import open_control
 from squall.storage import open_store
+from squall.storage.control import ControlStore
 from squall.storage.protocols import (
     AppendLogs,
     Delivery,
@@ -64,6 +66,9 @@ class PlatformConfig:
 
 
 class Platform:
+    control: ControlStore  # API keys and secrets
+    bootstrap_key: str | None = None  # the admin key this start created, to show once
+
     def __init__(
         self, config: PlatformConfig, manifest: Manifest, launcher: Launcher, store: Store
     ) -> None:
@@ -106,7 +111,14 @@ class Platform:
             launcher = SpawnLauncher(config.app)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = await open_store(config.store or str(config.data_dir / "squall.db"))
+        try:
+            control, bootstrap_key = await open_control(config.data_dir)
+        except BaseException:
+            await store.close()
+            await launcher.close()
+            raise
         platform = cls(config, loaded.manifest, launcher, store)
+        platform.control, platform.bootstrap_key = control, bootstrap_key
         recovered = await store.recover()
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
@@ -127,6 +139,7 @@ class Platform:
             pool.close()
         await self._launcher.close()
         await self._store.close()
+        await self.control.close()
 
     async def _maintain(self) -> None:
         """Memory watchdog, scale-in of idle sandboxes and keeping min_instances warm."""
@@ -250,7 +263,7 @@ class Platform:
             self._running.pop(record.id, None)
         ops: list[Op] = [PutInvocation(record)]
         if record.logs:
-            ops.append(AppendLogs(record.id, name, record.logs))
+            ops.append(AppendLogs(record.id, name, record.logs, record.request_id))
         if idempotency_key is None:
             self._store.commit_soon(ops)
         else:
@@ -405,6 +418,7 @@ class Platform:
         after: int | None = None,
         level: str | None = None,
         limit: int = 500,
+        request_id: str | None = None,
     ) -> list[LogRow]:
         await self._store.commit(())
         return await self._store.list_logs(
@@ -414,6 +428,7 @@ class Platform:
             after=after,
             level=level,
             limit=limit,
+            request_id=request_id,
         )
 
     async def list_dead_letters(

@@ -13,6 +13,7 @@ from squall.errors import InvalidInput
 from squall.gateway.http import (
     json_object,
     json_response,
+    query_choice,
     query_float,
     query_int,
     query_optional_int,
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from squall.engine.platform import Platform
 
 STATUSES = tuple(status.value for status in InvocationStatus)
+# ``level`` filters to this level and above.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class AdminAPI:
@@ -69,12 +72,7 @@ class AdminAPI:
     # invocations
 
     async def list_invocations(self, request: Request) -> Response:
-        status = query_str(request, "status")
-        if status is not None and status not in STATUSES:
-            raise InvalidInput(
-                f"query parameter 'status'={status!r} is not one of {', '.join(STATUSES)}",
-                field="status",
-            )
+        status = query_choice(request, "status", STATUSES)
         limit = query_int(request, "limit", 50)
         records = await self.platform.list_invocations(
             function=query_str(request, "function"),
@@ -104,9 +102,10 @@ class AdminAPI:
         rows = await self.platform.list_logs(
             function=query_str(request, "function"),
             invocation_id=query_str(request, "invocation_id"),
+            request_id=query_str(request, "request_id"),
             since=query_float(request, "since"),
             after=after,
-            level=query_str(request, "level"),
+            level=query_choice(request, "level", LOG_LEVELS),
             limit=query_int(request, "limit", 500, maximum=5000),
         )
         # The cursor is the last row scanned, not the last match, so `logs -f --grep` moves on.

@@ -90,6 +90,7 @@ class LogRow(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     function: str
     invocation_id: str
+    request_id: str | None = None
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
-from squall.errors import TooManyRequests
+from squall.errors import InitError, TooManyRequests
 from squall.model.config import FunctionConfig
 from squall.runtime.launcher import Launcher
 from squall.runtime.limits import rss_kb
 from squall.runtime.protocol import Call, Fork
 from squall.runtime.sandbox import Sandbox, SandboxGone
+
+SecretSource = Callable[[Sequence[str]], Awaitable[dict[str, str]]]
 
 
 class Pool:
@@ -25,10 +27,12 @@ class Pool:
         config: FunctionConfig,
         launcher: Launcher,
         on_call: Callable[[Sandbox, Call], None],
+        secrets: SecretSource | None = None,
     ) -> None:
         self.config = config
         self._launcher = launcher
         self._on_call = on_call
+        self._secrets = secrets
         self._idle: list[Sandbox] = []  # most recently used last: reuse the warmest
         self._waiters: collections.deque[asyncio.Future[Sandbox]] = collections.deque()
         self.size = 0  # live + starting sandboxes
@@ -123,13 +127,29 @@ class Pool:
     async def _start(self) -> Sandbox:
         loop = asyncio.get_running_loop()
         config = self.config
-        sock = self._launcher.start(Fork(config.name, config.memory_mb, config.env))
+        values = await self._secret_values(config)
+        sock = self._launcher.start(Fork(config.name, config.memory_mb, config.env, values))
         _, sandbox = await loop.create_unix_connection(
             lambda: Sandbox(config.name, self._on_call), sock=sock
         )
         sandbox.generation = self._generation
         self.cold_starts += 1
         return sandbox
+
+    async def _secret_values(self, config: FunctionConfig) -> dict[str, str]:
+        """Exactly the secrets the function declares, read when its sandbox starts."""
+        if not config.secrets:
+            return {}
+        values = await self._secrets(config.secrets) if self._secrets is not None else {}
+        missing = [name for name in config.secrets if name not in values]
+        if missing:
+            raise InitError(
+                f"function {config.name!r} declares secrets that are not set:"
+                f" {', '.join(missing)} (set them with `squall secrets set NAME`)",
+                function=config.name,
+                missing=missing,
+            )
+        return values
 
     async def prewarm(self) -> None:
         """Start sandboxes until ``min_instances`` are live, waiting for their init."""
@@ -138,7 +158,7 @@ class Pool:
             try:
                 sandbox = await self._start()
                 await sandbox.ready
-            except (SandboxGone, OSError):
+            except (SandboxGone, OSError, InitError):
                 self.size -= 1
                 return
             if (await sandbox.ready).error is not None:

@@ -61,6 +61,7 @@ class AppendLogs(msgspec.Struct, frozen=True):
     invocation_id: str
     function: str
     lines: list[LogEntry]
+    request_id: str | None = None
 
 
 class PutIdempotency(msgspec.Struct, frozen=True):
@@ -116,6 +117,7 @@ class StateStore(Protocol):
         after: int | None,
         level: str | None,
         limit: int,
+        request_id: str | None = None,
     ) -> list[LogRow]: ...
 
     async def list_dead_letters(

@@ -35,8 +35,10 @@ CREATE TABLE IF NOT EXISTS logs (
     stream TEXT NOT NULL,
     message TEXT NOT NULL,
     function TEXT NOT NULL,
-    invocation_id TEXT NOT NULL
+    invocation_id TEXT NOT NULL,
+    request_id TEXT
 );
+CREATE INDEX IF NOT EXISTS logs_by_request ON logs (request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS logs_by_invocation ON logs (invocation_id, seq);
 CREATE INDEX IF NOT EXISTS logs_by_function ON logs (function, seq);
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs (time);

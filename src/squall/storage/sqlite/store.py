@@ -57,8 +57,8 @@ _SQL: dict[type, str] = {
     Ack: "DELETE FROM deliveries WHERE id = ?",
     Enqueue: "INSERT OR IGNORE INTO deliveries (id, queue, payload, invocation_id, attempts,"
     " enqueued_at, available_at, headers, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    AppendLogs: "INSERT INTO logs (time, level, stream, message, function, invocation_id)"
-    " VALUES (?, ?, ?, ?, ?, ?)",
+    AppendLogs: "INSERT INTO logs (time, level, stream, message, function, invocation_id,"
+    " request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
     Retry: "UPDATE deliveries SET available_at = ?, leased = 0 WHERE id = ?",
     PutIdempotency: "INSERT OR REPLACE INTO idempotency (function, key, invocation_id,"
     " expires_at) VALUES (?, ?, ?, ?)",
@@ -101,7 +101,15 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
         ]
     if kind is AppendLogs:
         return [
-            (line.time, line.level, line.stream, line.message, op.function, op.invocation_id)
+            (
+                line.time,
+                line.level,
+                line.stream,
+                line.message,
+                op.function,
+                op.invocation_id,
+                op.request_id,
+            )
             for op in ops
             for line in op.lines
         ]
@@ -265,8 +273,11 @@ class SqliteStore:
         after: int | None,
         level: str | None,
         limit: int,
+        request_id: str | None = None,
     ) -> list[LogRow]:
-        clauses, params = _where(function=function, invocation_id=invocation_id)
+        clauses, params = _where(
+            function=function, invocation_id=invocation_id, request_id=request_id
+        )
         if since is not None:
             clauses.append("time >= ?")
             params.append(since)
@@ -279,8 +290,8 @@ class SqliteStore:
             params.extend(allowed)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.read(
-            "SELECT seq, time, level, stream, message, function, invocation_id FROM logs"
-            f" {where} ORDER BY seq LIMIT ?",
+            "SELECT seq, time, level, stream, message, function, invocation_id, request_id"
+            f" FROM logs {where} ORDER BY seq LIMIT ?",
             (*params, limit),
         )
         return [
@@ -292,6 +303,7 @@ class SqliteStore:
                 message=row[4],
                 function=row[5],
                 invocation_id=row[6],
+                request_id=row[7],
             )
             for row in rows
         ]
