@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,17 @@ from typing import TypeVar
 T = TypeVar("T")
 
 SQUALL = str(Path(sys.executable).parent / "squall")
+
+# `start_squall` bootstraps every platform with this admin key unless told otherwise.
+ADMIN_KEY = "sq_test-admin-key-0123456789abcdefghijklmnopqrstuv"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+# A config file that does not exist, so no test reads the developer's `squall login`.
+NO_CONFIG = str(Path(tempfile.gettempdir()) / f"squall-tests-{os.getpid()}" / "config.json")
+
+
+def client_env(**extra: str) -> dict[str, str]:
+    """The environment for a CLI subprocess: this one, with the admin key as its API key."""
+    return {**os.environ, "SQUALL_API_KEY": ADMIN_KEY, "SQUALL_CONFIG": NO_CONFIG, **extra}
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float = 15.0) -> T:
@@ -31,7 +43,8 @@ def start_squall(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Run `squall up` on a free port; return the process and its URL once it serves.
 
-    ``env`` adds to (or overrides) this process's environment for the server.
+    ``env`` adds to (or overrides) this process's environment for the server; the admin key
+    is ``ADMIN_KEY`` unless ``env`` sets ``SQUALL_ADMIN_KEY`` (``""``: let it generate one).
     """
     out, err = workdir / "up.out", workdir / "up.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
@@ -40,7 +53,7 @@ def start_squall(
             cwd=workdir,
             stdout=stdout,
             stderr=stderr,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "SQUALL_ADMIN_KEY": ADMIN_KEY, **(env or {})},
         )
 
     def url() -> str | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import SQUALL, start_squall, wait_for
+from support import SQUALL, client_env, start_squall, wait_for
 
 HERE = Path(__file__).parent
 
@@ -27,7 +27,12 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def squall(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [SQUALL, *args, "--url", url], capture_output=True, text=True, timeout=30, check=False
+        [SQUALL, *args, "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=client_env(),
     )
 
 

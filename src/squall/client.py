@@ -53,9 +53,13 @@ class Accepted:
 
 
 class SquallClient:
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, key: str | None = None, timeout: float = 30.0
+    ) -> None:
+        """``key`` is an API key, sent as ``Authorization: Bearer <key>``."""
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url + API, timeout=timeout)
+        headers = {"Authorization": f"Bearer {key}"} if key else None
+        self._http = httpx.Client(base_url=self.url + API, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -168,6 +172,29 @@ class SquallClient:
     def purge(self, function: str | None = None, ids: list[str] | None = None) -> int:
         body = _params(function=function, ids=ids)
         return int(self._json("POST", "/dead-letters/purge", json=body)["purged"])
+
+    # keys and secrets (admin scope)
+
+    def create_key(self, name: str, scopes: list[str]) -> dict[str, Any]:
+        """A new key; its text is in ``["key"]`` and is never shown again."""
+        return self._json("POST", "/keys", json={"name": name, "scopes": scopes})
+
+    def keys(self) -> list[dict[str, Any]]:
+        keys: list[dict[str, Any]] = self._json("GET", "/keys")["keys"]
+        return keys
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self._json("DELETE", _path("keys", key_id))
+
+    def set_secret(self, name: str, value: str) -> dict[str, Any]:
+        return self._json("PUT", _path("secrets", name), json={"value": value})
+
+    def secrets(self) -> list[dict[str, Any]]:
+        secrets: list[dict[str, Any]] = self._json("GET", "/secrets")["secrets"]
+        return secrets
+
+    def delete_secret(self, name: str) -> None:
+        self._json("DELETE", _path("secrets", name))
 
     # transport
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import SQUALL, start_squall, wait_for
+from support import ADMIN_KEY, NO_CONFIG, SQUALL, client_env, start_squall, wait_for
 
 MAX_SYNC = 1024
 
@@ -60,7 +60,13 @@ def squall(
         text=True,
         timeout=60,
         cwd=cwd,
-        env={"SQUALL_URL": url, "PATH": str(Path(SQUALL).parent), "COLUMNS": "200"},
+        env={
+            "SQUALL_URL": url,
+            "SQUALL_API_KEY": ADMIN_KEY,
+            "SQUALL_CONFIG": NO_CONFIG,
+            "PATH": str(Path(SQUALL).parent),
+            "COLUMNS": "200",
+        },
     )
 
 
@@ -265,6 +271,7 @@ def test_logs_follow_prints_new_lines_until_interrupted(url: str) -> None:
         [SQUALL, "logs", "-f", "--json", "--since", "1s", "--url", url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=client_env(),
     )
     try:
         time.sleep(1.0)

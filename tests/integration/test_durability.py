@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from support import start_squall
+from support import AUTH, start_squall
 
 COUNT = 1000
 
@@ -71,7 +71,9 @@ async def submit_all(url: str, count: int) -> list[str]:
     accepted: list[str] = []
     # A fresh connection per request: keep-alive requests to uvicorn stall ~40 ms each here.
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=30, headers=AUTH
+    ) as client:
         semaphore = asyncio.Semaphore(32)
 
         async def one(n: int) -> None:
@@ -92,7 +94,7 @@ def statuses(url: str) -> dict[str, str]:
     """Every invocation's status, paging through the admin API."""
     found: dict[str, str] = {}
     cursor: str | None = None
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, headers=AUTH) as client:
         while True:
             params = {"function": "record", "limit": "1000"}
             if cursor:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import start_squall, wait_for
+from support import AUTH, start_squall, wait_for
 
 MAX_SYNC = 4096
 MAX_ASYNC = 2048
@@ -68,7 +68,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def http(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=30) as client:
+    with httpx.Client(base_url=server, timeout=30, headers=AUTH) as client:
         yield client
 
 
@@ -423,7 +423,11 @@ async def test_readyz_is_503_once_the_platform_stops(tmp_path: Path) -> None:
         PlatformConfig(app=str(tmp_path / "app.py"), data_dir=tmp_path / "data")
     )
     transport = httpx.ASGITransport(app=create_app(platform))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    # A fresh data dir: the platform generated its admin key on this first start.
+    auth = {"Authorization": f"Bearer {platform.bootstrap_key}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers=auth
+    ) as client:
         try:
             assert (await client.get("/readyz")).status_code == 200
             response = await client.post("/api/v1/functions/hello/invoke", content=b"{}")

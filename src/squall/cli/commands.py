@@ -14,8 +14,17 @@ import msgspec
 import typer
 from rich.markup import escape
 
-from squall.cli.common import JsonOption, UrlOption, console, fail, print_json, session
+from squall.cli.common import (
+    JsonOption,
+    KeyOption,
+    UrlOption,
+    console,
+    fail,
+    print_json,
+    session,
+)
 from squall.cli.dlq import dlq
+from squall.cli.keys import keys, login
 from squall.cli.parsing import InputError, parse_since, read_payload
 from squall.cli.render import (
     functions_table,
@@ -23,7 +32,8 @@ from squall.cli.render import (
     invocations_table,
     log_line,
 )
-from squall.client import DEFAULT_URL, Accepted, InvokeResult
+from squall.cli.secrets import secrets
+from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,6 +48,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(dlq, name="dlq")
+app.add_typer(keys, name="keys")
+app.add_typer(secrets, name="secrets")
+app.command()(login)
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024
@@ -111,6 +124,9 @@ def _announce(platform: Platform, url: str) -> None:
         for fn in platform.functions()
     ]
     console.print(functions_table(functions))
+    if platform.bootstrap_key is not None:  # first start only: the platform keeps its hash
+        line = f"  admin key  {platform.bootstrap_key}  (shown this once: save it, `squall login`)"
+        console.print(line, soft_wrap=True, markup=False)
     console.print("press Ctrl-C to stop")
     sys.stdout.flush()
 
@@ -131,7 +147,8 @@ def invoke(
         str | None, typer.Option("--idempotency-key", "-k", help="Repeat calls run once.")
     ] = None,
     as_json: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Invoke a function and print its result (exit 1 if the invocation failed)."""
     try:
@@ -139,7 +156,7 @@ def invoke(
     except InputError as exc:
         fail(str(exc), 2)
     outcome: InvokeResult | Accepted
-    with session(url) as client:
+    with session(url, key) as client:
         if run_async:
             outcome = client.invoke_async(name, payload, idempotency_key=idempotency_key)
         else:
@@ -173,9 +190,11 @@ def invoke(
 
 
 @app.command("ls")
-def list_functions(as_json: JsonOption = False, url: UrlOption = DEFAULT_URL) -> None:
+def list_functions(
+    as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None
+) -> None:
     """List the app's functions with their limits and warm/busy sandboxes."""
-    with session(url) as client:
+    with session(url, key) as client:
         functions = client.functions()
     if as_json:
         print_json({"functions": functions})
@@ -194,10 +213,11 @@ def invocations(
         str | None, typer.Option(help="Page: only invocations older than this id.")
     ] = None,
     as_json: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """List recent invocations, newest first. `squall invocation ID` shows one."""
-    with session(url) as client:
+    with session(url, key) as client:
         page = client.invocations(name, status=status, limit=limit, before=before)
     if as_json:
         print_json(page)
@@ -211,10 +231,11 @@ def invocations(
 def invocation(
     invocation_id: Annotated[str, typer.Argument(metavar="ID", help="Invocation id.")],
     as_json: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Show one invocation: status, timings, result or error, and its captured logs."""
-    with session(url) as client:
+    with session(url, key) as client:
         record = client.invocation(invocation_id)
     if as_json:
         print_json(record)
@@ -237,7 +258,8 @@ def logs(
         str | None, typer.Option("--invocation", help="Only this invocation's lines.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Print captured stdout, stderr and logger lines, oldest first; -f follows until Ctrl-C."""
     try:
@@ -246,7 +268,7 @@ def logs(
         fail(str(exc), 2)
     after: int | None = None
     try:
-        with session(url) as client:
+        with session(url, key) as client:
             while True:
                 page = client.logs(
                     name,

@@ -15,7 +15,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from squall.client import PlatformUnreachable, SquallClient
+from squall.cli.config import ConfigFileError, resolve
+from squall.client import DEFAULT_URL, PlatformUnreachable, SquallClient
 from squall.errors import (
     ConfigError,
     Conflict,
@@ -23,6 +24,7 @@ from squall.errors import (
     NotFound,
     PayloadTooLarge,
     SquallError,
+    Unauthorized,
 )
 
 USAGE_ERRORS = (ConfigError, Conflict, InvalidInput, NotFound, PayloadTooLarge)
@@ -31,9 +33,22 @@ USAGE_ERRORS = (ConfigError, Conflict, InvalidInput, NotFound, PayloadTooLarge)
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 UrlOption = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--url", envvar="SQUALL_URL", help="Where the platform listens.", show_default=True
+        "--url",
+        envvar="SQUALL_URL",
+        help=f"Where the platform listens (default: from `squall login`, else {DEFAULT_URL}).",
+        show_default=False,
+    ),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        envvar="SQUALL_API_KEY",
+        help="API key (default: from `squall login`).",
+        show_default=False,
+        show_envvar=True,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the admin API's JSON.")]
@@ -52,13 +67,25 @@ def exit_code(error: SquallError) -> int:
 def describe(error: SquallError) -> str:
     if isinstance(error, PlatformUnreachable):
         return error.message
+    if isinstance(error, Unauthorized):
+        return (
+            f"{error.type}: {error.message} (pass --key, set SQUALL_API_KEY"
+            " or run `squall login`)"
+        )
     return f"{error.type}: {error.message}"
 
 
 @contextmanager
-def session(url: str) -> Iterator[SquallClient]:
-    """A client whose errors end the command with one ``error:`` line and the right exit code."""
-    client = SquallClient(url)
+def session(url: str | None, key: str | None = None) -> Iterator[SquallClient]:
+    """A client whose errors end the command with one ``error:`` line and the right exit code.
+
+    ``url`` and ``key`` left unset come from the config file ``squall login`` writes.
+    """
+    try:
+        url, key = resolve(url, key)
+    except ConfigFileError as exc:
+        fail(str(exc), 2)
+    client = SquallClient(url, key=key)
     try:
         yield client
     except SquallError as error:

@@ -7,9 +7,16 @@ from typing import Annotated
 
 import typer
 
-from squall.cli.common import JsonOption, UrlOption, console, fail, print_json, session
+from squall.cli.common import (
+    JsonOption,
+    KeyOption,
+    UrlOption,
+    console,
+    fail,
+    print_json,
+    session,
+)
 from squall.cli.render import dead_letters_table
-from squall.client import DEFAULT_URL
 
 dlq = typer.Typer(
     help="Dead letters: async invocations that ran out of retries.", no_args_is_help=True
@@ -31,10 +38,11 @@ def list_(
     name: FunctionArg = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
     as_json: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """List dead letters, oldest first as the platform returns them."""
-    with session(url) as client:
+    with session(url, key) as client:
         letters = client.dead_letters(name, limit=limit)
     if as_json:
         print_json({"dead_letters": letters})
@@ -49,10 +57,11 @@ def redrive(
     name: FunctionArg = None,
     ids: IdsOption = None,
     as_json: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Queue dead letters again as fresh async invocations (all of them unless narrowed)."""
-    with session(url) as client:
+    with session(url, key) as client:
         redriven = client.redrive(name, ids or None)
     if as_json:
         print_json({"redriven": redriven})
@@ -68,7 +77,8 @@ def purge(
     ids: IdsOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Delete dead letters for good (all of them unless narrowed by NAME or --id)."""
     if not yes:
@@ -77,7 +87,7 @@ def purge(
         if not sys.stdin.isatty():
             fail(f"purge would delete {what}: pass --yes to confirm", 2)
         typer.confirm(f"Delete {what}?", abort=True)
-    with session(url) as client:
+    with session(url, key) as client:
         purged = client.purge(name, ids or None)
     if as_json:
         print_json({"purged": purged})

@@ -78,7 +78,8 @@ class Platform:
         self._store = store
         self._functions = {fn.name: fn for fn in manifest.functions}
         self._pools = {
-            fn.name: Pool(fn, launcher, self._on_call) for fn in manifest.functions
+            fn.name: Pool(fn, launcher, self._on_call, self._secret_values)
+            for fn in manifest.functions
         }
         self._running: dict[str, InvocationRecord] = {}
         self._claims: dict[tuple[str, str], asyncio.Future[str]] = {}
@@ -158,6 +159,9 @@ class Platform:
                     await pool.prewarm()
 
     # --- functions -----------------------------------------------------------------------
+
+    async def _secret_values(self, names: Sequence[str]) -> dict[str, str]:
+        return await self.control.secret_values(names)
 
     def function(self, name: str) -> FunctionConfig:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -20,6 +21,7 @@ from squall.gateway.http import (
     query_str,
 )
 from squall.model import FunctionConfig, InvocationRecord, InvocationStatus
+from squall.model.config import RANGES, UPDATABLE
 
 if TYPE_CHECKING:
     from squall.engine.platform import Platform
@@ -66,7 +68,18 @@ class AdminAPI:
 
     async def update_function(self, request: Request) -> Response:
         changes = await json_object(request)
-        config = await self.platform.update_function(request.path_params["name"], changes)
+        current = self.platform.function(request.path_params["name"])
+        typed = _typed_changes(current, changes)
+        names = {fn.name for fn in self.platform.functions()}
+        for field in ("on_success", "on_failure"):
+            target = typed.get(field)
+            if target is not None and target not in names:
+                raise InvalidInput(
+                    f"function {current.name!r}: {field}={target!r} names no function of the app"
+                    f" (functions: {', '.join(sorted(names))})",
+                    field=field,
+                )
+        config = await self.platform.update_function(current.name, typed)
         return json_response(self._function_view(config))
 
     # invocations
@@ -132,6 +145,37 @@ class AdminAPI:
         function, ids = _selection(await json_object(request))
         purged = await self.platform.purge_dead_letters(function=function, ids=ids)
         return json_response({"purged": purged})
+
+
+_AT_FIELD = re.compile(r" - at `\$\.(\w+)[^`]*`$")
+
+
+def _typed_changes(config: FunctionConfig, changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` with each updatable field checked against (and converted to) its type.
+
+    FunctionConfig.validate checks ranges and formats, not types: without this a string for
+    ``secrets`` would be taken as a list of one-letter names and a number for ``permissions``
+    would fail with a TypeError (500). Unknown or read-only fields pass through untouched for
+    ``FunctionConfig.updated`` to reject by name.
+    """
+    known = {k: _integral(v) if k in RANGES else v for k, v in changes.items() if k in UPDATABLE}
+    try:
+        typed = msgspec.convert({**msgspec.structs.asdict(config), **known}, FunctionConfig)
+    except msgspec.ValidationError as exc:
+        match = _AT_FIELD.search(str(exc))
+        field = match.group(1) if match else None
+        rule = _AT_FIELD.sub("", str(exc)).replace("`", "")
+        raise InvalidInput(
+            f"function {config.name!r}: {field or 'body'} has the wrong type: {rule.lower()}",
+            field=field or "body",
+        ) from None
+    return {**changes, **{k: getattr(typed, k) for k in known}}
+
+
+def _integral(value: object) -> object:
+    # JSON does not tell 3 from 3.0 (nor does JSON Schema's "integer"); 3.5 stays a float and
+    # is rejected as one.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _summary(record: InvocationRecord) -> dict[str, object]:

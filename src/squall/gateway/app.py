@@ -18,11 +18,11 @@ from squall.gateway.http import json_response
 from squall.gateway.invoke import InvokeAPI
 from squall.gateway.keys_api import KeysAPI
 from squall.gateway.middleware import RequestIdMiddleware
+from squall.gateway.openapi import openapi_json
+from squall.gateway.routes import Authorizer, FunctionRoutes
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
 from squall.security.routes import RouteAuthorizer
-from squall.gateway.openapi import openapi_json
-from squall.gateway.routes import Authorizer, FunctionRoutes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,7 +56,16 @@ def create_app(
             return json_response({"status": "unavailable"}, 503)
         return json_response({"status": "ready"})
 
-    api = [*AdminAPI(platform).routes(), *InvokeAPI(platform).routes()]
+    settings = platform.manifest.settings
+    # One bucket per API key, shared by the admin API and api_key routes.
+    key_limiter = RateLimiter.of(settings.key_rate_limit)
+    if authorizer is None:
+        authorizer = RouteAuthorizer(platform.control, settings.jwt, key_limiter=key_limiter)
+    api = [
+        *AdminAPI(platform).routes(),
+        *InvokeAPI(platform).routes(),
+        *KeysAPI(platform.control).routes(),
+    ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -64,4 +73,33 @@ def create_app(
         Mount(API_PREFIX, routes=api),
         *FunctionRoutes(platform, authorizer).routes(),
     ]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    # Outermost first: the request id covers every response; a CORS preflight needs no key.
+    middleware = [Middleware(RequestIdMiddleware)]
+    if settings.cors is not None:
+        middleware.append(cors(settings.cors))
+    middleware.append(
+        Middleware(
+            AdminAuthMiddleware,
+            control=platform.control,
+            prefix=API_PREFIX,
+            key_limiter=key_limiter,
+        )
+    )
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+
+
+def cors(config: CorsConfig) -> Middleware:
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=config.allow_origins,
+        allow_methods=config.allow_methods,
+        allow_headers=config.allow_headers,
+        allow_credentials=config.allow_credentials,
+        max_age=config.max_age_s,
+        expose_headers=("x-request-id", "retry-after", "x-squall-invocation-id"),
+    )

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from squall.errors import SquallError
+from squall.errors import SquallError, TooManyRequests, Unauthorized
 from squall.gateway.http import json_response
 
 _HTTP_TYPES = {404: "NotFound", 405: "MethodNotAllowed"}
@@ -20,9 +20,23 @@ def error_body(error: dict[str, object]) -> dict[str, object]:
     return {"error": error}
 
 
+def error_headers(exc: SquallError) -> dict[str, str] | None:
+    """What the status obliges: a challenge with 401 (RFC 6750), ``Retry-After`` with 429."""
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="squall"'}
+    retry_after = exc.details.get("retry_after")
+    if isinstance(exc, TooManyRequests) and isinstance(retry_after, int):
+        return {"Retry-After": str(retry_after)}
+    return None
+
+
+def error_response(exc: SquallError) -> Response:
+    return json_response(error_body(exc.to_dict()), exc.status, error_headers(exc))
+
+
 async def squall_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SquallError)
-    return json_response(error_body(exc.to_dict()), exc.status)
+    return error_response(exc)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,8 @@ bad query string gets the same JSON error shape as a bad payload.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 import msgspec
@@ -24,22 +26,28 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def query_str(request: Request, name: str) -> str | None:
+    """A free-text filter; absent or empty means no filter."""
     value = request.query_params.get(name)
     return value if value else None
+
+
+# Plain ASCII digits: int() would also take "1_000", " 7 " and non-ASCII digits.
+_INT_RE = re.compile(r"-?[0-9]{1,19}")
+_FLOAT_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def query_int(
     request: Request, name: str, default: int, *, minimum: int = 1, maximum: int = 1000
 ) -> int:
+    """An integer parameter; absent means ``default``, present but empty is an error."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    if not _INT_RE.fullmatch(raw):
         raise InvalidInput(
             f"query parameter {name!r} must be an integer, got {raw!r}", field=name
         ) from None
+    value = int(raw)
     if not minimum <= value <= maximum:
         raise InvalidInput(
             f"query parameter {name!r}={value} is out of range (allowed {minimum}-{maximum})",
@@ -49,21 +57,42 @@ def query_int(
 
 
 def query_optional_int(request: Request, name: str) -> int | None:
-    if not request.query_params.get(name):
+    if request.query_params.get(name) is None:
         return None
     return query_int(request, name, 0, minimum=0, maximum=2**63 - 1)
 
 
 def query_float(request: Request, name: str) -> float | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    try:
-        return float(raw)
-    except ValueError:
+    if not _FLOAT_RE.fullmatch(raw):
         raise InvalidInput(
             f"query parameter {name!r} must be a number (epoch seconds), got {raw!r}", field=name
         ) from None
+    value = float(raw)
+    if not math.isfinite(value):
+        raise InvalidInput(f"query parameter {name!r}={raw} is out of range", field=name)
+    return value
+
+
+def query_choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    """One of ``allowed``; absent means None, anything else (empty included) is an error."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if raw not in allowed:
+        raise InvalidInput(
+            f"query parameter {name!r}={raw!r} is not one of {', '.join(allowed)}", field=name
+        )
+    return raw
+
+
+def _not_json(constant: str) -> Any:
+    # json.loads takes NaN and Infinity, which are not JSON.
+    raise InvalidInput(
+        f"request body is not valid JSON: {constant} is not a JSON value", field="body"
+    )
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -72,7 +101,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",

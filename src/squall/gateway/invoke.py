@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from squall.errors import InvalidInput, SquallError
+from squall.gateway.body import read_body
 from squall.gateway.errors import error_body
 from squall.gateway.http import JSON, json_response
 from squall.model import InvocationRecord
@@ -35,12 +36,22 @@ class InvokeAPI:
 
     async def invoke(self, request: Request) -> Response:
         name = request.path_params["name"]
-        payload = await request.body() or b"null"
+        run_async = wants_async(request)
+        config = self.platform.config
+        limit = config.max_async_payload if run_async else config.max_sync_payload
+        mode = "async" if run_async else "sync"
+        payload = await read_body(request, limit, what=f"{mode} payload", field="payload")
+        payload = payload or b"null"
         key = request.headers.get("idempotency-key") or None
-        if wants_async(request):
-            record = await self.platform.invoke_async(name, payload, idempotency_key=key)
+        request_id = getattr(request.state, "request_id", None)
+        if run_async:
+            record = await self.platform.invoke_async(
+                name, payload, idempotency_key=key, request_id=request_id
+            )
             return accepted(record)
-        record = await self.platform.invoke(name, payload, idempotency_key=key)
+        record = await self.platform.invoke(
+            name, payload, idempotency_key=key, request_id=request_id
+        )
         if record.status == "succeeded":
             return result_response(record)
         if record.error is not None:

@@ -30,6 +30,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from squall.gateway.admin import LOG_LEVELS
 from squall.model import FunctionConfig, InvocationStatus, LogRow, Trigger
 from squall.model.config import RANGES, UPDATABLE
 
@@ -42,7 +43,6 @@ API_PREFIX = "/api/v1"
 SECURITY_SCHEME = "bearer"
 # Answers any secured operation may give, whatever it does.
 SECURED_ERRORS = (401, 403, 429)
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _REASONS = {
     400: "Invalid input: the error names the field and the rule it broke",

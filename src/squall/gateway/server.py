@@ -71,7 +71,12 @@ async def serve_async(
 
     bound = sock.getsockname()
     url = f"http://{_url_host(host)}:{bound[1]}"
-    app = create_app(platform, lifespan=lifespan)
+    try:
+        app = create_app(platform, lifespan=lifespan)
+    except BaseException:
+        await stop()
+        sock.close()
+        raise
     server = _Server(
         uvicorn.Config(app, loop="asyncio", log_level="warning", lifespan="on"),
         on_started=(lambda: on_ready(platform, url)) if on_ready else None,
@@ -86,11 +91,16 @@ async def serve_async(
 def bind(host: str, port: int) -> socket.socket:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family)
+        sock = socket.create_server((host, port), family=family)
     except OSError as exc:
         # create_server appends the address to strerror; the message names it once, plainly.
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise ListenError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from exc
+    # create_server leaves proto=0, and accepted sockets inherit it; asyncio only sets
+    # TCP_NODELAY when proto is IPPROTO_TCP, so keep-alive responses (headers and body written
+    # separately) would wait ~40 ms on Nagle + the client's delayed ACK. Re-wrapping the fd
+    # makes the socket read its real protocol from the kernel.
+    return socket.socket(fileno=sock.detach())
 
 
 def _url_host(host: str) -> str:

@@ -1,0 +1,281 @@
+"""Schemathesis over the admin API's OpenAPI document, against a real `squall up`.
+
+Every operation of ``/api/v1/openapi.json`` is fuzzed with positive data (valid per the document)
+and negative data (invalid per the document), and every response is checked: no 5xx from the
+gateway itself, status codes and bodies as documented, invalid data rejected with a 4xx, valid
+data accepted. The server gets ``SQUALL_ADMIN_KEY`` and every request carries it, so this keeps
+working once the admin API requires a key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+from support import start_squall, wait_for
+
+from squall.gateway.openapi import openapi_document
+from squall.model.config import UPDATABLE
+
+ADMIN_KEY = "sq_admin_openapi_test_0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+MAX_EXAMPLES = 25  # per operation and generation mode
+
+APP = """\
+import squall
+
+app = squall.App("openapi")
+
+@app.function()
+def hello(event, ctx):
+    print("hello")
+    return {"hello": (event or {}).get("name", "world") if isinstance(event, dict) else event}
+
+@app.function(retries=0)
+def boom(event, ctx):
+    raise ValueError("nope")
+
+@app.function()
+async def later(event, ctx):
+    ctx.logger.info("later")
+    return {"later": True}
+"""
+
+# Every (path, method) of the document, for one test per operation.
+OPERATIONS = sorted(
+    (path, method, op["operationId"])
+    for path, item in openapi_document()["paths"].items()
+    for method, op in item.items()
+)
+
+
+FUNCTIONS = ("hello", "boom", "later")
+
+
+@pytest.fixture(scope="module")
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
+    """The server's URL and the ids of the invocations seeded into it."""
+    workdir = tmp_path_factory.mktemp("openapi")
+    (workdir / "app.py").write_text(APP)
+    proc, url = start_squall(workdir, env={"SQUALL_ADMIN_KEY": ADMIN_KEY})
+    try:
+        yield url, _seed(url)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except Exception:
+            proc.kill()
+            proc.wait()
+    err = (workdir / "up.err").read_text()
+    assert "Traceback" not in err, err
+
+
+@pytest.fixture(scope="module")
+def server(started: tuple[str, list[str]]) -> str:
+    return started[0]
+
+
+def _seed(url: str) -> list[str]:
+    """Records, logs and a dead letter, so list and get operations have something to serve."""
+    ids: list[str] = []
+    with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+        for name in FUNCTIONS:
+            response = http.post(f"/api/v1/functions/{name}/invoke", json={"name": "seed"})
+            ids.append(response.headers["x-squall-invocation-id"])
+        queued = http.post(
+            "/api/v1/functions/boom/invoke", json={}, headers={"Prefer": "respond-async"}
+        ).json()["invocation_id"]
+        ids.append(queued)
+
+        def dead() -> bool | None:
+            status = http.get(f"/api/v1/invocations/{queued}").json()["status"]
+            return True if status == "dead_lettered" else None
+
+        wait_for(dead, timeout=30)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def schema(server: str) -> schemathesis.BaseSchema:
+    # The document is served without a key; from_url also validates it as OpenAPI 3.1.
+    loaded = schemathesis.openapi.from_url(f"{server}/api/v1/openapi.json")
+    loaded.config.update(base_url=server)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def auth_enforced(server: str) -> bool:
+    return httpx.get(f"{server}/api/v1/functions").status_code == 401
+
+
+def test_document_is_served_without_a_key(server: str) -> None:
+    response = httpx.get(f"{server}/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    document = response.json()
+    assert document["openapi"].startswith("3.1")
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            secured = op["security"] != []
+            assert secured == (path.startswith("/api/v1/") and op["operationId"] != "openapi")
+            for status, response_spec in op["responses"].items():
+                if status[0] in "45" and op["operationId"] != "readyz":
+                    schema_ref = response_spec["content"]["application/json"]["schema"]
+                    assert schema_ref == {"$ref": "#/components/schemas/Error"}, (method, path)
+
+
+# --- checks the operations need beyond schemathesis' own ------------------------------
+
+
+def no_gateway_error(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:
+    """For invoke: a 5xx is fine when the *function* failed (502/504 with
+    X-Squall-Function-Error, as documented); the gateway itself must never answer 5xx."""
+    if response.status_code >= 500:
+        assert "x-squall-function-error" in {name.lower() for name in response.headers}, (
+            f"gateway error {response.status_code}: {response.text[:500]}"
+        )
+
+
+def only_cross_field_rejections(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For PATCH /functions/{name} with valid data: the document cannot say that
+    min_instances may not exceed concurrency (a rule across two fields, one of them possibly
+    unchanged) or that on_success/on_failure must name a function of the app, so a 400 naming
+    one of those fields is the right answer; any other 400 is a real finding."""
+    meta = case.meta
+    if response.status_code == 400 and meta is not None and meta.generation.mode.is_positive:
+        field = response.json()["error"].get("field")
+        assert field in ("min_instances", "on_success", "on_failure"), response.text
+
+
+def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
+    """(additional checks, excluded built-in checks) for one operation."""
+    if operation_id == "invokeFunction":
+        # Replaced, not dropped: see no_gateway_error.
+        return [no_gateway_error], [not_a_server_error]
+    if operation_id == "updateFunction":
+        # Replaced by a narrower version of itself: see only_cross_field_rejections.
+        return [only_cross_field_rejections], [positive_data_acceptance]
+    return [], []
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(("path", "method", "operation_id"), OPERATIONS, ids=lambda v: str(v))
+def test_schemathesis(
+    schema: schemathesis.BaseSchema,
+    started: tuple[str, list[str]],
+    server: str,
+    auth_enforced: bool,
+    path: str,
+    method: str,
+    operation_id: str,
+) -> None:
+    operation = schema[path][method.upper()]
+    additional, excluded = _checks_for(operation_id)
+    if not auth_enforced:
+        # Until the admin API requires a key, a request without one is (correctly, for now)
+        # served, which the ignored_auth check would report for every secured operation.
+        # It switches itself back on as soon as the server answers 401 without a key.
+        from schemathesis.specs.openapi.checks import ignored_auth
+
+        excluded = [*excluded, ignored_auth]
+    restore = _restorer(server, path, method)
+    session = requests.Session()
+
+    # Drawn path parameters almost never name a function or an invocation that exists, which
+    # would leave everything behind the 404 untested: half the cases use the app's functions
+    # and the seeded invocations instead.
+    known = {"name": list(FUNCTIONS), "id": started[1]}
+    params = [p.name for p in operation.path_parameters]
+    strategies = []
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        strategies.append(operation.as_strategy(generation_mode=mode))
+        if params:
+            strategies.append(
+                st.sampled_from(
+                    [
+                        dict(zip(params, values, strict=True))
+                        for values in _product([known[p] for p in params])
+                    ]
+                ).flatmap(
+                    lambda fixed, mode=mode: operation.as_strategy(
+                        generation_mode=mode, path_parameters=fixed
+                    )
+                )
+            )
+    strategy = st.one_of(strategies)
+
+    @given(case=strategy)
+    @settings(
+        max_examples=2 * MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: schemathesis.Case) -> None:
+        # A negative case may be one whose credentials were made invalid or left out; it
+        # must go out as generated, and (until keys are required) would rightly be served.
+        negated = case.meta is not None and (
+            case.meta.generation.mode.is_negative and schema.is_security_param_negated(case)
+        )
+        assume(auth_enforced or not negated)
+        try:
+            case.call_and_validate(
+                session=session,
+                headers=None if negated else AUTH,
+                additional_checks=additional,
+                excluded_checks=excluded,
+                timeout=30,
+            )
+        finally:
+            restore()
+
+    run()
+
+
+def _product(choices: list[list[str]]) -> list[tuple[str, ...]]:
+    return list(itertools.product(*choices))
+
+
+def _restorer(server: str, path: str, method: str) -> Callable[[], None]:
+    """Undo what a fuzzed call changed that would spoil the rest of the run.
+
+    PATCH /functions/{name}: fuzzed configs (min_instances up to 1000, memory 128 MB, a
+    1 s timeout, …) stay in force for the other operations; the original is put back after
+    every call. Nothing else needs undoing: purge and redrive (which run after the dead-letter
+    list, in path order) may empty the seeded dead letters, and the lists are still checked
+    against the document when they are empty.
+    """
+    if method == "patch":
+        with httpx.Client(base_url=server, headers=AUTH) as http:
+            originals = {
+                fn["name"]: {k: fn[k] for k in UPDATABLE}
+                for fn in http.get("/api/v1/functions").json()["functions"]
+            }
+
+        def put_back() -> None:
+            with httpx.Client(base_url=server, headers=AUTH) as http:
+                for name, config in originals.items():
+                    http.patch(f"/api/v1/functions/{name}", json=config).raise_for_status()
+
+        return put_back
+    return lambda: None

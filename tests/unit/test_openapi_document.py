@@ -1,0 +1,102 @@
+"""The OpenAPI document's assembly: conventions every operation follows, and fragments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from squall.gateway import openapi
+from squall.gateway.openapi import Fragment, json_body, ok, openapi_document, operation, ref
+
+
+@pytest.fixture(autouse=True)
+def clean_registry() -> Iterator[None]:
+    saved = list(openapi._registry)
+    yield
+    openapi._registry[:] = saved
+
+
+def test_every_operation_follows_the_conventions() -> None:
+    document = openapi_document()
+    assert document["openapi"] == "3.1.0"
+    ids = set()
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            ids.add(op["operationId"])
+            assert "500" in op["responses"], (method, path)
+            secured = path.startswith("/api/v1/") and path != "/api/v1/openapi.json"
+            assert (op["security"] == [{"bearer": []}]) == secured, (method, path)
+            if secured:
+                assert {"401", "403", "429"} <= set(op["responses"]), (method, path)
+            for status, response in op["responses"].items():
+                if status[0] in "45" and path != "/readyz":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == ref("Error"), (method, path, status)
+    assert len(ids) == sum(len(item) for item in document["paths"].values())
+
+
+def test_schemas_referenced_exist() -> None:
+    document = openapi_document()
+    names = set(document["components"]["schemas"])
+
+    def refs(node: object) -> Iterator[str]:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"].rsplit("/", 1)[-1]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    assert set(refs(document)) <= names
+
+
+def test_function_update_schema_carries_the_ranges() -> None:
+    update = openapi_document()["components"]["schemas"]["FunctionUpdate"]
+    assert update["additionalProperties"] is False
+    assert update["properties"]["memory_mb"]["minimum"] == 128
+    assert "name" not in update["properties"]
+
+
+def _keys_fragment() -> Fragment:
+    return Fragment(
+        paths={
+            "/api/v1/keys": {
+                "get": operation(
+                    "listKeys", "List API keys", tag="keys", responses=ok(ref("KeyList"))
+                ),
+                "post": operation(
+                    "createKey",
+                    "Create an API key",
+                    tag="keys",
+                    body=json_body(ref("KeyCreate"), required=True),
+                    responses=ok(ref("KeyList"), status=201),
+                    errors=(400,),
+                ),
+            }
+        },
+        schemas={"KeyList": {"type": "object"}, "KeyCreate": {"type": "object"}},
+        tags=[{"name": "keys", "description": "API keys"}],
+    )
+
+
+def test_registered_and_extra_fragments_are_merged() -> None:
+    openapi.register(_keys_fragment())
+    extra = Fragment(
+        paths={"/api/v1/keys": {"delete": operation("x", "x", tag="keys", responses={})}}
+    )
+    document = openapi_document([extra])
+    assert set(document["paths"]["/api/v1/keys"]) == {"get", "post", "delete"}
+    assert "KeyList" in document["components"]["schemas"]
+    assert "keys" in [tag["name"] for tag in document["tags"]]
+
+
+def test_clashes_are_errors() -> None:
+    openapi.register(_keys_fragment())
+    with pytest.raises(ValueError, match="GET /api/v1/keys is defined twice"):
+        openapi_document([_keys_fragment()])
+    clash = Fragment(paths={}, schemas={"Error": {"type": "string"}})
+    with pytest.raises(ValueError, match="'Error' is defined twice"):
+        openapi_document([clash])
