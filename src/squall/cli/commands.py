@@ -124,6 +124,10 @@ def _announce(platform: Platform, url: str) -> None:
         for fn in platform.functions()
     ]
     console.print(functions_table(functions))
+    for route in manifest.routes:
+        auth = "" if route.auth == "none" else f"  ({route.auth})"
+        line = f"  {route.method:<7} {url}{route.path}  -> {route.function}{auth}"
+        console.print(line, soft_wrap=True, markup=False)
     if platform.bootstrap_key is not None:  # first start only: the platform keeps its hash
         line = f"  admin key  {platform.bootstrap_key}  (shown this once: save it, `squall login`)"
         console.print(line, soft_wrap=True, markup=False)

@@ -120,8 +120,7 @@ class FunctionRoutes:
             response = accepted(record)
         else:
             response = await self._invoke(route, payload, request_id)
-        response.headers["X-Request-Id"] = request_id
-        return response
+        return response  # the request-id middleware adds X-Request-Id
 
     async def _invoke(self, route: RouteConfig, payload: bytes, request_id: str) -> Response:
         invocation_id = new_id()

@@ -195,3 +195,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                     value=route.path,
                 )
             seen[key] = route.function
+            if route.auth == "jwt" and self.settings.jwt is None:
+                raise ConfigError(
+                    f"route {route.method} {route.path} has auth='jwt' but the app sets no"
+                    " JWT verification: pass App(..., jwt=squall.JwtConfig(...))",
+                    field="jwt",
+                    value=route.path,
+                )

@@ -29,7 +29,7 @@ class RouteConfig(msgspec.Struct, frozen=True, kw_only=True):
     function: str
     auth: str = "none"
     timeout_s: float = 29.0  # the integration timeout: past it the caller gets 504
-    scopes: tuple[str, ...] = ()  # for auth="api_key": scopes the key must carry
+    scopes: tuple[str, ...] = ()  # scopes the API key (or the JWT's scope claim) must carry
     rate_limit: RateLimit | None = None  # per route, across callers
 
     @staticmethod
