@@ -13,6 +13,7 @@ are translated at the edge into an HTTP status with a JSON body, or a CLI line.
     ├── NotFound               unknown function, invocation, …           (404)
     ├── Conflict               resource in a state that forbids the call (409)
     ├── PayloadTooLarge        payload over the configured limit         (413)
+    ├── UnsupportedMediaType   a body in a content type the API does not read (415)
     ├── TooManyRequests        concurrency exhausted for a sync call     (429)
     ├── ResultNotSerializable  handler returned something not JSON-able  (502)
     └── InvocationError        the invocation itself failed              (502)
@@ -95,6 +96,10 @@ class PayloadTooLarge(SquallError):
     status = 413
 
 
+class UnsupportedMediaType(SquallError):
+    status = 415
+
+
 class TooManyRequests(SquallError):
     status = 429
 
@@ -139,6 +144,7 @@ ERROR_TYPES: dict[str, type[SquallError]] = {
         NotFound,
         Conflict,
         PayloadTooLarge,
+        UnsupportedMediaType,
         TooManyRequests,
         ResultNotSerializable,
         InvocationError,

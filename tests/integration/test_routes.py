@@ -270,3 +270,27 @@ def test_oversized_body_is_413(url: str, tmp_path: Path) -> None:
     response = httpx.post(f"{url}/bytes", content=big, timeout=30)
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "PayloadTooLarge"
+
+
+def test_admin_bodies_must_be_json(http: httpx.Client) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    response = http.post(
+        "/api/v1/functions/hello/invoke",
+        content=b"name=Ada",
+        headers={**auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 415
+    assert response.json()["error"] == {
+        "type": "UnsupportedMediaType",
+        "message": "Content-Type 'application/x-www-form-urlencoded' is not JSON:"
+        " send application/json",
+        "field": "content-type",
+    }
+    patched = http.patch(
+        "/api/v1/functions/hello",
+        content=b"<memory>256</memory>",
+        headers={**auth, "Content-Type": "application/xml"},
+    )
+    assert patched.status_code == 415
+    unchanged = http.get("/api/v1/functions/hello", headers=auth).json()
+    assert unchanged["memory_mb"] == 128

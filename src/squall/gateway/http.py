@@ -15,7 +15,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, UnsupportedMediaType
+from squall.gateway.body import read_body
 
 JSON = "application/json"
 
@@ -95,9 +96,23 @@ def _not_json(constant: str) -> Any:
     )
 
 
-async def json_object(request: Request) -> dict[str, Any]:
+def require_json(request: Request) -> None:
+    """Refuse a body declared as something other than JSON (no Content-Type is fine)."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.split(";")[0].strip().lower()
+    if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
+        raise UnsupportedMediaType(
+            f"Content-Type {declared!r} is not JSON: send application/json",
+            field="content-type",
+        )
+
+
+async def json_object(request: Request, limit: int = 1024 * 1024) -> dict[str, Any]:
     """The request body as a JSON object; an empty body is ``{}``."""
-    body = await request.body()
+    require_json(request)
+    body = await read_body(request, limit)
     if not body.strip():
         return {}
     try:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from squall.errors import InvalidInput, SquallError
 from squall.gateway.body import read_body
 from squall.gateway.errors import error_body
-from squall.gateway.http import JSON, json_response
+from squall.gateway.http import JSON, json_response, require_json
 from squall.model import InvocationRecord
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class InvokeAPI:
         config = self.platform.config
         limit = config.max_async_payload if run_async else config.max_sync_payload
         mode = "async" if run_async else "sync"
+        require_json(request)
         payload = await read_body(request, limit, what=f"{mode} payload", field="payload")
         payload = payload or b"null"
         key = request.headers.get("idempotency-key") or None
