@@ -5,6 +5,11 @@ and negative data (invalid per the document), and every response is checked: no 
 gateway itself, status codes and bodies as documented, invalid data rejected with a 4xx, valid
 data accepted. The server gets ``SQUALL_ADMIN_KEY`` and every request carries it, so this keeps
 working once the admin API requires a key.
+
+The keys and secrets operations run against seeded keys and secrets: ``DELETE /keys/{id}`` is
+never sent for the key the run uses (the last active admin key at the end, which the platform
+refuses to revoke with 409: checked on its own after the run), and deleted seeded secrets are
+put back after every call.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import itertools
 import signal
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,6 +31,7 @@ from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from support import start_squall, wait_for
 
+from squall.gateway import keys_openapi  # noqa: F401  (registers the keys/secrets fragment)
 from squall.gateway.openapi import openapi_document
 from squall.model.config import UPDATABLE
 
@@ -61,11 +68,21 @@ OPERATIONS = sorted(
 
 
 FUNCTIONS = ("hello", "boom", "later")
+SECRETS = {"SEED_TOKEN": "s3cret", "seed_other_2": "x"}
+KEY_OPERATIONS = ("createKey", "listKeys", "revokeKey")
+SECRET_OPERATIONS = ("listSecrets", "setSecret", "deleteSecret")
+
+
+@dataclass(frozen=True)
+class Seeded:
+    invocations: list[str]
+    keys: list[str]  # ids of keys the fuzzer may revoke (admin and not)
+    admin_id: str  # id of ADMIN_KEY: never revoked
 
 
 @pytest.fixture(scope="module")
-def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
-    """The server's URL and the ids of the invocations seeded into it."""
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
+    """The server's URL and what was seeded into it."""
     workdir = tmp_path_factory.mktemp("openapi")
     (workdir / "app.py").write_text(APP)
     proc, url = start_squall(workdir, env={"SQUALL_ADMIN_KEY": ADMIN_KEY})
@@ -83,12 +100,13 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, lis
 
 
 @pytest.fixture(scope="module")
-def server(started: tuple[str, list[str]]) -> str:
+def server(started: tuple[str, Seeded]) -> str:
     return started[0]
 
 
-def _seed(url: str) -> list[str]:
-    """Records, logs and a dead letter, so list and get operations have something to serve."""
+def _seed(url: str) -> Seeded:
+    """Records, logs and a dead letter, so list and get operations have something to serve;
+    keys and secrets for their operations."""
     ids: list[str] = []
     with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
         for name in FUNCTIONS:
@@ -104,7 +122,27 @@ def _seed(url: str) -> list[str]:
             return True if status == "dead_lettered" else None
 
         wait_for(dead, timeout=30)
-    return ids
+
+        keys = [
+            http.post("/api/v1/keys", json={"name": name, "scopes": scopes}).json()["id"]
+            for name, scopes in (
+                ("seed-admin-1", ["admin"]),
+                ("seed-admin-2", ["admin", "read"]),
+                ("seed-reader", ["read"]),
+            )
+        ]
+        (admin_id,) = [
+            key["id"]
+            for key in http.get("/api/v1/keys").json()["keys"]
+            if ADMIN_KEY.startswith(key["prefix"])
+        ]
+        _put_secrets(http)
+    return Seeded(invocations=ids, keys=keys, admin_id=admin_id)
+
+
+def _put_secrets(http: httpx.Client) -> None:
+    for name, value in SECRETS.items():
+        http.put(f"/api/v1/secrets/{name}", json={"value": value}).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +200,18 @@ def only_cross_field_rejections(
         assert field in ("min_instances", "on_success", "on_failure"), response.text
 
 
+def printable_key_names_only(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For POST /keys with valid data: a name must be printable (str.isprintable), which no
+    JSON Schema keyword says, so a 400 for a name that is not is right; any other is a
+    real finding."""
+    meta = case.meta
+    if response.status_code == 400 and meta is not None and meta.generation.mode.is_positive:
+        assert response.json()["error"].get("field") == "name", response.text
+        assert isinstance(case.body, dict) and not str(case.body["name"]).isprintable()
+
+
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
     """(additional checks, excluded built-in checks) for one operation."""
     if operation_id == "invokeFunction":
@@ -170,6 +220,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
     if operation_id == "updateFunction":
         # Replaced by a narrower version of itself: see only_cross_field_rejections.
         return [only_cross_field_rejections], [positive_data_acceptance]
+    if operation_id == "createKey":
+        return [printable_key_names_only], [positive_data_acceptance]
     return [], []
 
 
@@ -180,7 +232,7 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
 @pytest.mark.parametrize(("path", "method", "operation_id"), OPERATIONS, ids=lambda v: str(v))
 def test_schemathesis(
     schema: schemathesis.BaseSchema,
-    started: tuple[str, list[str]],
+    started: tuple[str, Seeded],
     server: str,
     auth_enforced: bool,
     path: str,
@@ -196,13 +248,19 @@ def test_schemathesis(
         from schemathesis.specs.openapi.checks import ignored_auth
 
         excluded = [*excluded, ignored_auth]
-    restore = _restorer(server, path, method)
+    restore = _restorer(server, path, method, operation_id)
     session = requests.Session()
 
     # Drawn path parameters almost never name a function or an invocation that exists, which
     # would leave everything behind the 404 untested: half the cases use the app's functions
     # and the seeded invocations instead.
-    known = {"name": list(FUNCTIONS), "id": started[1]}
+    seeded = started[1]
+    if operation_id in KEY_OPERATIONS:
+        known = {"id": seeded.keys}
+    elif operation_id in SECRET_OPERATIONS:
+        known = {"name": list(SECRETS)}
+    else:
+        known = {"name": list(FUNCTIONS), "id": seeded.invocations}
     params = [p.name for p in operation.path_parameters]
     strategies = []
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -221,6 +279,11 @@ def test_schemathesis(
                 )
             )
     strategy = st.one_of(strategies)
+    if operation_id == "revokeKey":
+        # Revoking the run's own key would turn every later call into a 401.
+        strategy = strategy.filter(
+            lambda case: (case.path_parameters or {}).get("id") != seeded.admin_id
+        )
 
     @given(case=strategy)
     @settings(
@@ -256,7 +319,7 @@ def _product(choices: list[list[str]]) -> list[tuple[str, ...]]:
     return list(itertools.product(*choices))
 
 
-def _restorer(server: str, path: str, method: str) -> Callable[[], None]:
+def _restorer(server: str, path: str, method: str, operation_id: str) -> Callable[[], None]:
     """Undo what a fuzzed call changed that would spoil the rest of the run.
 
     PATCH /functions/{name}: fuzzed configs (min_instances up to 1000, memory 128 MB, a
@@ -264,7 +327,17 @@ def _restorer(server: str, path: str, method: str) -> Callable[[], None]:
     every call. Nothing else needs undoing: purge and redrive (which run after the dead-letter
     list, in path order) may empty the seeded dead letters, and the lists are still checked
     against the document when they are empty.
+
+    DELETE /secrets/{name}: the seeded secrets are put back, so the next call finds them.
+    DELETE /keys/{id} needs nothing: revoking a seeded key again is still a 200.
     """
+    if operation_id == "deleteSecret":
+
+        def put_secrets_back() -> None:
+            with httpx.Client(base_url=server, headers=AUTH) as http:
+                _put_secrets(http)
+
+        return put_secrets_back
     if method == "patch":
         with httpx.Client(base_url=server, headers=AUTH) as http:
             originals = {
@@ -279,3 +352,20 @@ def _restorer(server: str, path: str, method: str) -> Callable[[], None]:
 
         return put_back
     return lambda: None
+
+
+def test_last_admin_key_is_not_revoked(
+    schema: schemathesis.BaseSchema, started: tuple[str, Seeded], server: str
+) -> None:
+    """After the run: revoke every other admin key, then the run's own is refused with 409,
+    as documented, and still works."""
+    admin_id = started[1].admin_id
+    with httpx.Client(base_url=server, headers=AUTH) as http:
+        for key in http.get("/api/v1/keys").json()["keys"]:
+            if key["id"] != admin_id and "admin" in key["scopes"] and key["revoked_at"] is None:
+                http.delete(f"/api/v1/keys/{key['id']}").raise_for_status()
+    case = schema["/api/v1/keys/{id}"]["DELETE"].Case(path_parameters={"id": admin_id})
+    response = case.call_and_validate(headers=AUTH)
+    assert response.status_code == 409
+    assert response.json()["error"]["field"] == "id"
+    assert httpx.get(f"{server}/api/v1/keys", headers=AUTH).status_code == 200

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from squall.gateway import openapi
+from squall.gateway import keys_openapi, openapi
 from squall.gateway.openapi import Fragment, json_body, ok, openapi_document, operation, ref
 
 
@@ -60,43 +60,68 @@ def test_function_update_schema_carries_the_ranges() -> None:
     assert "name" not in update["properties"]
 
 
-def _keys_fragment() -> Fragment:
+def _widgets_fragment() -> Fragment:
     return Fragment(
         paths={
-            "/api/v1/keys": {
+            "/api/v1/widgets": {
                 "get": operation(
-                    "listKeys", "List API keys", tag="keys", responses=ok(ref("KeyList"))
+                    "listWidgets", "List widgets", tag="widgets", responses=ok(ref("WidgetList"))
                 ),
                 "post": operation(
-                    "createKey",
-                    "Create an API key",
-                    tag="keys",
-                    body=json_body(ref("KeyCreate"), required=True),
-                    responses=ok(ref("KeyList"), status=201),
+                    "createWidget",
+                    "Create a widget",
+                    tag="widgets",
+                    body=json_body(ref("WidgetCreate"), required=True),
+                    responses=ok(ref("WidgetList"), status=201),
                     errors=(400,),
                 ),
             }
         },
-        schemas={"KeyList": {"type": "object"}, "KeyCreate": {"type": "object"}},
-        tags=[{"name": "keys", "description": "API keys"}],
+        schemas={"WidgetList": {"type": "object"}, "WidgetCreate": {"type": "object"}},
+        tags=[{"name": "widgets", "description": "Widgets"}],
     )
 
 
 def test_registered_and_extra_fragments_are_merged() -> None:
-    openapi.register(_keys_fragment())
+    openapi.register(_widgets_fragment())
     extra = Fragment(
-        paths={"/api/v1/keys": {"delete": operation("x", "x", tag="keys", responses={})}}
+        paths={"/api/v1/widgets": {"delete": operation("x", "x", tag="widgets", responses={})}}
     )
     document = openapi_document([extra])
-    assert set(document["paths"]["/api/v1/keys"]) == {"get", "post", "delete"}
-    assert "KeyList" in document["components"]["schemas"]
-    assert "keys" in [tag["name"] for tag in document["tags"]]
+    assert set(document["paths"]["/api/v1/widgets"]) == {"get", "post", "delete"}
+    assert "WidgetList" in document["components"]["schemas"]
+    assert "widgets" in [tag["name"] for tag in document["tags"]]
 
 
 def test_clashes_are_errors() -> None:
-    openapi.register(_keys_fragment())
-    with pytest.raises(ValueError, match="GET /api/v1/keys is defined twice"):
-        openapi_document([_keys_fragment()])
+    openapi.register(_widgets_fragment())
+    with pytest.raises(ValueError, match="GET /api/v1/widgets is defined twice"):
+        openapi_document([_widgets_fragment()])
     clash = Fragment(paths={}, schemas={"Error": {"type": "string"}})
     with pytest.raises(ValueError, match="'Error' is defined twice"):
         openapi_document([clash])
+
+
+def test_keys_and_secrets_are_documented() -> None:
+    assert keys_openapi.FRAGMENT in openapi._registry  # registered at import
+    document = openapi_document()
+    paths = document["paths"]
+    expected = {
+        ("/api/v1/keys", "post"): ({"201"}, {"400", "413", "415"}),
+        ("/api/v1/keys", "get"): ({"200"}, set()),
+        ("/api/v1/keys/{id}", "delete"): ({"200"}, {"404", "409"}),
+        ("/api/v1/secrets", "get"): ({"200"}, set()),
+        ("/api/v1/secrets/{name}", "put"): ({"200", "201"}, {"400", "413", "415"}),
+        ("/api/v1/secrets/{name}", "delete"): ({"200"}, {"400", "404"}),
+    }
+    for (path, method), (successes, errors) in expected.items():
+        op = paths[path][method]
+        codes = set(op["responses"])
+        assert {code for code in codes if code[0] == "2"} == successes, (method, path)
+        assert errors | {"401", "403", "429", "500"} == codes - successes, (method, path)
+        assert "X-Api-Key" in op["description"] and "admin" in op["description"]
+    schemas = document["components"]["schemas"]
+    assert schemas["ApiKeyCreate"]["required"] == ["name", "scopes"]
+    assert schemas["Scope"]["enum"] == ["invoke", "publish", "read", "admin"]
+    assert "key" not in schemas["ApiKey"]["properties"]  # only the 201 carries the text
+    assert "value" not in schemas["SecretInfo"]["properties"]

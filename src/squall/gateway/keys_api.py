@@ -13,8 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from squall.errors import Conflict, InvalidInput
+from squall.gateway import keys_openapi  # noqa: F401  (registers the OpenAPI fragment)
 from squall.gateway.body import read_body
 from squall.gateway.http import json_object, json_response
+from squall.model.config import SECRET_NAME_RE
 from squall.security.keys import check_key_name, parse_scopes
 
 if TYPE_CHECKING:
@@ -75,18 +77,39 @@ class KeysAPI:
         return json_response({"secrets": await self.control.list_secrets()})
 
     async def set_secret(self, request: Request) -> Response:
+        name = _secret_name(request)
         body = await _body(request, MAX_SECRET_BODY, {"value"})
         value = body.get("value")
         if not isinstance(value, str):
             # The message never repeats what was sent: it might be the secret.
             raise InvalidInput("'value' is required and must be a string", field="value")
-        info = await self.control.set_secret(request.path_params["name"], value)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON may escape a lone surrogate ("\ud800"): not text that can be stored.
+            raise InvalidInput(
+                "'value' must be valid Unicode text (it has a lone surrogate)", field="value"
+            ) from None
+        info = await self.control.set_secret(name, value)
         return json_response(info, 201 if info.created_at == info.updated_at else 200)
 
     async def delete_secret(self, request: Request) -> Response:
-        name = request.path_params["name"]
+        name = _secret_name(request)
         await self.control.delete_secret(name)
         return json_response({"deleted": name})
+
+
+def _secret_name(request: Request) -> str:
+    """The path's secret name, checked whole: ``SECRET_NAME_RE.match`` (what the store uses)
+    lets a trailing newline through, since ``$`` also matches before one."""
+    name: str = request.path_params["name"]
+    if SECRET_NAME_RE.fullmatch(name) is None:
+        raise InvalidInput(
+            f"secret name {name!r} is invalid: 1-128 letters, digits and '_',"
+            " starting with a letter",
+            field="name",
+        )
+    return name
 
 
 async def _body(request: Request, limit: int, allowed: set[str]) -> dict[str, Any]:

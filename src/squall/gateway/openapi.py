@@ -359,10 +359,11 @@ def _invocation_schemas() -> dict[str, JSONSchema]:
     }
     selection = {
         "type": "object",
-        "description": "Which dead letters: those of `function`, those in `ids`, or all",
+        "description": "Which dead letters: those of `function`, those in `ids`, or all"
+        " (null means the same as leaving a field out)",
         "properties": {
-            "function": {"type": "string"},
-            "ids": {"type": "array", "items": {"type": "string"}},
+            "function": {"type": ["string", "null"]},
+            "ids": {"type": ["array", "null"], "items": {"type": "string"}},
         },
         "additionalProperties": False,
     }
