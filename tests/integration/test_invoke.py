@@ -530,3 +530,19 @@ async def test_update_function_applies_to_new_sandboxes(platform) -> None:
     assert p.function("tunable").memory_mb == 256
     assert p.function("tunable").on_success is None
     assert os.environ.get("MODE") is None  # the platform's own environment is untouched
+
+
+async def test_a_data_dir_serves_one_platform_at_a_time(platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from squall.engine.platform import Platform, PlatformConfig
+    from squall.errors import ConfigError
+
+    first = await platform(APP)
+    with pytest.raises(ConfigError) as info:
+        await Platform.start(PlatformConfig(app=first.config.app, data_dir=first.config.data_dir))
+    assert info.value.field == "data_dir"
+    assert str(os.getpid()) in info.value.message
+    await first.stop()
+    second = await Platform.start(
+        PlatformConfig(app=first.config.app, data_dir=first.config.data_dir)
+    )
+    await second.stop()

@@ -36,6 +36,7 @@ from squall.runtime.sandbox import Sandbox
 from squall.security.keys import open_control
 from squall.storage import open_store
 from squall.storage.control import ControlStore
+from squall.storage.datadir import DataDirLock
 from squall.storage.protocols import (
     AppendLogs,
     Delivery,
@@ -67,6 +68,7 @@ class PlatformConfig:
 
 class Platform:
     control: ControlStore  # API keys and secrets
+    _lock: DataDirLock
     bootstrap_key: str | None = None  # the admin key this start created, to show once
 
     def __init__(
@@ -100,6 +102,15 @@ class Platform:
     @classmethod
     async def start(cls, config: PlatformConfig) -> Platform:
         """Import the app in its zygote, open the store, recover leases, start serving."""
+        lock = DataDirLock(config.data_dir)
+        try:
+            return await cls._start(config, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    async def _start(cls, config: PlatformConfig, lock: DataDirLock) -> Platform:
         zygote, loaded = await ZygoteLauncher.load(config.app)
         launcher: Launcher = zygote
         if not loaded.fork_safe:
@@ -120,6 +131,7 @@ class Platform:
             raise
         platform = cls(config, loaded.manifest, launcher, store)
         platform.control, platform.bootstrap_key = control, bootstrap_key
+        platform._lock = lock
         recovered = await store.recover()
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
@@ -141,6 +153,7 @@ class Platform:
         await self._launcher.close()
         await self._store.close()
         await self.control.close()
+        self._lock.release()
 
     async def _maintain(self) -> None:
         """Memory watchdog, scale-in of idle sandboxes and keeping min_instances warm."""
