@@ -8,9 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from squall.errors import ConfigError
+from squall.engine.router.patterns import validate_pattern
+from squall.errors import ConfigError, InvalidInput
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
+from squall.model.rules import DEFAULT_BUS, RuleConfig, rule_pattern
 
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
@@ -44,6 +46,7 @@ class App:
         self.name = name
         self.functions: dict[str, FunctionDef] = {}
         self.routes: list[RouteConfig] = []
+        self.rules: list[RuleConfig] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -141,6 +144,47 @@ class App:
 
         return register
 
+    def on(
+        self,
+        event_type: str | None = None,
+        *,
+        pattern: dict[str, Any] | None = None,
+        bus: str = DEFAULT_BUS,
+        rule: str | None = None,
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Run the function for every event on ``bus`` whose type is ``event_type`` and
+        that matches ``pattern`` (EventBridge pattern language); stack it for several rules.
+
+        The handler gets the event as a CloudEvents JSON dict and runs as an async
+        invocation: retried, dead-lettered, at least once.
+        """
+        full = rule_pattern(event_type, pattern)
+        try:
+            validate_pattern(full)
+        except InvalidInput as exc:
+            where = exc.field or "pattern"
+            raise ConfigError(
+                f"rule for {event_type or 'pattern'!r}: the pattern is invalid at {where}:"
+                f" {exc.message}",
+                field=f"pattern.{where}" if exc.field else "pattern",
+            ) from None
+
+        def register(handler: F) -> F:
+            name = function_options.get("name") or handler.__name__.replace("_", "-")
+            existing = self.functions.get(name)
+            if existing is None:
+                self.function(**function_options)(handler)
+            elif existing.handler is not handler:
+                raise ConfigError(f"function {name!r} is declared twice", field="name")
+            rule_name = rule or f"{name}-{len([r for r in self.rules if r.function == name])}"
+            config = RuleConfig(name=rule_name, bus=bus, pattern=full, function=name)
+            config.validate()
+            self.rules.append(config)
+            return handler
+
+        return register
+
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
         configs = [fd.config for fd in self.functions.values()]
@@ -149,12 +193,15 @@ class App:
             digest.update(repr(config).encode())
         for route in self.routes:
             digest.update(repr(route).encode())
+        for rule in self.rules:
+            digest.update(repr(rule).encode())
         digest.update(repr(self.settings).encode())
         manifest = Manifest(
             app=self.name,
             version=digest.hexdigest()[:12],
             functions=configs,
             routes=list(self.routes),
+            rules=list(self.rules),
             settings=self.settings,
         )
         manifest.validate()

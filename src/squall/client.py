@@ -196,6 +196,25 @@ class SquallClient:
     def delete_secret(self, name: str) -> None:
         self._json("DELETE", _path("secrets", name))
 
+    def publish(self, event: dict[str, Any], *, bus: str = "default") -> dict[str, Any]:
+        """Publish one event in the CloudEvents JSON format (structured mode)."""
+        return self._json(
+            "POST",
+            "/events",
+            params={"bus": bus},
+            content=json.dumps(event),
+            headers={"Content-Type": "application/cloudevents+json"},
+        )
+
+    def test_pattern(self, pattern: Any, event: Any) -> bool:
+        body = {"pattern": pattern, "event": event}
+        answer = self._json("POST", "/events/test-pattern", json=body)
+        return bool(answer["match"])
+
+    def rules(self) -> list[dict[str, Any]]:
+        rules: list[dict[str, Any]] = self._json("GET", "/rules")["rules"]
+        return rules
+
     # transport
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

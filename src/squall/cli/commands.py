@@ -24,6 +24,7 @@ from squall.cli.common import (
     session,
 )
 from squall.cli.dlq import dlq
+from squall.cli.events import events, publish
 from squall.cli.keys import keys, login
 from squall.cli.parsing import InputError, parse_since, read_payload
 from squall.cli.render import (
@@ -48,6 +49,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(dlq, name="dlq")
+app.add_typer(events, name="events")
+app.command()(publish)
 app.add_typer(keys, name="keys")
 app.add_typer(secrets, name="secrets")
 app.command()(login)

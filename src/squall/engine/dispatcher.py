@@ -182,8 +182,15 @@ class Dispatcher:
                     delivery = self._take(name, buffer)
                     record = self._record(config, delivery)
                     try:
-                        kind = delivery.headers.get("kind", "json")
-                        sent = self._invoker.send(sandbox, config, record, delivery.payload, kind)
+                        headers = delivery.headers
+                        sent = self._invoker.send(
+                            sandbox,
+                            config,
+                            record,
+                            delivery.payload,
+                            headers.get("kind", "json"),
+                            int(headers.get("hops", "-1")),
+                        )
                     except SandboxGone:
                         buffer.appendleft(delivery)
                         pool.release(sandbox, healthy=False)

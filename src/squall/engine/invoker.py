@@ -54,11 +54,12 @@ class Invoker:
         record: InvocationRecord,
         payload: bytes,
         kind: str = "json",
+        hops: int = -1,
     ) -> asyncio.Future[Result]:
         record.start = time.time()
         timeout = float(config.timeout_s)
         message = Invoke(record.id, payload, record.attempt, timeout, record.trigger, kind)
-        return sandbox.invoke(message)
+        return sandbox.invoke(message, hops)
 
     async def finish(
         self,

@@ -16,10 +16,12 @@ from typing import Any
 
 import msgspec
 
+from squall.engine.bus import Buses, Published
 from squall.engine.destinations import queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.invoker import Invoker
 from squall.errors import AccessDenied, InvalidInput, NotFound, PayloadTooLarge, SquallError
+from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.ids import new_id
 from squall.model.invocation import (
@@ -29,6 +31,7 @@ from squall.model.invocation import (
     LogRow,
     Trigger,
 )
+from squall.model.rules import DEFAULT_BUS, RuleConfig
 from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
 from squall.runtime.pool import Pool
 from squall.runtime.protocol import Call, CallReply
@@ -86,6 +89,7 @@ class Platform:
         self._running: dict[str, InvocationRecord] = {}
         self._claims: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._invoker = Invoker(self._pools, launcher, manifest.version)
+        self._buses = Buses(manifest.rules, manifest.version)
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -376,6 +380,10 @@ class Platform:
 
     async def _answer(self, sandbox: Sandbox, call: Call) -> None:
         try:
+            if call.op == "publish":
+                event_id = await self._publish_from(sandbox, call.args)
+                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(event_id), None))
+                return
             if call.op != "invoke":
                 raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
             target = str(call.args.get("function"))
@@ -397,6 +405,56 @@ class Platform:
             sandbox.reply(CallReply(call.call_id, record.result, record.error))
         except SquallError as exc:
             sandbox.reply(CallReply(call.call_id, None, exc.to_dict()))
+
+    # --- events --------------------------------------------------------------------------
+
+    async def publish(
+        self, events: Sequence[CloudEvent], *, bus: str = DEFAULT_BUS
+    ) -> list[Published]:
+        """Deliver ``events`` to every matching rule of ``bus``, durably, in one commit.
+
+        An event whose (source, id) was published within the dedup window is dropped.
+        """
+        if not self._buses.knows(bus):
+            raise NotFound(
+                f"bus {bus!r} does not exist (buses: {', '.join(self._buses.names)})",
+                field="bus",
+                bus=bus,
+            )
+        keys = [(event.source, event.id) for event in events]
+        seen = await self._store.seen_events(keys, time.time())
+        ops, outcomes, targets = self._buses.route(bus, events, seen)
+        if ops:
+            await self._store.commit(ops)
+        for function in targets:
+            self._dispatcher.wake(function)
+        return outcomes
+
+    async def _publish_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
+        """``ctx.publish``: permission-checked, sourced and hop-counted by the platform."""
+        bus = str(args.get("bus") or DEFAULT_BUS)
+        caller = self._functions.get(sandbox.function)
+        if caller is None or not caller.allows("publish", bus):
+            raise AccessDenied(
+                f"function {sandbox.function!r} may not publish to bus {bus!r}: add"
+                f' permissions=["publish:{bus}"] to its declaration',
+                function=sandbox.function,
+                action="publish",
+                resource=bus,
+            )
+        data = msgspec.json.decode(bytes(args.get("data") or b"null"))
+        event = CloudEvent.create(
+            str(args.get("type") or ""),
+            data,
+            source=str(args.get("source") or f"squall://{self.manifest.app}/{sandbox.function}"),
+            subject=args.get("subject"),
+            hops=sandbox.running_hops + 1,
+        )
+        [outcome] = await self.publish([event], bus=bus)
+        return outcome.id
+
+    def rules(self) -> list[RuleConfig]:
+        return self._buses.rules()
 
     # --- reading -------------------------------------------------------------------------
 

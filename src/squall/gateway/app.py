@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from squall.gateway.admin import AdminAPI
 from squall.gateway.auth import AdminAuthMiddleware
 from squall.gateway.errors import EXCEPTION_HANDLERS
+from squall.gateway.events_api import EventsAPI
 from squall.gateway.http import json_response
 from squall.gateway.invoke import InvokeAPI
 from squall.gateway.keys_api import KeysAPI
@@ -61,16 +62,19 @@ def create_app(
     key_limiter = RateLimiter.of(settings.key_rate_limit)
     if authorizer is None:
         authorizer = RouteAuthorizer(platform.control, settings.jwt, key_limiter=key_limiter)
+    events = EventsAPI(platform)
     api = [
         *AdminAPI(platform).routes(),
         *InvokeAPI(platform).routes(),
         *KeysAPI(platform.control).routes(),
+        *events.admin_routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route(f"{API_PREFIX}/openapi.json", openapi_json, methods=["GET"]),
         Mount(API_PREFIX, routes=api),
+        *events.ingest_routes(),
         *FunctionRoutes(platform, authorizer).routes(),
     ]
     # Outermost first: the request id covers every response; a CORS preflight needs no key.

@@ -13,10 +13,11 @@ import msgspec
 
 from squall.errors import ConfigError
 from squall.model.http import AppSettings, RouteConfig
+from squall.model.rules import RuleConfig
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-ACTIONS = ("invoke",)  # later: publish, send, tables, buckets
+ACTIONS = ("invoke", "publish")  # later: send, tables, buckets
 
 # field -> (minimum, maximum), inclusive.
 RANGES: dict[str, tuple[int, int]] = {
@@ -161,6 +162,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     functions: list[FunctionConfig]
     routes: list[RouteConfig] = []
+    rules: list[RuleConfig] = []
     settings: AppSettings = AppSettings()
 
     def validate(self) -> None:
@@ -177,6 +179,18 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                         function=fn.name,
                         value=repr(target),
                     )
+        rule_names: set[str] = set()
+        for rule in self.rules:
+            rule.validate()
+            if rule.function not in names:
+                raise ConfigError(
+                    f"rule {rule.name!r} names no function {rule.function!r}",
+                    field="function",
+                    value=rule.function,
+                )
+            if rule.name in rule_names:
+                raise ConfigError(f"rule {rule.name!r} is declared twice", field="name")
+            rule_names.add(rule.name)
         seen: dict[tuple[str, str], str] = {}
         for route in self.routes:
             route.validate()

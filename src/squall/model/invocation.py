@@ -32,6 +32,7 @@ class Trigger(enum.StrEnum):
     REDRIVE = "redrive"
     FUNCTION = "function"
     HTTP = "http"
+    EVENT = "event"
 
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):

@@ -76,5 +76,27 @@ class Context:
         )
         return None if body is None else msgspec.json.decode(body)
 
+    def publish(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        subject: str | None = None,
+        source: str | None = None,
+        bus: str = "default",
+    ) -> str:
+        """Publish a CloudEvent onto ``bus`` (declared in ``permissions``); returns its id."""
+        body = self._link.call(
+            "publish",
+            {
+                "type": type,
+                "data": msgspec.json.encode(data),
+                "subject": subject,
+                "source": source,
+                "bus": bus,
+            },
+        )
+        return str(msgspec.json.decode(body)) if body is not None else ""
+
     def __repr__(self) -> str:
         return f"Context(function={self.function_name!r}, invocation={self.invocation_id!r})"

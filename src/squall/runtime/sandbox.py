@@ -64,7 +64,9 @@ class Sandbox(asyncio.BufferedProtocol):
         self._end = 0  # end of the bytes received
         self._need = 0  # size of the frame waiting for more bytes
         self._transport: asyncio.Transport | None = None
-        self._queue: collections.deque[tuple[asyncio.Future[Result], float]] = (
+        # (result, timeout_s, hops): hops is the event chain length of the invocation's
+        # trigger (-1 when no event triggered it), for loop protection of what it publishes.
+        self._queue: collections.deque[tuple[asyncio.Future[Result], float, int]] = (
             collections.deque()
         )
         self.deadline = math.inf  # time.monotonic() by which the running invocation must end
@@ -121,7 +123,7 @@ class Sandbox(asyncio.BufferedProtocol):
         if isinstance(message, Result):
             if not self._queue:
                 return
-            future, _ = self._queue.popleft()
+            future, _, _ = self._queue.popleft()
             if self._queue:
                 self._arm(self._queue[0][1])
             else:
@@ -148,19 +150,19 @@ class Sandbox(asyncio.BufferedProtocol):
             self.ready.exception()  # mark retrieved: nobody may be waiting on a dead start
         started = True
         while self._queue:
-            future, _ = self._queue.popleft()
+            future, _, _ = self._queue.popleft()
             if not future.done():
                 future.set_exception(SandboxGone(reason, started=started))
             started = False
 
     # --- platform side ------------------------------------------------------------------
 
-    def invoke(self, message: Invoke) -> asyncio.Future[Result]:
+    def invoke(self, message: Invoke, hops: int = -1) -> asyncio.Future[Result]:
         """Send an invocation; it runs once those sent before it have answered."""
         if self.closed or self._transport is None:
             raise SandboxGone(self.kill_reason or "channel closed", started=False)
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._queue.append((future, message.timeout_s))
+        self._queue.append((future, message.timeout_s, hops))
         if len(self._queue) == 1:
             self._arm(message.timeout_s)
         self._transport.write(frame(message))
@@ -187,6 +189,11 @@ class Sandbox(asyncio.BufferedProtocol):
         if self.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+
+    @property
+    def running_hops(self) -> int:
+        """Hops of the event behind the running invocation, -1 if no event triggered it."""
+        return self._queue[0][2] if self._queue else -1
 
     @property
     def busy(self) -> bool:

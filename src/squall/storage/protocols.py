@@ -77,7 +77,25 @@ class TakeDeadLetter(msgspec.Struct, frozen=True):
     letter_id: str
 
 
-Op = Enqueue | Ack | Retry | Bury | PutInvocation | AppendLogs | PutIdempotency | TakeDeadLetter
+class RememberEvent(msgspec.Struct, frozen=True):
+    """An event id seen on a source, so a second publish within the window is dropped."""
+
+    source: str
+    event_id: str
+    expires_at: float
+
+
+Op = (
+    Enqueue
+    | Ack
+    | Retry
+    | Bury
+    | PutInvocation
+    | AppendLogs
+    | PutIdempotency
+    | TakeDeadLetter
+    | RememberEvent
+)
 
 
 # --- protocols ---------------------------------------------------------------------------
@@ -107,6 +125,12 @@ class StateStore(Protocol):
     ) -> list[InvocationRecord]: ...
 
     async def find_idempotent(self, function: str, key: str, now: float) -> str | None: ...
+
+    async def seen_events(
+        self, keys: Sequence[tuple[str, str]], now: float
+    ) -> set[tuple[str, str]]:
+        """Which (source, event id) pairs were published within their dedup window."""
+        ...
 
     async def list_logs(
         self,

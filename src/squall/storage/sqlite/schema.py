@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (function, key)
 );
 
+CREATE TABLE IF NOT EXISTS event_ids (
+    source TEXT NOT NULL,
+    id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS dead_letters (
     id TEXT PRIMARY KEY,
     function TEXT NOT NULL,

@@ -23,6 +23,7 @@ from squall.storage.protocols import (
     Op,
     PutIdempotency,
     PutInvocation,
+    RememberEvent,
     Retry,
     TakeDeadLetter,
 )
@@ -49,9 +50,11 @@ _RANK: dict[type, int] = {
     PutInvocation: 4,
     AppendLogs: 5,
     PutIdempotency: 6,
+    RememberEvent: 7,
 }
 
 _SQL: dict[type, str] = {
+    RememberEvent: "INSERT OR REPLACE INTO event_ids (source, id, expires_at) VALUES (?, ?, ?)",
     PutInvocation: "INSERT OR REPLACE INTO invocations (id, function, status, created_at, record)"
     " VALUES (?, ?, ?, ?, ?)",
     Ack: "DELETE FROM deliveries WHERE id = ?",
@@ -115,6 +118,8 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
         ]
     if kind is Retry:
         return [(op.available_at, op.delivery_id) for op in ops]
+    if kind is RememberEvent:
+        return [(op.source, op.event_id, op.expires_at) for op in ops]
     if kind is PutIdempotency:
         return [(op.function, op.key, op.invocation_id, op.expires_at) for op in ops]
     raise TypeError(f"no rows for {kind.__name__}")  # pragma: no cover
@@ -263,6 +268,19 @@ class SqliteStore:
             (function, key, now),
         )
         return rows[0][0] if rows else None
+
+    async def seen_events(
+        self, keys: Sequence[tuple[str, str]], now: float
+    ) -> set[tuple[str, str]]:
+        seen: set[tuple[str, str]] = set()
+        for source, event_id in keys:
+            rows = self._db.read(
+                "SELECT 1 FROM event_ids WHERE source = ? AND id = ? AND expires_at > ?",
+                (source, event_id, now),
+            )
+            if rows:
+                seen.add((source, event_id))
+        return seen
 
     async def list_logs(
         self,
