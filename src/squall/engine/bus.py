@@ -41,6 +41,8 @@ class Buses:
         self._matchers: dict[str, Matcher] = {DEFAULT_BUS: Matcher()}
         for rule in rules:
             self._matchers.setdefault(rule.bus, Matcher()).add(rule.name, rule.pattern)
+        for matcher in self._matchers.values():
+            matcher.rebalance()
 
     @property
     def names(self) -> list[str]:

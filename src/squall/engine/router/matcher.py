@@ -147,6 +147,18 @@ class Matcher:
                 self._inner = None
             index.add(kind, key, rule_id)
 
+    def rebalance(self) -> None:
+        """Re-file every rule under its cheapest anchors, now that all buckets are known.
+
+        ``add`` chooses with the buckets as they are at that moment, so rules added early
+        (while every bucket was empty) may sit under an anchor that many later rules share.
+        Call this after loading a bus's rules.
+        """
+        for rule_id in list(self._anchors):
+            compiled = self._patterns[rule_id]
+            self.remove(rule_id)
+            self.add(rule_id, compiled)
+
     def remove(self, rule_id: str) -> None:
         """Forget a rule; unknown ids are ignored."""
         if self._patterns.pop(rule_id, None) is None:
