@@ -61,14 +61,7 @@ class Pool:
                 return sandbox, False
             self.size -= 1
         if self.size < self.config.concurrency:
-            self.size += 1
-            try:
-                sandbox = await self._start()
-            except BaseException:
-                self.size -= 1
-                raise
-            self.busy.add(sandbox)
-            return sandbox, True
+            return await self._cold(), True
         waiter: asyncio.Future[Sandbox] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -86,16 +79,20 @@ class Pool:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
         if sandbox.closed:  # handed over as a slot for a new sandbox
-            self.size += 1
-            try:
-                sandbox = await self._start()
-            except BaseException:
-                self.size -= 1
-                raise
-            self.busy.add(sandbox)
-            return sandbox, True
+            return await self._cold(), True
         self.busy.add(sandbox)
         return sandbox, False
+
+    async def _cold(self) -> Sandbox:
+        """Start a sandbox in a free slot, counted from the start so others see it taken."""
+        self.size += 1
+        try:
+            sandbox = await self._start()
+        except BaseException:
+            self.size -= 1
+            raise
+        self.busy.add(sandbox)
+        return sandbox
 
     def release(self, sandbox: Sandbox, healthy: bool) -> None:
         self.busy.discard(sandbox)
