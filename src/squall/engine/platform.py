@@ -6,7 +6,6 @@ Everything the gateway, the CLI and the benchmarks do goes through its methods.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -19,8 +18,10 @@ import msgspec
 from squall.engine.bus import Buses, Published
 from squall.engine.destinations import queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
+from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
-from squall.errors import AccessDenied, InvalidInput, NotFound, PayloadTooLarge, SquallError
+from squall.engine.payload import check_payload
+from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.ids import new_id
@@ -54,7 +55,6 @@ from squall.storage.protocols import (
 log = logging.getLogger("squall")
 
 MAINTENANCE_S = 0.025  # deadline granularity; memory is watched every 4th tick
-IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Platform:
             for fn in manifest.functions
         }
         self._running: dict[str, InvocationRecord] = {}
-        self._claims: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self._claims = Claims(store)
         self._invoker = Invoker(self._pools, launcher, manifest.version)
         self._buses = Buses(manifest.rules, manifest.version)
         self._dispatcher = Dispatcher(
@@ -217,28 +217,6 @@ class Platform:
 
     # --- invoking ------------------------------------------------------------------------
 
-    def _check_payload(self, payload: bytes, limit: int, mode: str, kind: str) -> bytes:
-        if len(payload) > limit:
-            raise PayloadTooLarge(
-                f"{mode} payload is {len(payload)} bytes; the limit is {limit} bytes",
-                field="payload",
-                size=len(payload),
-                limit=limit,
-            )
-        if kind == "http":  # built by the gateway, not by a client
-            return payload
-        if not payload.strip():
-            return b"null"
-        try:
-            msgspec.json.decode(payload)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            try:
-                json.loads(payload)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise _json_error(exc) from None
-            raise InvalidInput("payload is not valid JSON", field="payload") from None
-        return payload
-
     async def invoke(
         self,
         name: str,
@@ -256,9 +234,9 @@ class Platform:
         gateway (the handler then gets a ``squall.Request``).
         """
         config = self.function(name)
-        payload = self._check_payload(payload, self.config.max_sync_payload, "sync", kind)
+        payload = check_payload(payload, self.config.max_sync_payload, "sync", kind)
         if idempotency_key is not None:
-            existing = await self._claim(name, idempotency_key)
+            existing = await self._claims.claim(name, idempotency_key)
             if existing is not None:
                 return await self._finished_record(existing)
         record = InvocationRecord(
@@ -278,7 +256,7 @@ class Platform:
                 config, record, payload, wait_s=self.config.sync_wait_s, kind=kind
             )
         except BaseException:
-            self._release_claim(name, idempotency_key, None)
+            self._claims.release(name, idempotency_key, None)
             raise
         finally:
             self._running.pop(record.id, None)
@@ -288,9 +266,9 @@ class Platform:
         if idempotency_key is None:
             self._store.commit_soon(ops)
         else:
-            ops.append(PutIdempotency(name, idempotency_key, record.id, _expiry()))
+            ops.append(PutIdempotency(name, idempotency_key, record.id, expiry()))
             await self._store.commit(ops)
-            self._release_claim(name, idempotency_key, record.id)
+            self._claims.release(name, idempotency_key, record.id)
         return record
 
     async def invoke_async(
@@ -305,9 +283,9 @@ class Platform:
     ) -> InvocationRecord:
         """Durably queue an invocation; returns once it is committed to the store."""
         self.function(name)
-        payload = self._check_payload(payload, self.config.max_async_payload, "async", kind)
+        payload = check_payload(payload, self.config.max_async_payload, "async", kind)
         if idempotency_key is not None:
-            existing = await self._claim(name, idempotency_key)
+            existing = await self._claims.claim(name, idempotency_key)
             if existing is not None:
                 return await self.get_invocation(existing)
         now = time.time()
@@ -327,7 +305,7 @@ class Platform:
         ops: list[Op] = [PutInvocation(record)]
         if idempotency_key is not None:
             headers["idempotency_key"] = idempotency_key
-            ops.append(PutIdempotency(name, idempotency_key, record.id, _expiry()))
+            ops.append(PutIdempotency(name, idempotency_key, record.id, expiry()))
         delivery = Delivery(
             id=record.id,
             queue=queue_name(name),
@@ -341,30 +319,11 @@ class Platform:
         try:
             await self._store.commit(ops)
         except BaseException:
-            self._release_claim(name, idempotency_key, None)
+            self._claims.release(name, idempotency_key, None)
             raise
-        self._release_claim(name, idempotency_key, record.id)
+        self._claims.release(name, idempotency_key, record.id)
         self._dispatcher.wake(name)
         return record
-
-    async def _claim(self, name: str, key: str) -> str | None:
-        """The invocation already bound to ``key``, or None after claiming it for the caller."""
-        while (pending := self._claims.get((name, key))) is not None:
-            existing = await asyncio.shield(pending)
-            if existing:
-                return existing
-        found = await self._store.find_idempotent(name, key, time.time())
-        if found is not None:
-            return found
-        self._claims[(name, key)] = asyncio.get_running_loop().create_future()
-        return None
-
-    def _release_claim(self, name: str, key: str | None, invocation_id: str | None) -> None:
-        if key is None:
-            return
-        pending = self._claims.pop((name, key), None)
-        if pending is not None and not pending.done():
-            pending.set_result(invocation_id or "")
 
     async def _finished_record(self, invocation_id: str) -> InvocationRecord:
         while True:
@@ -564,23 +523,3 @@ class Platform:
                 raise TimeoutError(f"async work still pending after {timeout} s")
             await asyncio.sleep(0.02)
 
-
-def _expiry() -> float:
-    return time.time() + IDEMPOTENCY_TTL_S
-
-
-def _json_error(exc: json.JSONDecodeError | UnicodeDecodeError) -> InvalidInput:
-    if isinstance(exc, UnicodeDecodeError):
-        return InvalidInput(
-            f"payload is not UTF-8 text: invalid byte at position {exc.start}",
-            field="payload",
-            position=exc.start,
-        )
-    return InvalidInput(
-        f"payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        f" (char {exc.pos})",
-        field="payload",
-        line=exc.lineno,
-        column=exc.colno,
-        position=exc.pos,
-    )
