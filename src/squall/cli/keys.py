@@ -111,8 +111,8 @@ def login(url: UrlOption = None, key: KeyOption = None) -> None:
     with SquallClient(url, key=key) as client:
         try:
             client.functions()
-        except Forbidden:
-            pass  # a valid key without the read scope: still worth saving
+        except Forbidden:  # a 403 proves the key is valid; it only lacks the read scope
+            console.print("note: this key is valid but has no read scope", soft_wrap=True)
         except (PlatformUnreachable, SquallError) as exc:
             fail(describe(exc), 1)
     path = config.save(url, key)
