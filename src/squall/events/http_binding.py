@@ -210,10 +210,13 @@ def decode_json(body: bytes, *, what: str, field: str | None = None) -> Any:
         offset, reason = _first_invalid_utf8(body), "invalid UTF-8"  # offset relative to it
     except msgspec.DecodeError as exc:
         m = _BYTE_OFFSET.search(str(exc))
-        if m is None:
+        if m is not None:
+            offset = min(int(m[1]), len(body))
+            reason = str(exc)[: m.start()].strip().removeprefix("JSON is malformed: ")
+        elif "UTF-8" in str(exc):  # newer msgspec reports bad UTF-8 without an offset
+            offset, reason = _first_invalid_utf8(body), "invalid UTF-8"
+        else:
             raise InvalidInput(f"malformed JSON in the {what}: {exc}", field=field) from None
-        offset = min(int(m[1]), len(body))
-        reason = str(exc)[: m.start()].strip().removeprefix("JSON is malformed: ")
     line = body.count(b"\n", 0, offset) + 1
     column = len(body[body.rfind(b"\n", 0, offset) + 1 : offset].decode("utf-8", "replace")) + 1
     raise InvalidInput(
