@@ -62,15 +62,58 @@ def test_or_rule_is_found_through_any_branch() -> None:
     assert m.match({"source": "shop"}) == set()
 
 
-def test_only_rules_sharing_a_value_with_the_event_are_confirmed() -> None:
+def test_flat_events_are_matched_by_the_automaton_alone() -> None:
     m = Matcher()
     for i in range(1000):
         m.add(f"r{i}", {"type": [f"t{i}"], "data": {"n": [{"numeric": [">", 0]}]}})
     confirmed: list[str] = []
-    # Wrap each compiled pattern to see which rules the index lets through to confirmation.
+    # Wrap each compiled pattern to see which rules are confirmed by pattern evaluation.
     m._patterns = {k: _Counting(k, p, confirmed) for k, p in m._patterns.items()}  # type: ignore[misc]
     assert m.match({"type": "t7", "data": {"n": 1}}) == {"r7"}
-    assert confirmed == ["r7"]
+    assert m.match({"type": "t7", "data": {"n": 0}}) == set()
+    assert confirmed == []
+
+
+def test_objects_inside_arrays_keep_their_identity() -> None:
+    m = Matcher()
+    m.add("same-line", {"data": {"lines": {"sku": ["A"], "qty": [2]}}})
+    m.add("uncouponed", {"data": {"lines": {"sku": ["A"], "coupon": [{"exists": False}]}}})
+    m.add("total", {"data": {"total": [10]}})
+    confirmed: list[str] = []
+    m._patterns = {k: _Counting(k, p, confirmed) for k, p in m._patterns.items()}  # type: ignore[misc]
+    apart = {"data": {"total": 10, "lines": [{"sku": "A", "qty": 1, "coupon": "X"},
+                                             {"sku": "B", "qty": 2}]}}  # fmt: skip
+    assert m.match(apart) == {"total"}
+    together = {"data": {"lines": [{"sku": "A", "qty": 2}, {"sku": "A", "coupon": "X"}]}}
+    assert m.match(together) == {"same-line", "uncouponed"}
+    # Only rules reading below the array are confirmed, and only when it holds objects.
+    assert sorted(confirmed) == ["same-line", "same-line", "uncouponed", "uncouponed"]
+    confirmed.clear()
+    assert m.match({"data": {"lines": {"sku": "A", "qty": 2}}}) == {"same-line", "uncouponed"}
+    assert confirmed == []
+
+
+def test_rules_sharing_conditions_share_states() -> None:
+    m = Matcher()
+    for i in range(1000):
+        m.add(f"r{i}", {"source": ["shop"], "type": ["order.placed"], "data": {"n": [i]}})
+    root_steps = m._root.steps or {}
+    assert len(root_steps) == 1  # every rule starts with the same step ...
+    (step,) = root_steps.values()
+    assert len(step.exact or {}) == 1000  # ... and branches by the value of data.n
+    assert m.match({"source": "shop", "type": "order.placed", "data": {"n": 7}}) == {"r7"}
+
+
+def test_removed_rules_are_tidied_away() -> None:
+    m = Matcher()
+    for i in range(200):
+        m.add(f"r{i}", {"data": {"n": [i]}})
+    for i in range(150):
+        m.remove(f"r{i}")
+    ((_, step),) = (m._root.steps or {}).items()
+    assert len(step.exact or {}) < 100  # once most were dead, the automaton was rebuilt
+    assert m.match({"data": {"n": 170}}) == {"r170"}
+    assert m.match({"data": {"n": 7}}) == set()
 
 
 class _Counting:

@@ -10,6 +10,7 @@ operators only on strings, cidr only on IP strings) live in the tests.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 from collections.abc import Callable, Hashable
 from typing import Any, Final
@@ -45,15 +46,25 @@ class Op:
     ``ci``/``pre``/``suf`` (and ``pre-ci``/``suf-ci``) are indexable by ``key`` (already
     case-folded for the ``-ci`` kinds); ``other`` can only be indexed by field presence."""
 
-    __slots__ = ("key", "kind", "test")
+    __slots__ = ("key", "kind", "sig", "test")
 
     def __init__(self, kind: str, key: str, test: Test) -> None:
         self.kind = kind
         self.key = key
         self.test = test
+        self.sig = f"{kind}:{key}"  # equal for operators that test alike; see operator()
 
 
 def operator(item: dict[Any, Any], where: str) -> Op | bool:
+    """Compile one operator object; ``exists`` compiles to its bool."""
+    op = _operator(item, where)
+    if isinstance(op, Op) and op.kind == "other":
+        # Rules with the same operator share its test in the matcher's automaton.
+        op.sig = json.dumps(item, sort_keys=True)
+    return op
+
+
+def _operator(item: dict[Any, Any], where: str) -> Op | bool:
     if len(item) != 1:
         raise InvalidInput("an operator object must have exactly one key", field=where)
     ((name, arg),) = item.items()
@@ -75,8 +86,7 @@ def operator(item: dict[Any, Any], where: str) -> Op | bool:
     if name == "cidr":
         return Op("other", "", _cidr(arg, where))
     if name == "anything-but":
-        excluded = _anything_but(arg, where)
-        return Op("other", "", lambda v: not excluded(v))
+        return Op("other", "", _anything_but(arg, where))
     raise InvalidInput(
         f"unknown operator {name!r}; expected one of: {', '.join(OPERATORS)}", field=where
     )
@@ -101,7 +111,7 @@ def _affix(name: str, arg: Any, where: str) -> Op:
 
 
 def _anything_but(arg: Any, where: str) -> Test:
-    """The test for the values ``arg`` excludes."""
+    """The test for the values ``arg`` does not exclude."""
     if isinstance(arg, dict):
         if len(arg) != 1:
             raise InvalidInput("an anything-but object must have exactly one key", field=where)
@@ -112,14 +122,14 @@ def _anything_but(arg: Any, where: str) -> Test:
             if not text:  # AWS: an empty prefix would exclude every string
                 raise InvalidInput(f"anything-but/{name} must not be empty", field=at)
             if name == "prefix":
-                return lambda v: isinstance(v, str) and v.startswith(text)
-            return lambda v: isinstance(v, str) and v.endswith(text)
+                return lambda v: not (isinstance(v, str) and v.startswith(text))
+            return lambda v: not (isinstance(v, str) and v.endswith(text))
         if name == "equals-ignore-case":
             folded = {s.casefold() for s in _strings(inner, at, name)}
-            return lambda v: isinstance(v, str) and v.casefold() in folded
+            return lambda v: not (isinstance(v, str) and v.casefold() in folded)
         if name == "wildcard":
             globs = [_glob(s, at) for s in _strings(inner, at, name)]
-            return lambda v: isinstance(v, str) and any(glob(v) for glob in globs)
+            return lambda v: not (isinstance(v, str) and any(glob(v) for glob in globs))
         raise InvalidInput(
             f"anything-but does not take {name!r}; it takes a value, a list of values, or"
             " one of prefix, suffix, equals-ignore-case, wildcard",
@@ -139,7 +149,7 @@ def _anything_but(arg: Any, where: str) -> Test:
     if len({isinstance(item, str) for item in items}) > 1:
         raise InvalidInput("anything-but lists must be all strings or all numbers", field=where)
     keys = frozenset(canonical(item) for item in items)
-    return lambda v: canonical(v) in keys
+    return lambda v: (v if type(v) is str else canonical(v)) not in keys
 
 
 def _numeric(arg: Any, where: str) -> Test:
@@ -151,16 +161,19 @@ def _numeric(arg: Any, where: str) -> Test:
     if first not in ("=", "<", "<=", ">", ">="):
         raise InvalidInput(f"unknown numeric operator {first!r}", field=f"{where}[0]")
     low = _operand(arg[1], f"{where}[1]")
+    # The tests run for every candidate value, so each is one flat expression:
+    # `type(v) is int or type(v) is float` is is_number() without a call (JSON has no
+    # int subclasses but bool, which it excludes).
     if len(arg) == 2:
         if first == "=":
-            return lambda v: is_number(v) and v == low
+            return lambda v: (type(v) is int or type(v) is float) and v == low
         if first == "<":
-            return lambda v: is_number(v) and v < low
+            return lambda v: (type(v) is int or type(v) is float) and v < low
         if first == "<=":
-            return lambda v: is_number(v) and v <= low
+            return lambda v: (type(v) is int or type(v) is float) and v <= low
         if first == ">":
-            return lambda v: is_number(v) and v > low
-        return lambda v: is_number(v) and v >= low
+            return lambda v: (type(v) is int or type(v) is float) and v > low
+        return lambda v: (type(v) is int or type(v) is float) and v >= low
     second = arg[2]
     if first not in (">", ">=") or second not in ("<", "<="):
         raise InvalidInput(
@@ -172,12 +185,13 @@ def _numeric(arg: Any, where: str) -> Test:
         raise InvalidInput(
             "the lower bound of a numeric range must be below the upper", field=where
         )
-    open_low, open_high = first == ">", second == "<"
-    return lambda v: (
-        is_number(v)
-        and (v > low if open_low else v >= low)
-        and (v < high if open_high else v <= high)
-    )
+    if first == ">" and second == "<":
+        return lambda v: (type(v) is int or type(v) is float) and low < v < high
+    if first == ">":
+        return lambda v: (type(v) is int or type(v) is float) and low < v <= high
+    if second == "<":
+        return lambda v: (type(v) is int or type(v) is float) and low <= v < high
+    return lambda v: (type(v) is int or type(v) is float) and low <= v <= high
 
 
 def _cidr(arg: Any, where: str) -> Test:
