@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from squall.engine.bus import Buses, Published
-from squall.engine.destinations import queue_name
+from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
@@ -89,7 +89,7 @@ class Platform:
         self._running: dict[str, InvocationRecord] = {}
         self._claims = Claims(store)
         self._invoker = Invoker(self._pools, launcher, manifest.version)
-        self._buses = Buses(manifest.rules, manifest.version)
+        self._buses = Buses(manifest.rules, manifest.version, lambda: self._functions)
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -382,11 +382,12 @@ class Platform:
             )
         keys = [(event.source, event.id) for event in events]
         seen = await self._store.seen_events(keys, time.time())
-        ops, outcomes, targets = self._buses.route(bus, events, seen)
+        ops, outcomes, queues = self._buses.route(bus, events, seen)
         if ops:
             await self._store.commit(ops)
-        for function in targets:
-            self._dispatcher.wake(function)
+        for queue in queues:
+            if queue.startswith("fn:"):
+                self._dispatcher.wake(function_of(queue))
         return outcomes
 
     async def _publish_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
