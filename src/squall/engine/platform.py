@@ -21,6 +21,7 @@ from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
+from squall.engine.rulebook import RuleBook
 from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig, Manifest
@@ -90,6 +91,7 @@ class Platform:
         self._claims = Claims(store)
         self._invoker = Invoker(self._pools, launcher, manifest.version)
         self._buses = Buses(manifest.rules, manifest.version, lambda: self._functions)
+        self.rule_book = RuleBook(store, self._buses, lambda: self._functions)
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -139,6 +141,7 @@ class Platform:
         recovered = await store.recover()
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
+        await platform.rule_book.load()
         platform._tasks = [
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
