@@ -133,6 +133,12 @@ def test_invalid_targets_name_the_field(target: dict[str, Any], field: str) -> N
     assert refused(body(target)).field == field
 
 
+def test_integral_floats_count_as_integers_for_retries() -> None:
+    target = {"kind": "bus", "bus": "b", "retry": {"max_attempts": 3.0, "max_event_age_s": 60}}
+    [parsed] = parse_rule(body(target)).targets
+    assert isinstance(parsed, BusTarget) and parsed.retry.max_attempts == 3
+
+
 def test_rule_level_checks() -> None:
     assert refused(body(name="no spaces")).field == "name"
     assert refused(body(bus="Default")).field == "bus"

@@ -37,7 +37,7 @@ def parse_rule(body: dict[str, Any]) -> RuleConfig:
     except UnicodeEncodeError:  # JSON may escape a lone surrogate ("\ud800"): not text
         raise InvalidInput("the body holds a lone surrogate: not text", field="body") from None
     try:
-        given = msgspec.convert(body, RuleInput)
+        given = msgspec.convert(_integral_retries(body), RuleInput)
     except msgspec.ValidationError as exc:
         raise _shape_error(str(exc), body) from None
     return RuleConfig(
@@ -79,6 +79,25 @@ def _shape_error(message: str, body: dict[str, Any]) -> InvalidInput:
             )
     rule = rule.replace("`", "'")
     return InvalidInput(f"{field or 'body'}: {rule[0].lower()}{rule[1:]}", field=field or "body")
+
+
+def _integral_retries(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with retry counts like 3.0 as 3: JSON (and JSON Schema's "integer") does not
+    tell them apart. Only there: elsewhere, as in an ``input`` constant, 3.0 stays as sent."""
+    targets = body.get("targets")
+    if not isinstance(targets, list):
+        return body
+    fixed = []
+    for target in targets:
+        retry = target.get("retry") if isinstance(target, dict) else None
+        if isinstance(retry, dict):
+            integral = {
+                k: int(v) if isinstance(v, float) and v.is_integer() else v
+                for k, v in retry.items()
+            }
+            target = {**target, "retry": integral}
+        fixed.append(target)
+    return {**body, "targets": fixed}
 
 
 def _kind_at(body: dict[str, Any], index: int) -> Any:
