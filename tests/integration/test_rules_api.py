@@ -1,4 +1,4 @@
-"""Rules through the admin API, against a real `squall up`."""
+"""Rules through the admin API and the CLI, against a real `squall up`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import AUTH, start_squall, wait_for
+from support import AUTH, SQUALL, client_env, start_squall, wait_for
 
 APP = """
 import squall
@@ -198,3 +198,97 @@ def test_rules_survive_a_restart(tmp_path: Path) -> None:
             assert matched(http, "k", bus="kept-bus") == ["kept"]
     finally:
         stop(proc, tmp_path)
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SQUALL, *args, "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=client_env(),
+        input=stdin,
+        check=False,
+    )
+
+
+def test_cli_puts_shows_disables_and_deletes_rules(url: str, tmp_path: Path) -> None:
+    targets_file = tmp_path / "targets.json"
+    targets_file.write_text(
+        json.dumps([{"kind": "function", "function": "other", "input_path": "$.data"}])
+    )
+    done = cli(
+        url,
+        "rules",
+        "put",
+        "cli-rule",
+        "--type",
+        "cli.happened",
+        "--pattern",
+        '{"data": {"n": [{"numeric": [">", 0]}]}}',
+        "--targets-file",
+        str(targets_file),
+        "--target",
+        "function:record",
+        "--target",
+        "http:https://hooks.example.com/cli",
+        "--description",
+        "made by the CLI",
+        "--disabled",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "rule cli-rule created: function:other, function:record, http:https://hooks.example.com/cli"
+    )
+    shown = json.loads(cli(url, "rules", "show", "cli-rule", "--json").stdout)
+    assert shown["pattern"] == {"data": {"n": [{"numeric": [">", 0]}]}, "type": ["cli.happened"]}
+    assert [t["id"] for t in shown["targets"]] == ["0", "1", "2"]
+    assert shown["targets"][0]["input_path"] == "$.data"
+    assert (shown["enabled"], shown["description"]) == (False, "made by the CLI")
+    assert cli(url, "rules", "enable", "cli-rule").stdout.strip() == "rule cli-rule enabled"
+    listed = json.loads(cli(url, "rules", "list", "--json").stdout)["rules"]
+    assert {r["name"]: r["enabled"] for r in listed}["cli-rule"] is True
+    table = cli(url, "rules", "list").stdout
+    assert "cli-rule" in table and "http:https://hooks.example.com/cli" in table
+    legacy = cli(url, "events", "rules", "--json")  # the older spelling still lists them
+    assert {r["name"] for r in json.loads(legacy.stdout)["rules"]} >= {"cli-rule", "record-0"}
+    disabled = json.loads(cli(url, "rules", "disable", "cli-rule", "--json").stdout)
+    assert disabled["enabled"] is False
+    again = cli(url, "rules", "put", "cli-rule", "--type", "x", "--target", "function:other")
+    assert again.stdout.strip() == "rule cli-rule replaced: function:other"
+    buses = json.loads(cli(url, "rules", "buses", "--json").stdout)["buses"]
+    assert "default" in {b["name"] for b in buses}
+    assert cli(url, "rules", "delete", "cli-rule").stdout.strip() == "rule cli-rule deleted"
+    gone = cli(url, "rules", "show", "cli-rule")
+    assert gone.returncode == 2 and "NotFound" in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--type", "x", "--target", "lambda:f"), "targets[0]"),
+        (("--type", "x", "--target", "function:nobody"), "targets[0].function"),
+        (("--pattern", '{"data": {"n": [{"numeric": "x"}]}}'), "pattern.data.n[0].numeric"),
+        (("--pattern", "{not json"), "--pattern"),
+        (("--pattern", "@/nonexistent/p.json"), "--pattern file"),
+        (("--target", "function:other"), "--pattern or --type"),
+        (("--type", "x", "--target", "bus:nowhere"), "targets[0].bus"),
+    ],
+)
+def test_cli_bad_input_exits_2_naming_the_field(
+    url: str, args: tuple[str, ...], needle: str
+) -> None:
+    done = cli(url, "rules", "put", "bad-cli", *args)
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.startswith("error: ") and needle in done.stderr
+    assert cli(url, "rules", "show", "bad-cli").returncode == 2  # nothing was made
+
+
+def test_cli_app_rules_are_read_only(url: str) -> None:
+    done = cli(url, "rules", "delete", "record-0")
+    assert done.returncode == 2 and "declared in the app" in done.stderr
+    for command in ("list", "show", "put", "delete", "enable", "disable", "buses"):
+        assert cli(url, "rules", command, "--help").returncode == 0
