@@ -29,6 +29,11 @@ def audited(event, ctx):
 @app.function()
 def record(event, ctx):
     return event
+
+
+@app.function(retries=0)
+def fails(event, ctx):
+    raise ValueError(event["n"])
 """
 
 
@@ -252,3 +257,16 @@ async def test_input_transforms_end_to_end(platform, endpoint: Endpoint) -> None
     assert body == b"Order o-1 totals 99"
     assert headers["Content-Type"] == "text/plain; charset=utf-8"
     assert headers["X-Token"] == "t0k"
+
+
+async def test_a_function_target_keeps_its_functions_retry_policy(platform) -> None:  # type: ignore[no-untyped-def]
+    p = await platform(APP)
+    target = {"kind": "function", "function": "fails", "input": {"n": 7}, "id": "boom"}
+    await put_rule(p, name="failing", pattern={"type": ["order.placed"]}, targets=[target])
+    await p.publish([order()])
+    await p.wait_idle(timeout=20)
+    [letter] = await p.list_dead_letters(function="fails")
+    assert letter.attempts == 1  # retries=0 on the function: no retry
+    assert (letter.error["rule"], letter.error["target"]) == ("failing", "boom")
+    assert letter.error["condition"] == "RetriesExhausted"
+    assert msgspec.json.decode(letter.payload) == {"n": 7}
