@@ -189,6 +189,9 @@ def test_app_rules_declare_several_targets_and_are_checked_at_load() -> None:
         app.rule("bad", pattern={"data": {"total": [{"numeric": "x"}]}}, targets=[])
     assert bad_pattern.value.field == "pattern.data.total[0].numeric"
 
+    with pytest.raises(ConfigError) as wrong_type:
+        app.rule("bad", event_type="x", targets=[squall.targets.Http(42)])  # type: ignore[arg-type]
+    assert wrong_type.value.field == "targets[0].url"
     app.rule("dangling", event_type="x", targets=[squall.targets.Function("nobody")])
     with pytest.raises(ConfigError) as dangling:
         app.manifest()

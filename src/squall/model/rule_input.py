@@ -39,7 +39,7 @@ def parse_rule(body: dict[str, Any]) -> RuleConfig:
     try:
         given = msgspec.convert(_integral_retries(body), RuleInput)
     except msgspec.ValidationError as exc:
-        raise _shape_error(str(exc), body) from None
+        raise shape_error(str(exc), body) from None
     return RuleConfig(
         name=given.name,
         bus=given.bus,
@@ -55,7 +55,7 @@ _AT = re.compile(r"^(?P<rule>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _NAMED = re.compile(r"(?:unknown|missing required) field `(?P<name>[^`]+)`")
 
 
-def _shape_error(message: str, body: dict[str, Any]) -> InvalidInput:
+def shape_error(message: str, body: dict[str, Any]) -> InvalidInput:
     """msgspec's ``Expected `str`, got `int` - at `$.targets[0].function``` as our error."""
     match = _AT.match(message)
     rule, path = (match.group("rule"), match.group("path") or "") if match else (message, "")

@@ -98,11 +98,19 @@ def app_rule(
     description: str = "",
 ) -> RuleConfig:
     """A rule declared in the app, checked on its own; errors are ``ConfigError``."""
+    from squall.model.rule_input import shape_error
+
     rule = RuleConfig(
         name=name, bus=bus, pattern=pattern, targets=with_ids(targets), description=description
     )
     try:
+        # Struct constructors do not check types: a round trip through msgspec does.
+        built = msgspec.to_builtins(rule)
+        msgspec.convert(built, RuleConfig)
         rule.validate()
+    except msgspec.ValidationError as exc:
+        error = shape_error(str(exc), built)
+        raise ConfigError(f"rule {name!r}: {error.message}", field=error.field) from None
     except InvalidInput as exc:
         raise ConfigError(f"rule {name!r}: {exc.message}", field=exc.field) from None
     return rule
