@@ -1,5 +1,6 @@
 """Squall: a self-hosted, Python-native serverless and event-driven platform."""
 
+from squall import targets
 from squall.app import App
 from squall.errors import (
     AccessDenied,
@@ -53,4 +54,5 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "__version__",
+    "targets",
 ]

@@ -12,7 +12,8 @@ from squall.engine.router.patterns import validate_pattern
 from squall.errors import ConfigError, InvalidInput
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
-from squall.model.rules import DEFAULT_BUS, RuleConfig, rule_pattern
+from squall.model.rules import DEFAULT_BUS, RuleConfig, app_rule, rule_pattern
+from squall.model.targets import FunctionTarget, Target
 
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
@@ -159,16 +160,7 @@ class App:
         The handler gets the event as a CloudEvents JSON dict and runs as an async
         invocation: retried, dead-lettered, at least once.
         """
-        full = rule_pattern(event_type, pattern)
-        try:
-            validate_pattern(full)
-        except InvalidInput as exc:
-            where = exc.field or "pattern"
-            raise ConfigError(
-                f"rule for {event_type or 'pattern'!r}: the pattern is invalid at {where}:"
-                f" {exc.message}",
-                field=f"pattern.{where}" if exc.field else "pattern",
-            ) from None
+        full = _checked_pattern(event_type or "pattern", rule_pattern(event_type, pattern))
 
         def register(handler: F) -> F:
             name = function_options.get("name") or handler.__name__.replace("_", "-")
@@ -177,13 +169,35 @@ class App:
                 self.function(**function_options)(handler)
             elif existing.handler is not handler:
                 raise ConfigError(f"function {name!r} is declared twice", field="name")
-            rule_name = rule or f"{name}-{len([r for r in self.rules if r.function == name])}"
-            config = RuleConfig(name=rule_name, bus=bus, pattern=full, function=name)
-            config.validate()
+            count = len([r for r in self.rules if name in r.functions()])
+            config = app_rule(
+                rule or f"{name}-{count}", bus=bus, pattern=full, targets=(FunctionTarget(name),)
+            )
             self.rules.append(config)
             return handler
 
         return register
+
+    def rule(
+        self,
+        name: str,
+        *,
+        targets: list[Target] | tuple[Target, ...],
+        event_type: str | None = None,
+        pattern: dict[str, Any] | None = None,
+        bus: str = DEFAULT_BUS,
+        description: str = "",
+    ) -> RuleConfig:
+        """Send events on ``bus`` that match to each of ``targets`` (up to five), e.g.
+        ``app.rule("audit", pattern={...}, targets=[squall.targets.Bus("audit"),
+        squall.targets.Http("https://hooks.example.com/orders")])``.
+        """
+        full = _checked_pattern(name, rule_pattern(event_type, pattern))
+        config = app_rule(
+            name, bus=bus, pattern=full, targets=tuple(targets), description=description
+        )
+        self.rules.append(config)
+        return config
 
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
@@ -206,3 +220,15 @@ class App:
         )
         manifest.validate()
         return manifest
+
+
+def _checked_pattern(label: str, pattern: dict[str, Any]) -> dict[str, Any]:
+    try:
+        validate_pattern(pattern)
+    except InvalidInput as exc:
+        where = exc.field or "pattern"
+        raise ConfigError(
+            f"rule for {label!r}: the pattern is invalid at {where}: {exc.message}",
+            field=f"pattern.{where}" if exc.field else "pattern",
+        ) from None
+    return pattern

@@ -211,9 +211,35 @@ class SquallClient:
         answer = self._json("POST", "/events/test-pattern", json=body)
         return bool(answer["match"])
 
+    # rules and buses
+
     def rules(self) -> list[dict[str, Any]]:
         rules: list[dict[str, Any]] = self._json("GET", "/rules")["rules"]
         return rules
+
+    def rule(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("rules", name))
+
+    def create_rule(self, rule: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/rules", json=rule)
+
+    def put_rule(self, name: str, rule: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create or replace the rule ``name``; the rule, and whether it is new."""
+        response = self._send("PUT", _path("rules", name), json=rule)
+        if response.is_error:
+            raise _error(response)
+        saved: dict[str, Any] = response.json()
+        return saved, response.status_code == 201
+
+    def update_rule(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PATCH", _path("rules", name), json=changes)
+
+    def delete_rule(self, name: str) -> None:
+        self._json("DELETE", _path("rules", name))
+
+    def buses(self) -> list[dict[str, Any]]:
+        buses: list[dict[str, Any]] = self._json("GET", "/buses")["buses"]
+        return buses
 
     # transport
 

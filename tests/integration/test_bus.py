@@ -241,11 +241,14 @@ def test_pattern_tester(url: str) -> None:
 
 def test_rules_are_listed(url: str) -> None:
     rules = httpx.get(f"{url}/api/v1/rules", headers=AUTH).json()["rules"]
-    assert {(r["name"], r["function"], r["bus"]) for r in rules} == {
-        ("big-order-0", "big-order", "default"),
-        ("any-order-0", "any-order", "default"),
-        ("ping-0", "ping", "default"),
+    assert {(r["name"], r["bus"], r["origin"]) for r in rules} == {
+        ("big-order-0", "default", "app"),
+        ("any-order-0", "default", "app"),
+        ("ping-0", "default", "app"),
     }
+    [big] = [r for r in rules if r["name"] == "big-order-0"]
+    assert big["targets"] == [{"kind": "function", "id": "0", "function": "big-order",
+                               "input_path": None, "input_transformer": None}]
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

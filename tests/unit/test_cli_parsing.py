@@ -201,3 +201,21 @@ def test_every_command_has_help(runner: CliRunner, command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert f"Usage: squall {' '.join(command)}" in result.stdout
+
+
+def test_compact_targets() -> None:
+    from squall.cli.rules import parse_target
+
+    assert parse_target("function:fraud-check", 0) == {
+        "kind": "function",
+        "function": "fraud-check",
+    }
+    assert parse_target("bus:audit", 0) == {"kind": "bus", "bus": "audit"}
+    assert parse_target("http:https://x.example/a?b=1", 0) == {
+        "kind": "http",
+        "url": "https://x.example/a?b=1",
+    }
+    assert parse_target('{"kind": "bus", "bus": "b", "id": "x"}', 0)["id"] == "x"
+    for bad in ("lambda:f", "function:", "audit", '{"kind": '):
+        with pytest.raises(InputError, match="--target"):
+            parse_target(bad, 3)

@@ -122,6 +122,7 @@ def test_public_api_is_pinned() -> None:
         "TooManyRequests",
         "Unauthorized",
         "__version__",
+        "targets",
     ]
     for name in squall.__all__:
         assert hasattr(squall, name), name

@@ -125,3 +125,34 @@ def test_keys_and_secrets_are_documented() -> None:
     assert schemas["Scope"]["enum"] == ["invoke", "publish", "read", "admin"]
     assert "key" not in schemas["ApiKey"]["properties"]  # only the 201 carries the text
     assert "value" not in schemas["SecretInfo"]["properties"]
+
+
+def test_rules_and_buses_are_documented() -> None:
+    from squall.gateway import rules_openapi
+
+    assert rules_openapi.FRAGMENT in openapi._registry  # registered at import
+    document = openapi_document()
+    paths = document["paths"]
+    expected = {
+        ("/api/v1/rules", "get"): ({"200"}, set()),
+        ("/api/v1/rules", "post"): ({"201"}, {"400", "409", "413", "415"}),
+        ("/api/v1/rules/{name}", "get"): ({"200"}, {"400", "404"}),
+        ("/api/v1/rules/{name}", "put"): ({"200", "201"}, {"400", "409", "413", "415"}),
+        ("/api/v1/rules/{name}", "patch"): ({"200"}, {"400", "404", "409", "413", "415"}),
+        ("/api/v1/rules/{name}", "delete"): ({"200"}, {"400", "404", "409"}),
+        ("/api/v1/buses", "get"): ({"200"}, set()),
+    }
+    for (path, method), (successes, errors) in expected.items():
+        codes = set(paths[path][method]["responses"])
+        assert {code for code in codes if code[0] == "2"} == successes, (method, path)
+        assert errors | {"401", "403", "429", "500"} == codes - successes, (method, path)
+    schemas = document["components"]["schemas"]
+    assert set(schemas["Target"]["discriminator"]["mapping"]) == {"function", "bus", "http"}
+    assert schemas["RetryPolicy"]["properties"]["max_attempts"] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 185,
+    }
+    assert schemas["RuleCreate"]["required"] == ["name", "pattern"]
+    assert "origin" not in schemas["RuleCreate"]["properties"]
+    assert "origin" in schemas["Rule"]["required"]

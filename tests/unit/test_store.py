@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from squall.errors import Conflict
@@ -383,3 +384,29 @@ async def test_idempotency_expiry(store: SqliteStore) -> None:
     # an expired key may be bound again
     await store.commit([PutIdempotency("resize", "key-1", "inv-2", now + 100)])
     assert await store.find_idempotent("resize", "key-1", now + 20) == "inv-2"
+
+
+async def test_rules_are_kept_replaced_and_deleted(tmp_path: Path) -> None:
+    from squall.model.rules import RuleConfig
+    from squall.model.targets import HttpTarget, InputTransformer
+    from squall.storage.protocols import DeleteRule, PutRule
+
+    target = HttpTarget(
+        "https://example.com/hook",
+        id="0",
+        input_transformer=InputTransformer(input_template="<a>", input_paths_map={"a": "$.id"}),
+    )
+    rule = RuleConfig(name="b", pattern={"type": ["t"]}, targets=(target,), origin="api")
+    store = await SqliteStore.open(tmp_path / "squall.db")
+    await store.commit([PutRule(rule), PutRule(RuleConfig(name="a", pattern={"x": [1]}))])
+    await store.commit([PutRule(msgspec.structs.replace(rule, enabled=False))])
+    await store.close()
+    reopened = await SqliteStore.open(tmp_path / "squall.db")
+    try:
+        listed = await reopened.list_rules()
+        assert [r.name for r in listed] == ["a", "b"]
+        assert listed[1] == msgspec.structs.replace(rule, enabled=False)
+        await reopened.commit([DeleteRule("a"), DeleteRule("missing")])
+        assert [r.name for r in await reopened.list_rules()] == ["b"]
+    finally:
+        await reopened.close()

@@ -33,6 +33,7 @@ from squall.cli.render import (
     invocations_table,
     log_line,
 )
+from squall.cli.rules import rules
 from squall.cli.secrets import secrets
 from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
@@ -50,6 +51,7 @@ app = typer.Typer(
 )
 app.add_typer(dlq, name="dlq")
 app.add_typer(events, name="events")
+app.add_typer(rules, name="rules")
 app.command()(publish)
 app.add_typer(keys, name="keys")
 app.add_typer(secrets, name="secrets")

@@ -20,6 +20,7 @@ from squall.cli.common import (
     session,
 )
 from squall.cli.parsing import InputError, read_payload
+from squall.cli.rules import list_ as list_rules
 
 events = typer.Typer(help="Event rules and pattern testing.", no_args_is_help=True)
 
@@ -77,18 +78,14 @@ def test_pattern(
 
 
 @events.command("rules")
-def rules(as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None) -> None:
-    """List the rules: name, bus, function and pattern."""
-    with session(url, key) as client:
-        listed = client.rules()
-    if as_json:
-        print_json({"rules": listed})
-        return
-    for rule in listed:
-        console.print(
-            f"{rule['name']}  bus={rule['bus']}  -> {rule['function']}  {rule['pattern']}",
-            markup=False,
-        )
+def rules(
+    bus: Annotated[str | None, typer.Option(help="Only the rules on this bus.")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """List the rules (as `squall rules list`)."""
+    list_rules(bus=bus, as_json=as_json, url=url, key=key)
 
 
 def _json_arg(raw: str, what: str) -> Any:

@@ -20,22 +20,22 @@ class InputError(ValueError):
     """An option value the command cannot use; the message names the option and the fix."""
 
 
-def read_payload(spec: str, stdin: BinaryIO) -> bytes:
-    """``--data`` as bytes: inline JSON, ``@path`` for a file, ``-`` for stdin.
+def read_payload(spec: str, stdin: BinaryIO, option: str = "--data") -> bytes:
+    """``--data`` (or ``option``) as bytes: inline JSON, ``@path`` for a file, ``-`` for stdin.
 
     The bytes are checked to be JSON but sent as given, so numbers keep their exact text.
     """
     if spec == "-":
-        data, source = stdin.read(), "--data - (stdin)"
+        data, source = stdin.read(), f"{option} - (stdin)"
     elif spec.startswith("@"):
         path = Path(spec[1:])
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise InputError(f"cannot read --data file '{path}': {exc.strerror}") from None
-        source = f"--data file '{path}'"
+            raise InputError(f"cannot read {option} file '{path}': {exc.strerror}") from None
+        source = f"{option} file '{path}'"
     else:
-        data, source = spec.encode(), "--data"
+        data, source = spec.encode(), option
     check_json(data, source)
     return data
 

@@ -1,25 +1,24 @@
 """Event buses: match published events against rules and turn matches into deliveries.
 
-Every rule of a bus sits in one compiled matcher. A published event becomes, in one
-unit of work, an async invocation per matching rule's function (durable, retried,
-dead-lettered like any async invocation) plus a note of its id for deduplication.
-An event more than MAX_HOPS event-triggered invocations deep is a loop: it is not
-delivered but dead-lettered with reason RecursiveLoop.
+Every enabled rule of a bus sits in one compiled matcher, updated in place as rules come,
+change and go. A published event becomes, in one unit of work, a delivery per target of
+every matching rule (see ``targets.routing``) plus a note of its id for deduplication.
+A bus exists while it is the default, or a rule is on it or targets it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from squall.engine.destinations import queue_name
 from squall.engine.router.matcher import Matcher
+from squall.engine.targets.routing import Routed, deliver
 from squall.model.cloudevent import CloudEvent
-from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus, Trigger
-from squall.model.rules import DEFAULT_BUS, MAX_HOPS, RuleConfig
-from squall.storage.protocols import Bury, Delivery, Enqueue, Op, PutInvocation, RememberEvent
+from squall.model.rules import DEFAULT_BUS, RuleConfig
+from squall.model.targets import BusTarget
+from squall.storage.protocols import Op, RememberEvent
 
 DEDUP_WINDOW_S = 24 * 3600
 
@@ -35,34 +34,65 @@ class Published:
 
 
 class Buses:
-    def __init__(self, rules: Sequence[RuleConfig], version: str) -> None:
+    def __init__(
+        self,
+        rules: Sequence[RuleConfig],
+        version: str,
+        functions: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         self._version = version
-        self._rules = {rule.name: rule for rule in rules}
+        self._functions = functions
+        self._rules: dict[str, RuleConfig] = {}
         self._matchers: dict[str, Matcher] = {DEFAULT_BUS: Matcher()}
+        self._refs: Counter[str] = Counter()  # bus -> rules on it or targeting it
         for rule in rules:
-            self._matchers.setdefault(rule.bus, Matcher()).add(rule.name, rule.pattern)
+            self.put(rule)
         for matcher in self._matchers.values():
             matcher.rebalance()
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._matchers)
+        return sorted({DEFAULT_BUS, *self._refs})
 
     def rules(self) -> list[RuleConfig]:
         return list(self._rules.values())
 
+    def rule(self, name: str) -> RuleConfig | None:
+        return self._rules.get(name)
+
     def knows(self, bus: str) -> bool:
-        return bus in self._matchers
+        return bus == DEFAULT_BUS or self._refs[bus] > 0
+
+    def put(self, rule: RuleConfig) -> None:
+        """Add or replace a rule (its pattern must be valid); the matcher changes in place."""
+        self.remove(rule.name)
+        self._rules[rule.name] = rule
+        self._refs.update(_buses_of(rule))
+        if rule.enabled:
+            self._matchers.setdefault(rule.bus, Matcher()).add(rule.name, rule.pattern)
+
+    def remove(self, name: str) -> None:
+        rule = self._rules.pop(name, None)
+        if rule is None:
+            return
+        self._refs.subtract(_buses_of(rule))
+        self._refs = +self._refs  # drop buses nothing names any more
+        matcher = self._matchers.get(rule.bus)
+        if matcher is not None:
+            matcher.remove(name)
+            if not len(matcher) and rule.bus != DEFAULT_BUS:
+                del self._matchers[rule.bus]
 
     def route(
         self, bus: str, events: Sequence[CloudEvent], seen: set[tuple[str, str]]
     ) -> tuple[list[Op], list[Published], set[str]]:
-        """Ops that deliver ``events`` (those not in ``seen``), what happened, functions woken."""
+        """Ops that deliver ``events`` (those not in ``seen``), what happened, queues with work."""
         now = time.time()
         ops: list[Op] = []
         outcomes: list[Published] = []
-        targets: set[str] = set()
-        matcher = self._matchers[bus]
+        queues: set[str] = set()
+        matcher = self._matchers.get(bus)
+        functions = self._functions()
         for event in events:
             outcome = Published(event.id)
             outcomes.append(outcome)
@@ -72,62 +102,19 @@ class Buses:
                 continue
             seen.add(key)  # a second copy in the same batch is a duplicate too
             ops.append(RememberEvent(event.source, event.id, now + DEDUP_WINDOW_S))
-            body = event.to_json()
-            outcome.looped = event.hops > MAX_HOPS
-            for name in sorted(matcher.match(event.to_json_dict())):
+            document = event.to_json_dict()
+            routed = Routed(event, document, event.to_json(), now, self._version)
+            outcome.looped = routed.looped
+            for name in sorted(matcher.match(document)) if matcher is not None else ():
                 rule = self._rules[name]
                 outcome.matched.append(name)
-                ops += self._deliver(rule, event, body, now, outcome.looped)
-                if not outcome.looped:
-                    targets.add(rule.function)
-        return ops, outcomes, targets
+                for target in rule.targets:
+                    target_ops, queue = deliver(rule, target, routed, functions)
+                    ops += target_ops
+                    if queue is not None:
+                        queues.add(queue)
+        return ops, outcomes, queues
 
-    def _deliver(
-        self, rule: RuleConfig, event: CloudEvent, body: bytes, now: float, looped: bool
-    ) -> list[Op]:
-        # One invocation per (rule, event): a deterministic id makes a re-delivered
-        # publish land on the same invocation instead of running twice.
-        seed = f"{rule.bus}\0{rule.name}\0{event.source}\0{event.id}".encode()
-        invocation_id = hashlib.sha256(seed).hexdigest()[:24]
-        record = InvocationRecord(
-            id=invocation_id,
-            function=rule.function,
-            version=self._version,
-            trigger=Trigger.EVENT,
-            status=InvocationStatus.QUEUED,
-            created_at=now,
-        )
-        if looped:
-            record.status = InvocationStatus.DEAD_LETTERED
-            record.error = {
-                "type": "RecursiveLoop",
-                "message": f"event {event.id!r} ({event.type}) is {event.hops} event-triggered"
-                f" invocations deep, past the limit of {MAX_HOPS}: not delivered",
-                "rule": rule.name,
-            }
-            letter = DeadLetter(
-                id=invocation_id,
-                function=rule.function,
-                invocation_id=invocation_id,
-                payload=body,
-                error=record.error,
-                attempts=0,
-                enqueued_at=now,
-                failed_at=now,
-            )
-            return [PutInvocation(record), Bury(invocation_id, letter)]
-        delivery = Delivery(
-            id=invocation_id,
-            queue=queue_name(rule.function),
-            payload=body,
-            invocation_id=invocation_id,
-            enqueued_at=now,
-            available_at=now,
-            headers={
-                "trigger": Trigger.EVENT,
-                "rule": rule.name,
-                "bus": rule.bus,
-                "hops": str(event.hops),
-            },
-        )
-        return [PutInvocation(record), Enqueue(delivery)]
+
+def _buses_of(rule: RuleConfig) -> list[str]:
+    return [rule.bus, *(t.bus for t in rule.targets if isinstance(t, BusTarget))]

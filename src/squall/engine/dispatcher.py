@@ -303,7 +303,7 @@ class Dispatcher:
                 function=config.name,
                 invocation_id=record.id,
                 payload=delivery.payload,
-                error={**(record.error or {}), "condition": condition},
+                error={**(record.error or {}), "condition": condition, **_rule_of(delivery)},
                 attempts=record.attempt,
                 enqueued_at=delivery.enqueued_at,
                 failed_at=now,
@@ -331,6 +331,14 @@ class _Sent(NamedTuple):
     sandbox: Sandbox
     cold: bool
     sent: asyncio.Future[Result]
+
+
+def _rule_of(delivery: Delivery) -> dict[str, str]:
+    """For an event's invocation: the rule and target that made it, for its dead letter."""
+    headers = delivery.headers
+    if "rule" not in headers:
+        return {}
+    return {"rule": headers["rule"], "target": headers.get("target_id", "")}
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

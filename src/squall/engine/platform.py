@@ -16,11 +16,14 @@ from typing import Any
 import msgspec
 
 from squall.engine.bus import Buses, Published
-from squall.engine.destinations import queue_name
+from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
+from squall.engine.rulebook import RuleBook
+from squall.engine.targets.letters import is_target_letter, redrive_ops
+from squall.engine.targets.runner import TargetRunner
 from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig, Manifest
@@ -89,7 +92,14 @@ class Platform:
         self._running: dict[str, InvocationRecord] = {}
         self._claims = Claims(store)
         self._invoker = Invoker(self._pools, launcher, manifest.version)
-        self._buses = Buses(manifest.rules, manifest.version)
+        self._buses = Buses(manifest.rules, manifest.version, lambda: self._functions)
+        self.rule_book = RuleBook(store, self._buses, lambda: self._functions)
+        self._targets = TargetRunner.create(
+            store,
+            lambda events, bus: self.publish(events, bus=bus),
+            config.retry_base_s,
+            config.retry_cap_s,
+        )
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -139,9 +149,11 @@ class Platform:
         recovered = await store.recover()
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
+        await platform.rule_book.load()
         platform._tasks = [
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
+            asyncio.create_task(platform._targets.run()),
         ]
         platform.started = True
         return platform
@@ -152,6 +164,7 @@ class Platform:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._dispatcher.stop()
+        await self._targets.stop()
         for pool in self._pools.values():
             pool.close()
         await self._launcher.close()
@@ -382,12 +395,18 @@ class Platform:
             )
         keys = [(event.source, event.id) for event in events]
         seen = await self._store.seen_events(keys, time.time())
-        ops, outcomes, targets = self._buses.route(bus, events, seen)
+        ops, outcomes, queues = self._buses.route(bus, events, seen)
         if ops:
             await self._store.commit(ops)
-        for function in targets:
-            self._dispatcher.wake(function)
+        for queue in queues:
+            self._wake(queue)
         return outcomes
+
+    def _wake(self, queue: str) -> None:
+        if queue.startswith("fn:"):
+            self._dispatcher.wake(function_of(queue))
+        else:
+            self._targets.wake(queue)
 
     async def _publish_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
         """``ctx.publish``: permission-checked, sourced and hop-counted by the platform."""
@@ -478,6 +497,12 @@ class Platform:
         redriven: list[str] = []
         now = time.time()
         for letter in letters:
+            if is_target_letter(letter):
+                ops, queue = redrive_ops(letter, now)
+                await self._store.commit(ops)
+                self._targets.wake(queue)
+                redriven.append(letter.invocation_id)
+                continue
             if letter.function not in self._functions:
                 continue
             record = InvocationRecord(
@@ -518,7 +543,7 @@ class Platform:
     async def wait_idle(self, timeout: float = 60.0) -> None:
         """Return once no async work is queued or running (for tests and benchmarks)."""
         deadline = time.monotonic() + timeout
-        while self._dispatcher.busy or await self._store.depth():
+        while self._dispatcher.busy or self._targets.busy or await self._store.depth():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"async work still pending after {timeout} s")
             await asyncio.sleep(0.02)

@@ -21,6 +21,7 @@ from squall.gateway.keys_api import KeysAPI
 from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
 from squall.gateway.routes import Authorizer, FunctionRoutes
+from squall.gateway.rules_api import RulesAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
 from squall.security.routes import RouteAuthorizer
@@ -67,6 +68,7 @@ def create_app(
         *AdminAPI(platform).routes(),
         *InvokeAPI(platform).routes(),
         *KeysAPI(platform.control).routes(),
+        *RulesAPI(platform.rule_book).routes(),
         *events.admin_routes(),
     ]
     routes = [

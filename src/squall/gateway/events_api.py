@@ -1,16 +1,14 @@
-"""Publishing events over HTTP, the rules they meet, and a pattern tester.
+"""Publishing events over HTTP and a pattern tester (rules: ``gateway.rules_api``).
 
     POST /api/v1/events?bus=NAME          CloudEvents HTTP binding: structured, binary, batch
     POST /events?bus=NAME                 the same, for producers outside the admin API
     POST /api/v1/events/test-pattern      {"pattern", "event"} -> {"match"} or 400
-    GET  /api/v1/rules                    every rule: name, bus, pattern, function
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,7 +33,6 @@ class EventsAPI:
         return [
             Route("/events", self.publish, methods=["POST"]),
             Route("/events/test-pattern", self.test_pattern, methods=["POST"]),
-            Route("/rules", self.list_rules, methods=["GET"]),
         ]
 
     def ingest_routes(self) -> list[Route]:
@@ -75,7 +72,3 @@ class EventsAPI:
             raise InvalidInput("event must be a JSON object", field="event")
         validate_pattern(pattern)
         return json_response({"match": compile_pattern(pattern).matches(event)})
-
-    async def list_rules(self, request: Request) -> Response:
-        rules = [msgspec.structs.asdict(rule) for rule in self.platform.rules()]
-        return json_response({"rules": rules})

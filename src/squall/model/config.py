@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 
-from squall.errors import ConfigError
+from squall.errors import ConfigError, InvalidInput
 from squall.model.http import AppSettings, RouteConfig
-from squall.model.rules import RuleConfig
+from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
@@ -181,13 +181,11 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                     )
         rule_names: set[str] = set()
         for rule in self.rules:
-            rule.validate()
-            if rule.function not in names:
-                raise ConfigError(
-                    f"rule {rule.name!r} names no function {rule.function!r}",
-                    field="function",
-                    value=rule.function,
-                )
+            try:
+                rule.validate()
+                check_references(rule, names, {DEFAULT_BUS, *(r.bus for r in self.rules)})
+            except InvalidInput as exc:
+                raise ConfigError(exc.message, field=exc.field, rule=rule.name) from None
             if rule.name in rule_names:
                 raise ConfigError(f"rule {rule.name!r} is declared twice", field="name")
             rule_names.add(rule.name)

@@ -14,6 +14,7 @@ from typing import Protocol
 import msgspec
 
 from squall.model.invocation import DeadLetter, InvocationRecord, LogEntry, LogRow
+from squall.model.rules import RuleConfig
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -85,6 +86,16 @@ class RememberEvent(msgspec.Struct, frozen=True):
     expires_at: float
 
 
+class PutRule(msgspec.Struct, frozen=True):
+    """Create or replace a rule made through the admin API."""
+
+    rule: RuleConfig
+
+
+class DeleteRule(msgspec.Struct, frozen=True):
+    name: str
+
+
 Op = (
     Enqueue
     | Ack
@@ -95,6 +106,8 @@ Op = (
     | PutIdempotency
     | TakeDeadLetter
     | RememberEvent
+    | PutRule
+    | DeleteRule
 )
 
 
@@ -147,6 +160,10 @@ class StateStore(Protocol):
     async def list_dead_letters(
         self, *, function: str | None, ids: Sequence[str] | None, limit: int
     ) -> list[DeadLetter]: ...
+
+    async def list_rules(self) -> list[RuleConfig]:
+        """The rules made through the admin API, by name."""
+        ...
 
 
 class Store(WorkQueue, StateStore, Protocol):

@@ -69,4 +69,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_function ON dead_letters (function, failed_at);
+
+-- Rules made through the admin API (the app's own rules come from its code).
+CREATE TABLE IF NOT EXISTS rules (
+    name TEXT PRIMARY KEY,
+    rule BLOB NOT NULL
+);
 """

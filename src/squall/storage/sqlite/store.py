@@ -14,15 +14,18 @@ import msgspec
 
 from squall.errors import Conflict
 from squall.model.invocation import DeadLetter, InvocationRecord, LogEntry, LogRow
+from squall.model.rules import RuleConfig
 from squall.storage.protocols import (
     Ack,
     AppendLogs,
     Bury,
+    DeleteRule,
     Delivery,
     Enqueue,
     Op,
     PutIdempotency,
     PutInvocation,
+    PutRule,
     RememberEvent,
     Retry,
     TakeDeadLetter,
@@ -34,6 +37,7 @@ _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
 _unpack_headers = msgspec.msgpack.Decoder(dict[str, str]).decode
 _unpack_error = msgspec.msgpack.Decoder(dict[str, Any]).decode
+_decode_rule = msgspec.json.Decoder(RuleConfig).decode
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -51,6 +55,8 @@ _RANK: dict[type, int] = {
     AppendLogs: 5,
     PutIdempotency: 6,
     RememberEvent: 7,
+    DeleteRule: 8,
+    PutRule: 9,
 }
 
 _SQL: dict[type, str] = {
@@ -65,6 +71,8 @@ _SQL: dict[type, str] = {
     Retry: "UPDATE deliveries SET available_at = ?, leased = 0 WHERE id = ?",
     PutIdempotency: "INSERT OR REPLACE INTO idempotency (function, key, invocation_id,"
     " expires_at) VALUES (?, ?, ?, ?)",
+    PutRule: "INSERT OR REPLACE INTO rules (name, rule) VALUES (?, ?)",
+    DeleteRule: "DELETE FROM rules WHERE name = ?",
 }
 _BURY_DELETE = "DELETE FROM deliveries WHERE id = ?"
 _BURY_INSERT = (
@@ -122,6 +130,10 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
         return [(op.source, op.event_id, op.expires_at) for op in ops]
     if kind is PutIdempotency:
         return [(op.function, op.key, op.invocation_id, op.expires_at) for op in ops]
+    if kind is PutRule:
+        return [(op.rule.name, msgspec.json.encode(op.rule)) for op in ops]
+    if kind is DeleteRule:
+        return [(op.name,) for op in ops]
     raise TypeError(f"no rows for {kind.__name__}")  # pragma: no cover
 
 
@@ -352,6 +364,10 @@ class SqliteStore:
             )
             for row in rows
         ]
+
+    async def list_rules(self) -> list[RuleConfig]:
+        rows = self._db.read("SELECT rule FROM rules ORDER BY name")
+        return [_decode_rule(row[0]) for row in rows]
 
 
 def _where(**equals: str | None) -> tuple[list[str], list[Any]]:
