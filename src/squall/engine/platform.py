@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from squall.engine.bus import Buses, Published
+from squall.engine.bus_stats import BusStats
 from squall.engine.destinations import queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
@@ -90,6 +91,7 @@ class Platform:
         self._claims = Claims(store)
         self._invoker = Invoker(self._pools, launcher, manifest.version)
         self._buses = Buses(manifest.rules, manifest.version)
+        self.bus_stats = BusStats(self._buses.names)  # in memory: reset by a restart
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -385,6 +387,7 @@ class Platform:
         ops, outcomes, targets = self._buses.route(bus, events, seen)
         if ops:
             await self._store.commit(ops)
+        self.bus_stats.count(bus, outcomes)
         for function in targets:
             self._dispatcher.wake(function)
         return outcomes
