@@ -10,9 +10,12 @@ import json
 import math
 import os
 import platform
+import signal
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +92,44 @@ def write_file(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+    """Ask ``proc`` to stop with ``sig``; kill it if it has not within 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def squall_up(workdir: Path, app_source: str, admin_key: str) -> Iterator[str]:
+    """``squall up`` on ``app_source`` in ``workdir``, on a free port; yields its URL."""
+    write_file(workdir / "app.py", app_source)
+    out, err = workdir / "up.out", workdir / "up.err"
+    squall = str(Path(sys.executable).parent / "squall")
+    env = {**os.environ, "SQUALL_ADMIN_KEY": admin_key}
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [squall, "up", "app.py", "--port", "0"],
+            cwd=workdir,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"squall up did not start: {err.read_text()[-2000:]}")
+            for line in out.read_text().splitlines():
+                if line.strip().startswith("gateway"):
+                    url = line.split()[-1]
+            time.sleep(0.05)
+        yield url
+    finally:
+        stop_process(proc)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import socket
@@ -36,7 +35,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import emit, emit_machine, log, ratio, squall_available, write_file
+from _common import (
+    emit,
+    emit_machine,
+    log,
+    ratio,
+    squall_available,
+    squall_up,
+    stop_process,
+    write_file,
+)
 
 ADMIN_KEY = "sq_bench_http_throughput_0123456789abcdef"
 
@@ -167,44 +175,11 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{url} did not answer 200 within {timeout} s (last: {last})")
 
 
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextmanager
 def squall_server(workdir: Path) -> Iterator[str]:
-    write_file(workdir / "app.py", SQUALL_APP)
-    out, err = workdir / "up.out", workdir / "up.err"
-    squall = str(Path(sys.executable).parent / "squall")
-    env = {**os.environ, "SQUALL_ADMIN_KEY": ADMIN_KEY}
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [squall, "up", "app.py", "--port", "0"],
-            cwd=workdir,
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"squall up did not start: {err.read_text()[-2000:]}")
-            for line in out.read_text().splitlines():
-                if line.strip().startswith("gateway"):
-                    url = line.split()[-1]
-            time.sleep(0.05)
+    with squall_up(workdir, SQUALL_APP, ADMIN_KEY) as url:
         wait_http(f"{url}/hello")
         yield url
-    finally:
-        stop(proc)
 
 
 @contextmanager
@@ -217,7 +192,7 @@ def bare_server(workdir: Path) -> Iterator[str]:
         wait_http(f"{url}/hello")
         yield url
     finally:
-        stop(proc, signal.SIGTERM)  # uvicorn.run re-raises a SIGINT as KeyboardInterrupt
+        stop_process(proc, signal.SIGTERM)  # uvicorn.run re-raises a SIGINT as KeyboardInterrupt
 
 
 class LoadGen:

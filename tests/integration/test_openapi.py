@@ -32,6 +32,7 @@ from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from support import start_squall, wait_for
 
+import squall.gateway.buses_api  # noqa: F401  (registers the bus stats fragment)
 from squall.gateway import (
     keys_openapi,  # noqa: F401  (registers the keys/secrets fragment)
     rules_openapi,  # noqa: F401  (registers the rules fragment)

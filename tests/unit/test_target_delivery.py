@@ -44,7 +44,9 @@ def rule(name: str, *targets: Target, bus: str = "default", **pattern: Any) -> R
 
 
 def event(hops: int = 0, **data: Any) -> CloudEvent:
-    return CloudEvent.create("t", data, source="test", id="e-1", hops=hops)
+    return CloudEvent.create(
+        "t", data, source="test", id="e-1", hops=hops, time="2025-03-01T10:00:00Z"
+    )
 
 
 def route(buses: Buses, *events: CloudEvent, bus: str = "default") -> tuple[list[Any], set[str]]:

@@ -31,6 +31,7 @@ class Published:
     duplicate: bool = False
     matched: list[str] = field(default_factory=list)  # rule names
     looped: bool = False
+    deliveries: int = 0  # targets the event was queued for
 
 
 class Buses:
@@ -113,6 +114,7 @@ class Buses:
                     ops += target_ops
                     if queue is not None:
                         queues.add(queue)
+                        outcome.deliveries += 1
         return ops, outcomes, queues
 
 

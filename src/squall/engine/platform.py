@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from squall.engine.bus import Buses, Published
+from squall.engine.bus_stats import BusStats
 from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
@@ -100,6 +101,7 @@ class Platform:
             config.retry_base_s,
             config.retry_cap_s,
         )
+        self.bus_stats = BusStats(self._buses.names)  # in memory: reset by a restart
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -398,6 +400,7 @@ class Platform:
         ops, outcomes, queues = self._buses.route(bus, events, seen)
         if ops:
             await self._store.commit(ops)
+        self.bus_stats.count(bus, outcomes)
         for queue in queues:
             self._wake(queue)
         return outcomes

@@ -13,6 +13,7 @@ from starlette.routing import Mount, Route
 
 from squall.gateway.admin import AdminAPI
 from squall.gateway.auth import AdminAuthMiddleware
+from squall.gateway.buses_api import BusesAPI
 from squall.gateway.errors import EXCEPTION_HANDLERS
 from squall.gateway.events_api import EventsAPI
 from squall.gateway.http import json_response
@@ -70,6 +71,7 @@ def create_app(
         *KeysAPI(platform.control).routes(),
         *RulesAPI(platform.rule_book).routes(),
         *events.admin_routes(),
+        *BusesAPI(platform).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
