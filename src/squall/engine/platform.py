@@ -15,12 +15,15 @@ from typing import Any
 
 import msgspec
 
+from squall.engine.archive import Archives
 from squall.engine.bus import Buses, Published
 from squall.engine.destinations import queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
+from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
+from squall.engine.schemas import SchemaRegistry
 from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig, Manifest
@@ -90,6 +93,11 @@ class Platform:
         self._claims = Claims(store)
         self._invoker = Invoker(self._pools, launcher, manifest.version)
         self._buses = Buses(manifest.rules, manifest.version)
+        self.schemas = SchemaRegistry(store)
+        self.archives = Archives(store, lambda bus: self._buses.knows(bus))
+        self.replays = Replays(
+            store, self.archives, lambda bus: self._buses.knows(bus), self.publish_replayed
+        )
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -136,12 +144,15 @@ class Platform:
         platform = cls(config, loaded.manifest, launcher, store)
         platform.control, platform.bootstrap_key = control, bootstrap_key
         platform._lock = lock
+        await platform.schemas.load()
+        await platform.archives.load()
         recovered = await store.recover()
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
         platform._tasks = [
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
+            asyncio.create_task(platform.archives.sweep_forever()),
         ]
         platform.started = True
         return platform
@@ -151,6 +162,7 @@ class Platform:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.replays.close()
         await self._dispatcher.stop()
         for pool in self._pools.values():
             pool.close()
@@ -372,7 +384,9 @@ class Platform:
     ) -> list[Published]:
         """Deliver ``events`` to every matching rule of ``bus``, durably, in one commit.
 
-        An event whose (source, id) was published within the dedup window is dropped.
+        An event whose (source, id) was published within the dedup window is dropped. Data
+        its registered schema rejects fails the whole call (nothing is delivered); the bus's
+        archives keep what was delivered, in the same unit.
         """
         if not self._buses.knows(bus):
             raise NotFound(
@@ -380,14 +394,24 @@ class Platform:
                 field="bus",
                 bus=bus,
             )
+        refuse_replay_marks(events)
+        self.schemas.check(events)
         keys = [(event.source, event.id) for event in events]
         seen = await self._store.seen_events(keys, time.time())
         ops, outcomes, targets = self._buses.route(bus, events, seen)
+        ops += self.archives.ops_for(bus, events, outcomes)
         if ops:
             await self._store.commit(ops)
         for function in targets:
             self._dispatcher.wake(function)
         return outcomes
+
+    async def publish_replayed(self, events: list[CloudEvent], bus: str, replay: str) -> None:
+        """Route replayed events (see ``engine.replay``): no dedup, no archive, no schema check."""
+        ops, _, targets = self._buses.route(bus, events, set())
+        await self._store.commit(replay_ops(ops, replay))
+        for function in targets:
+            self._dispatcher.wake(function)
 
     async def _publish_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
         """``ctx.publish``: permission-checked, sourced and hop-counted by the platform."""

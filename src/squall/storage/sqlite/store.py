@@ -27,6 +27,12 @@ from squall.storage.protocols import (
     Retry,
     TakeDeadLetter,
 )
+from squall.storage.sqlite.catalog import (
+    CATALOG_RANK,
+    CATALOG_SCHEMA,
+    CatalogReads,
+    apply_catalog,
+)
 from squall.storage.sqlite.db import Database
 from squall.storage.sqlite.schema import SCHEMA
 
@@ -51,6 +57,7 @@ _RANK: dict[type, int] = {
     AppendLogs: 5,
     PutIdempotency: 6,
     RememberEvent: 7,
+    **CATALOG_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -146,6 +153,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
                     for x in (op.letter for op in buried)
                 ],
             )
+        elif kind in CATALOG_RANK:
+            apply_catalog(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -175,14 +184,14 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore:
+class SqliteStore(CatalogReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         db: Database[Op] = Database(path, _apply)
-        db.conn.executescript(SCHEMA)
+        db.conn.executescript(SCHEMA + CATALOG_SCHEMA)
         return cls(db)
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
