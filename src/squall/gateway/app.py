@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from squall.gateway.admin import AdminAPI
+from squall.gateway.archive_api import ArchiveAPI
 from squall.gateway.auth import AdminAuthMiddleware
 from squall.gateway.errors import EXCEPTION_HANDLERS
 from squall.gateway.events_api import EventsAPI
@@ -21,6 +22,7 @@ from squall.gateway.keys_api import KeysAPI
 from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
 from squall.gateway.routes import Authorizer, FunctionRoutes
+from squall.gateway.schemas_api import SchemasAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
 from squall.security.routes import RouteAuthorizer
@@ -68,6 +70,8 @@ def create_app(
         *InvokeAPI(platform).routes(),
         *KeysAPI(platform.control).routes(),
         *events.admin_routes(),
+        *SchemasAPI(platform.schemas).routes(),
+        *ArchiveAPI(platform.archives, platform.replays).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
