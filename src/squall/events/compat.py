@@ -181,6 +181,11 @@ class _Walk:
     ) -> None:
         old_types = _types(old)
         self._type(old_types, new, path)
+        for keyword in ("enum", "const"):  # old has neither (it would have been enumerated)
+            if keyword in new:
+                allowed = new["enum"] if keyword == "enum" else [new["const"]]
+                shown = ", ".join(_show(v) for v in allowed[:5])
+                self.note(path, f"{keyword} added: only {shown} allowed")
         if _may_be(old_types, "number"):
             self._numbers(old, new, path, old_types)
         if _may_be(old_types, "string") and "pattern" in new and new["pattern"] != old.get(
