@@ -108,6 +108,12 @@ class Replays:
                     field="archive",
                 )
             bus, names = config.bus, [config.name]
+            if not self._knows_bus(bus):
+                raise NotFound(
+                    f"archive {archive!r} holds events of bus {bus!r}, which the app no longer"
+                    " has",
+                    field="archive",
+                )
         else:
             if bus is None:
                 raise InvalidInput("a replay needs a bus or an archive", field="bus")

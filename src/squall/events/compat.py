@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema_rs
 import msgspec
 
-from squall.events.schemas import render_path
+from squall.events.schemas import draft_name, render_path
 
 Schema = dict[str, Any] | bool
 
@@ -128,7 +128,7 @@ class _Walk:
             return
         old_kw = self._knowledge({} if old is True else old, old_ptr)
         assert isinstance(new, dict)
-        if self._same_subschema(old, new):
+        if self._same(old, new):
             return
         if "enum" in old_kw or "const" in old_kw:
             self._values_still_valid(old_kw, path, new_ptr)
@@ -381,9 +381,6 @@ class _Walk:
         refs = _refs(new)
         return not refs or self._defs_same(refs)
 
-    def _same_subschema(self, old: Schema, new: Schema) -> bool:
-        return self._same(old, new)
-
     def _defs_same(self, refs: set[str]) -> bool:
         if _equal(self.old_root, self.new_root):
             return True
@@ -401,11 +398,7 @@ _OLD_DRAFTS = frozenset({"draft 4", "draft 6", "draft 7"})
 
 
 def _draft(root: Schema) -> str:
-    if isinstance(root, bool):
-        return "draft 2020-12"
-    from squall.events.schemas import draft_name
-
-    return draft_name(root)
+    return "draft 2020-12" if isinstance(root, bool) else draft_name(root)
 
 
 def _types(schema: dict[str, Any]) -> set[str] | None:
