@@ -16,15 +16,28 @@ group the walk does not model passes only when old holds the very same group.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 import jsonschema_rs
-import msgspec
 
-from squall.events.schemas import draft_name, render_path
-
-Schema = dict[str, Any] | bool
+from squall.events.compat_rules import (
+    OLD_DRAFTS,
+    Schema,
+    child_pointer,
+    draft_of,
+    fraction,
+    json_equal,
+    limit_of,
+    limit_text,
+    may_be,
+    refs_in,
+    resolve_ref,
+    show_value,
+    tighter_or_equal,
+    type_names,
+    types_of,
+)
+from squall.events.schemas import render_path
 
 # Keywords that constrain nothing the walk must check (annotations, and `format`, which is not
 # asserted: validators are built with validate_formats=False).
@@ -49,7 +62,6 @@ UNEVALUATED = frozenset({"unevaluatedProperties", "unevaluatedItems"})
 # Groups whose keywords mean something only together: compared as one unit.
 GROUPS = ({"if", "then", "else"}, {"contains", "minContains", "maxContains"})
 MAX_STEPS = 10_000  # subschema pairs compared, at most
-_NUMERIC = frozenset({"number", "integer"})
 _BOUNDS = (  # keyword, the type it applies to, whether it is a lower bound
     ("minLength", "string", True), ("maxLength", "string", False),
     ("minItems", "array", True), ("maxItems", "array", False),
@@ -92,8 +104,8 @@ class _Walk:
         self.findings: list[str] = []
         self._assumed: set[tuple[str, str]] = set()  # pointer pairs under comparison (recursion)
         self._new_validators: jsonschema_rs.ValidatorMap | None = None
-        self._old_draft = _draft(old_root)
-        self._new_draft = _draft(new_root)
+        self._old_draft = draft_of(old_root)
+        self._new_draft = draft_of(new_root)
 
     def drafts_differ(self) -> bool:
         if self._old_draft != self._new_draft:
@@ -143,11 +155,11 @@ class _Walk:
                         part = {**rest, **branch} if isinstance(branch, dict) else rest
                         self.covers(part, new, path, f"{old_ptr}/{alternative}/{i}", new_ptr)
                 return
-        if self._new_draft in _OLD_DRAFTS and "$ref" in new:
+        if self._new_draft in OLD_DRAFTS and "$ref" in new:
             new = {"$ref": new["$ref"]}  # before 2019-09, $ref's siblings are ignored
         for keyword, value in new.items():
             if keyword == "$ref":
-                target, pointer = _resolve(self.new_root, value, new_ptr)
+                target, pointer = resolve_ref(self.new_root, value, new_ptr)
                 if target is None:
                     self.note(path, f"$ref {value!r} is not a local reference: not checked")
                 else:
@@ -170,7 +182,7 @@ class _Walk:
                 break
             if set(schema) - ANNOTATIONS != {"$ref"}:
                 break
-            target, pointer = _resolve(root, schema["$ref"], ptr)
+            target, pointer = resolve_ref(root, schema["$ref"], ptr)
             if target is None:
                 break
             schema, ptr = target, pointer
@@ -179,27 +191,27 @@ class _Walk:
     def _keywords(
         self, old: dict[str, Any], new: dict[str, Any], path: str, old_ptr: str, new_ptr: str
     ) -> None:
-        old_types = _types(old)
+        old_types = types_of(old)
         self._type(old_types, new, path)
         for keyword in ("enum", "const"):  # old has neither (it would have been enumerated)
             if keyword in new:
                 allowed = new["enum"] if keyword == "enum" else [new["const"]]
-                shown = ", ".join(_show(v) for v in allowed[:5])
+                shown = ", ".join(show_value(v) for v in allowed[:5])
                 self.note(path, f"{keyword} added: only {shown} allowed")
-        if _may_be(old_types, "number"):
+        if may_be(old_types, "number"):
             self._numbers(old, new, path, old_types)
-        if _may_be(old_types, "string") and "pattern" in new and new["pattern"] != old.get(
+        if may_be(old_types, "string") and "pattern" in new and new["pattern"] != old.get(
             "pattern"
         ):
             was = old.get("pattern")
             change = f"changed from {was!r} to" if was is not None else "added:"
             self.note(path, f"pattern {change} {new['pattern']!r}")
         for keyword, kind, lower in _BOUNDS:
-            if _may_be(old_types, kind) and keyword in new:
+            if may_be(old_types, kind) and keyword in new:
                 self._bound(keyword, old.get(keyword), new[keyword], lower, path)
-        if _may_be(old_types, "array"):
+        if may_be(old_types, "array"):
             self._arrays(old, new, path, old_ptr, new_ptr)
-        if _may_be(old_types, "object"):
+        if may_be(old_types, "object"):
             self._objects(old, new, path, old_ptr, new_ptr)
         for keyword in sorted(new.keys() & UNMODELED):
             if not self._same(old.get(keyword), new[keyword]):
@@ -213,11 +225,12 @@ class _Walk:
                 self.note(path, f"{'/'.join(sorted(group & new.keys()))} changed: not checked")
 
     def _type(self, old_types: set[str] | None, new: dict[str, Any], path: str) -> None:
-        new_types = _types(new)
+        new_types = types_of(new)
         if new_types is None:
             return
         if old_types is None:
-            self.note(path, f"type restricted to {_names(new_types)} where any type was allowed")
+            restricted = type_names(new_types)
+            self.note(path, f"type restricted to {restricted} where any type was allowed")
             return
         for kind in sorted(old_types):
             if kind in new_types or (kind == "integer" and "number" in new_types):
@@ -225,23 +238,23 @@ class _Walk:
             if kind == "number" and "integer" in new_types:
                 self.note(path, "type narrowed from number to integer")
             else:
-                self.note(path, f"type {kind!r} no longer allowed (now {_names(new_types)})")
+                self.note(path, f"type {kind!r} no longer allowed (now {type_names(new_types)})")
 
     def _numbers(
         self, old: dict[str, Any], new: dict[str, Any], path: str, old_types: set[str] | None
     ) -> None:
         for lower in (True, False):
-            wanted = _limit(new, lower)
+            wanted = limit_of(new, lower)
             if wanted is None:
                 continue
-            have = _limit(old, lower)
+            have = limit_of(old, lower)
             name = "minimum" if lower else "maximum"
             if have is None:
-                self.note(path, f"{_limit_text(wanted, lower)} added")
-            elif not _tighter_or_equal(have, wanted, lower):
+                self.note(path, f"{limit_text(wanted, lower)} added")
+            elif not tighter_or_equal(have, wanted, lower):
                 moved = "raised" if lower else "lowered"
                 if have[1] or wanted[1]:
-                    was, now = _limit_text(have, lower), _limit_text(wanted, lower)
+                    was, now = limit_text(have, lower), limit_text(wanted, lower)
                 else:
                     was, now = str(have[0]), str(wanted[0])
                 self.note(path, f"{name} {moved} from {was} to {now}")
@@ -250,7 +263,7 @@ class _Walk:
             old_step = old.get("multipleOf")
             if step == 1 and old_types is not None and old_types <= {"integer"}:
                 return
-            if old_step is not None and (_fraction(old_step) / _fraction(step)).denominator == 1:
+            if old_step is not None and (fraction(old_step) / fraction(step)).denominator == 1:
                 return
             since = "added" if old_step is None else f"(was {old_step})"
             self.note(path, f"multipleOf {step} {since}")
@@ -308,9 +321,9 @@ class _Walk:
                 old_props.get(name, old_extra),
                 new_props.get(name, new_extra),
                 render_path(path, [name]),
-                _child(old_ptr, "properties", name) if name in old_props else
+                child_pointer(old_ptr, "properties", name) if name in old_props else
                 f"{old_ptr}/additionalProperties",
-                _child(new_ptr, "properties", name) if name in new_props else
+                child_pointer(new_ptr, "properties", name) if name in new_props else
                 f"{new_ptr}/additionalProperties",
             )
         if new_extra is False and old_extra is not False:
@@ -327,9 +340,9 @@ class _Walk:
         is kept where two disagree: fewer guarantees is still sound)."""
         merged = dict(old)
         if "$ref" in old and depth < 16:  # a chain of $refs to $refs ends somewhere
-            target, pointer = _resolve(self.old_root, old["$ref"], old_ptr)
+            target, pointer = resolve_ref(self.old_root, old["$ref"], old_ptr)
             if isinstance(target, dict):
-                base = {} if self._old_draft in _OLD_DRAFTS else merged
+                base = {} if self._old_draft in OLD_DRAFTS else merged
                 merged = {**self._knowledge(target, pointer, depth + 1), **base}
                 merged.pop("$ref", None)
         for part in old.get("allOf", ()):
@@ -360,10 +373,10 @@ class _Walk:
             if errors:
                 first = errors[0]
                 if first.kind.name == "enum" and not first.instance_path:
-                    self.note(path, f"enum value {_show(value)} removed")
+                    self.note(path, f"enum value {show_value(value)} removed")
                 else:
                     where = render_path(path, first.instance_path)
-                    self.note(where, f"value {_show(value)} no longer valid ({first.message})")
+                    self.note(where, f"value {show_value(value)} no longer valid ({first.message})")
 
     def _validators(self) -> jsonschema_rs.ValidatorMap:
         if self._new_validators is None:
@@ -376,131 +389,19 @@ class _Walk:
 
     def _same(self, old: Any, new: Any) -> bool:
         """Equal keyword values that also mean the same: their $refs reach equal targets."""
-        if not _equal(old, new):
+        if not json_equal(old, new):
             return False
-        refs = _refs(new)
+        refs = refs_in(new)
         return not refs or self._defs_same(refs)
 
     def _defs_same(self, refs: set[str]) -> bool:
-        if _equal(self.old_root, self.new_root):
+        if json_equal(self.old_root, self.new_root):
             return True
         roots = (self.old_root, self.new_root)
         if any(isinstance(root, bool) for root in roots):
             return False
         defs = [(r.get("$defs"), r.get("definitions")) for r in roots if isinstance(r, dict)]
         local = ("#/$defs/", "#/definitions/")
-        return _equal(defs[0], defs[1]) and all(
-            ref.startswith(local) for ref in refs | _refs(defs[1])
+        return json_equal(defs[0], defs[1]) and all(
+            ref.startswith(local) for ref in refs | refs_in(defs[1])
         )
-
-
-_OLD_DRAFTS = frozenset({"draft 4", "draft 6", "draft 7"})
-
-
-def _draft(root: Schema) -> str:
-    return "draft 2020-12" if isinstance(root, bool) else draft_name(root)
-
-
-def _types(schema: dict[str, Any]) -> set[str] | None:
-    value = schema.get("type")
-    if value is None:
-        return None
-    return {value} if isinstance(value, str) else set(value)
-
-
-def _may_be(types: set[str] | None, kind: str) -> bool:
-    if types is None:
-        return True
-    return bool(types & _NUMERIC) if kind == "number" else kind in types
-
-
-def _names(types: set[str]) -> str:
-    return " or ".join(sorted(types))
-
-
-def _limit(schema: dict[str, Any], lower: bool) -> tuple[float, bool] | None:
-    """The tighter of ``minimum``/``exclusiveMinimum`` (or the maxima) as (value, exclusive)."""
-    inclusive = schema.get("minimum" if lower else "maximum")
-    exclusive = schema.get("exclusiveMinimum" if lower else "exclusiveMaximum")
-    if isinstance(exclusive, bool):  # draft 4: a flag on minimum/maximum
-        exclusive, inclusive = (inclusive if exclusive else None), (
-            None if exclusive else inclusive
-        )
-    limits = [(v, excl) for v, excl in ((inclusive, False), (exclusive, True)) if v is not None]
-    if not limits:
-        return None
-    best = limits[0]
-    for limit in limits[1:]:
-        if _tighter_or_equal(limit, best, lower):
-            best = limit
-    return best
-
-
-
-def _tighter_or_equal(a: tuple[float, bool], b: tuple[float, bool], lower: bool) -> bool:
-    """Whether limit ``a`` admits no value that limit ``b`` rejects."""
-    (va, xa), (vb, xb) = a, b
-    if va != vb:
-        return va > vb if lower else va < vb
-    return xa or not xb
-
-
-def _limit_text(limit: tuple[float, bool], lower: bool) -> str:
-    value, exclusive = limit
-    if exclusive:
-        return f"exclusive{'Minimum' if lower else 'Maximum'} {value}"
-    return f"{'minimum' if lower else 'maximum'} {value}"
-
-
-def _fraction(value: float) -> Fraction:
-    return Fraction(str(value))
-
-
-def _resolve(root: Schema, ref: object, ptr: str) -> tuple[Schema | None, str]:
-    """The target of a local ``$ref`` (``#``, ``#/$defs/x``) and its pointer, else None."""
-    if not isinstance(ref, str) or not ref.startswith("#") or isinstance(root, bool):
-        return None, ptr
-    if ref == "#":
-        return root, "#"
-    if not ref.startswith("#/"):
-        return None, ptr  # an $anchor
-    node: Any = root
-    for raw in ref[2:].split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return None, ptr
-    return (node if isinstance(node, dict | bool) else None), ref
-
-
-def _child(ptr: str, *parts: str) -> str:
-    return ptr + "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _equal(a: Any, b: Any) -> bool:
-    # JSON equality: 1 and True differ (Python's == would call them equal).
-    return bool(msgspec.json.encode(a, order="sorted") == msgspec.json.encode(b, order="sorted"))
-
-
-def _refs(value: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, dict):
-        ref = value.get("$ref")
-        if isinstance(ref, str):
-            found.add(ref)
-        for item in value.values():
-            found |= _refs(item)
-    elif isinstance(value, list):
-        for item in value:
-            found |= _refs(item)
-    return found
-
-
-def _show(value: Any) -> str:
-    text = msgspec.json.encode(value).decode()
-    if isinstance(value, str):
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
