@@ -241,6 +241,56 @@ class SquallClient:
         buses: list[dict[str, Any]] = self._json("GET", "/buses")["buses"]
         return buses
 
+    # schemas, archives and replays
+
+    def put_schema(
+        self, event_type: str, version: int, schema: Any, *, force: bool = False
+    ) -> dict[str, Any]:
+        params = {"force": "true"} if force else None
+        path = _path("schemas", event_type, str(version))
+        return self._json("PUT", path, params=params, json=schema)
+
+    def schemas(self) -> list[dict[str, Any]]:
+        types: list[dict[str, Any]] = self._json("GET", "/schemas")["schemas"]
+        return types
+
+    def schema_versions(self, event_type: str) -> dict[str, Any]:
+        return self._json("GET", _path("schemas", event_type))
+
+    def schema(self, event_type: str, version: int) -> dict[str, Any]:
+        return self._json("GET", _path("schemas", event_type, str(version)))
+
+    def delete_schema(self, event_type: str, version: int | None = None) -> dict[str, Any]:
+        parts = (event_type,) if version is None else (event_type, str(version))
+        return self._json("DELETE", _path("schemas", *parts))
+
+    def create_archive(
+        self, name: str, bus: str, *, retention_s: int, pattern: Any = None
+    ) -> dict[str, Any]:
+        body = _params(name=name, bus=bus, retention_s=retention_s, pattern=pattern)
+        return self._json("POST", "/archives", json=body)
+
+    def archives(self) -> list[dict[str, Any]]:
+        archives: list[dict[str, Any]] = self._json("GET", "/archives")["archives"]
+        return archives
+
+    def archive(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("archives", name))
+
+    def delete_archive(self, name: str) -> None:
+        self._json("DELETE", _path("archives", name))
+
+    def start_replay(self, **body: Any) -> dict[str, Any]:
+        """``bus``, ``archive``, ``from`` (epoch s), ``to``, ``pattern``; None means unset."""
+        return self._json("POST", "/replays", json=_params(**body))
+
+    def replay(self, replay_id: str) -> dict[str, Any]:
+        return self._json("GET", _path("replays", replay_id))
+
+    def replays(self) -> list[dict[str, Any]]:
+        replays: list[dict[str, Any]] = self._json("GET", "/replays")["replays"]
+        return replays
+
     # transport
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

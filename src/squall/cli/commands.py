@@ -14,6 +14,7 @@ import msgspec
 import typer
 from rich.markup import escape
 
+from squall.cli.archives import archives, replay, replays
 from squall.cli.common import (
     JsonOption,
     KeyOption,
@@ -34,6 +35,7 @@ from squall.cli.render import (
     log_line,
 )
 from squall.cli.rules import rules
+from squall.cli.schemas import schemas
 from squall.cli.secrets import secrets
 from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
@@ -56,6 +58,10 @@ app.command()(publish)
 app.add_typer(keys, name="keys")
 app.add_typer(secrets, name="secrets")
 app.command()(login)
+app.add_typer(schemas, name="schemas")
+app.add_typer(archives, name="archives")
+app.add_typer(replays, name="replays")
+app.command()(replay)
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024

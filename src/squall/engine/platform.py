@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from squall.engine.archive import Archives
 from squall.engine.bus import Buses, Published
 from squall.engine.bus_stats import BusStats
 from squall.engine.destinations import function_of, queue_name
@@ -22,10 +23,13 @@ from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
+from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
+from squall.engine.schemas import SchemaRegistry
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
 from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
+from squall.model.archive import REPLAY_EXTENSION
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.ids import new_id
@@ -97,11 +101,16 @@ class Platform:
         self.rule_book = RuleBook(store, self._buses, lambda: self._functions)
         self._targets = TargetRunner.create(
             store,
-            lambda events, bus: self.publish(events, bus=bus),
+            self._forward,
             config.retry_base_s,
             config.retry_cap_s,
         )
         self.bus_stats = BusStats(self._buses.names)  # in memory: reset by a restart
+        self.schemas = SchemaRegistry(store)
+        self.archives = Archives(store, lambda bus: self._buses.knows(bus))
+        self.replays = Replays(
+            store, self.archives, lambda bus: self._buses.knows(bus), self.publish_replayed
+        )
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -148,6 +157,8 @@ class Platform:
         platform = cls(config, loaded.manifest, launcher, store)
         platform.control, platform.bootstrap_key = control, bootstrap_key
         platform._lock = lock
+        await platform.schemas.load()
+        await platform.archives.load()
         recovered = await store.recover()
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
@@ -156,6 +167,7 @@ class Platform:
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
             asyncio.create_task(platform._targets.run()),
+            asyncio.create_task(platform.archives.sweep_forever()),
         ]
         platform.started = True
         return platform
@@ -165,6 +177,7 @@ class Platform:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.replays.close()
         await self._dispatcher.stop()
         await self._targets.stop()
         for pool in self._pools.values():
@@ -387,7 +400,9 @@ class Platform:
     ) -> list[Published]:
         """Deliver ``events`` to every matching rule of ``bus``, durably, in one commit.
 
-        An event whose (source, id) was published within the dedup window is dropped.
+        An event whose (source, id) was published within the dedup window is dropped. Data
+        its registered schema rejects fails the whole call (nothing is delivered); the bus's
+        archives keep what was delivered, in the same unit.
         """
         if not self._buses.knows(bus):
             raise NotFound(
@@ -395,9 +410,12 @@ class Platform:
                 field="bus",
                 bus=bus,
             )
+        refuse_replay_marks(events)
+        self.schemas.check(events)
         keys = [(event.source, event.id) for event in events]
         seen = await self._store.seen_events(keys, time.time())
         ops, outcomes, queues = self._buses.route(bus, events, seen)
+        ops += self.archives.ops_for(bus, events, outcomes)
         if ops:
             await self._store.commit(ops)
         self.bus_stats.count(bus, outcomes)
@@ -410,6 +428,21 @@ class Platform:
             self._dispatcher.wake(function_of(queue))
         else:
             self._targets.wake(queue)
+
+    async def publish_replayed(self, events: list[CloudEvent], bus: str, replay: str) -> None:
+        """Route replayed events (see ``engine.replay``): no dedup, no archive, no schema check."""
+        ops, _, queues = self._buses.route(bus, events, set())
+        await self._store.commit(replay_ops(ops, replay))
+        for queue in queues:
+            self._wake(queue)
+
+    async def _forward(self, events: Sequence[CloudEvent], bus: str) -> None:
+        """A bus target's delivery: a replayed event stays a replay on the next bus."""
+        replay = events[0].extensions.get(REPLAY_EXTENSION) if events else None
+        if isinstance(replay, str):
+            await self.publish_replayed(list(events), bus, replay)
+        else:
+            await self.publish(events, bus=bus)
 
     async def _publish_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
         """``ctx.publish``: permission-checked, sourced and hop-counted by the platform."""

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from squall.gateway.admin import AdminAPI
+from squall.gateway.archive_api import ArchiveAPI
 from squall.gateway.auth import AdminAuthMiddleware
 from squall.gateway.buses_api import BusesAPI
 from squall.gateway.errors import EXCEPTION_HANDLERS
@@ -23,6 +24,7 @@ from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
 from squall.gateway.routes import Authorizer, FunctionRoutes
 from squall.gateway.rules_api import RulesAPI
+from squall.gateway.schemas_api import SchemasAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
 from squall.security.routes import RouteAuthorizer
@@ -72,6 +74,8 @@ def create_app(
         *RulesAPI(platform.rule_book).routes(),
         *events.admin_routes(),
         *BusesAPI(platform).routes(),
+        *SchemasAPI(platform.schemas).routes(),
+        *ArchiveAPI(platform.archives, platform.replays).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

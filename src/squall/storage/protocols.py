@@ -13,8 +13,10 @@ from typing import Protocol
 
 import msgspec
 
+from squall.model.archive import ArchiveConfig, ArchivedEvent
 from squall.model.invocation import DeadLetter, InvocationRecord, LogEntry, LogRow
 from squall.model.rules import RuleConfig
+from squall.model.schemas import SchemaRecord
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -96,6 +98,45 @@ class DeleteRule(msgspec.Struct, frozen=True):
     name: str
 
 
+# Schemas and archives: the bus's catalog. An event is archived in the unit that delivers it.
+
+
+class PutSchema(msgspec.Struct, frozen=True):
+    record: SchemaRecord
+
+
+class DeleteSchema(msgspec.Struct, frozen=True):
+    type: str
+    version: int | None = None  # None: every version of the type
+
+
+class PutArchive(msgspec.Struct, frozen=True):
+    archive: ArchiveConfig
+
+
+class DeleteArchive(msgspec.Struct, frozen=True):
+    """Remove an archive and every event it holds."""
+
+    name: str
+
+
+class ArchiveEvent(msgspec.Struct, frozen=True):
+    archive: str
+    source: str
+    event_id: str
+    published_at: float
+    expires_at: float
+    body: bytes  # the event in the CloudEvents JSON format
+
+
+class ExpireArchived(msgspec.Struct, frozen=True):
+    """Delete archived events whose retention ended before ``now``."""
+
+    now: float
+
+
+CatalogOp = PutSchema | DeleteSchema | PutArchive | DeleteArchive | ArchiveEvent | ExpireArchived
+
 Op = (
     Enqueue
     | Ack
@@ -108,6 +149,7 @@ Op = (
     | RememberEvent
     | PutRule
     | DeleteRule
+    | CatalogOp
 )
 
 
@@ -166,7 +208,24 @@ class StateStore(Protocol):
         ...
 
 
-class Store(WorkQueue, StateStore, Protocol):
+class CatalogStore(Protocol):
+    async def list_schemas(self) -> list[SchemaRecord]: ...
+
+    async def list_archives(self) -> list[ArchiveConfig]: ...
+
+    async def archive_stats(self, name: str) -> tuple[int, float | None, float | None]:
+        """How many events the archive holds, and when the first and the last were published."""
+        ...
+
+    async def archived_events(
+        self, archives: Sequence[str], start: float, end: float, after: int, limit: int
+    ) -> list[ArchivedEvent]:
+        """Events of ``archives`` published within [start, end], in publish order, from
+        ``seq`` > ``after``."""
+        ...
+
+
+class Store(WorkQueue, StateStore, CatalogStore, Protocol):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         """Apply ``ops`` atomically and durably (group-committed with concurrent units).
 

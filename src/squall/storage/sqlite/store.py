@@ -30,6 +30,12 @@ from squall.storage.protocols import (
     Retry,
     TakeDeadLetter,
 )
+from squall.storage.sqlite.catalog import (
+    CATALOG_RANK,
+    CATALOG_SCHEMA,
+    CatalogReads,
+    apply_catalog,
+)
 from squall.storage.sqlite.db import Database
 from squall.storage.sqlite.schema import SCHEMA
 
@@ -57,6 +63,7 @@ _RANK: dict[type, int] = {
     RememberEvent: 7,
     DeleteRule: 8,
     PutRule: 9,
+    **CATALOG_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -158,6 +165,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
                     for x in (op.letter for op in buried)
                 ],
             )
+        elif kind in CATALOG_RANK:
+            apply_catalog(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -187,14 +196,14 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore:
+class SqliteStore(CatalogReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         db: Database[Op] = Database(path, _apply)
-        db.conn.executescript(SCHEMA)
+        db.conn.executescript(SCHEMA + CATALOG_SCHEMA)
         return cls(db)
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
