@@ -177,8 +177,11 @@ class Dispatcher:
                         try:
                             sandbox, cold = await pool.acquire(None)
                         except (OSError, InitError) as exc:  # no sandbox could start: an attempt
-                            self._fail_unstarted(config, self._take(name, buffer), exc)
+                            if buffer:  # another worker may have drained it meanwhile
+                                self._fail_unstarted(config, self._take(name, buffer), exc)
                             continue
+                        if not buffer:  # drained by another worker while this one waited
+                            break
                     delivery = self._take(name, buffer)
                     record = self._record(config, delivery)
                     try:
