@@ -125,6 +125,13 @@ def test_json_data_base64_decodes_to_bytes() -> None:
     assert e.to_json_dict()["data_base64"] == "AP8="
 
 
+@pytest.mark.parametrize("encoded", ["AP8", "A P8=", "\u00e9AP8="])
+def test_invalid_data_base64_is_refused_naming_it(encoded: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        CloudEvent.from_json_dict(minimal(data_base64=encoded))
+    assert info.value.field == "data_base64"
+
+
 def test_non_json_content_type_keeps_string_data() -> None:
     e = CloudEvent.from_json_dict(minimal(datacontenttype="application/xml",
                                           data='<much wow="xml"/>'))

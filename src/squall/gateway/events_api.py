@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from squall.engine.router.patterns import compile_pattern, validate_pattern
+from squall.engine.router.patterns import compile_pattern
 from squall.errors import InvalidInput
 from squall.events.http_binding import parse_request
+from squall.gateway import events_openapi  # noqa: F401  (registers the events fragment)
 from squall.gateway.body import read_body
 from squall.gateway.http import json_object, json_response, query_str
 from squall.model.rules import DEFAULT_BUS
@@ -70,5 +71,9 @@ class EventsAPI:
         event: Any = payload["event"]
         if not isinstance(event, dict):
             raise InvalidInput("event must be a JSON object", field="event")
-        validate_pattern(pattern)
-        return json_response({"match": compile_pattern(pattern).matches(event)})
+        try:
+            compiled = compile_pattern(pattern)
+        except InvalidInput as exc:  # name the body's field, as the rules API does
+            exc.field = f"pattern.{exc.field}" if exc.field else "pattern"
+            raise
+        return json_response({"match": compiled.matches(event)})

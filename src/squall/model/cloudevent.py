@@ -161,7 +161,7 @@ class CloudEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
                                    field="data_base64")
             try:
                 raw = binascii.a2b_base64(encoded, strict_mode=True)
-            except binascii.Error as exc:
+            except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII character
                 raise InvalidInput(f"data_base64 is not valid base64: {exc}",
                                    field="data_base64") from None
         return cls.from_attributes(attrs, data=data, data_base64=raw)
