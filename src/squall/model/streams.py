@@ -126,6 +126,12 @@ def check_partition_key(key: Any, field: str = "partition_key") -> str:
             f"{field} must be a string of 1-{MAX_KEY_CHARS} characters, got {shown}",
             field=field,
         )
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{field} is not valid Unicode (it holds a lone surrogate)", field=field
+        ) from None
     return key
 
 

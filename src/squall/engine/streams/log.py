@@ -79,16 +79,19 @@ class Streams:
             )
         return config
 
-    async def put(self, stream: str, records: Sequence[tuple[bytes, Any]]) -> list[PutResult]:
-        """Append ``(data JSON, partition key)`` pairs, all or none; errors name the record."""
+    async def put(
+        self, stream: str, records: Sequence[tuple[bytes, Any]], *, batch: bool | None = None
+    ) -> list[PutResult]:
+        """Append ``(data JSON, partition key)`` pairs, all or none; errors name the field,
+        as ``records[i].field`` in a ``batch`` (by default: more than one record)."""
         config = self.get(stream)
         if not 1 <= len(records) <= MAX_PUT_RECORDS:
             raise InvalidInput(
                 f"a put takes 1-{MAX_PUT_RECORDS} records, got {len(records)}", field="records"
             )
-        single = len(records) == 1
+        batch = len(records) > 1 if batch is None else batch
         for index, (data, key) in enumerate(records):
-            where = "" if single else f"records[{index}]."
+            where = f"records[{index}]." if batch else ""
             check_partition_key(key, f"{where}partition_key")
             check_record_size(data, key, f"{where}data")
         now = time.time()
@@ -125,6 +128,7 @@ class Streams:
         return await self.put(
             stream,
             [(bytes(r.get("data") or b"null"), r.get("partition_key")) for r in records],
+            batch=bool(args.get("batch")),
         )
 
     async def read(self, stream: str, shard: int, after: int, limit: int) -> list[StreamRecord]:
