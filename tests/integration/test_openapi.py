@@ -38,6 +38,7 @@ from squall.gateway import (  # noqa: F401  (register their fragments)
     keys_openapi,
     rules_openapi,
     schemas_openapi,
+    streams_openapi,
 )
 from squall.gateway.openapi import openapi_document
 from squall.model.config import UPDATABLE
@@ -68,6 +69,12 @@ async def later(event, ctx):
 @app.on("seed.happened", rule="app-rule")
 def on_seed(event, ctx):
     return None
+
+app.stream_resource("seeded-stream", shards=2)
+
+@app.stream("seeded-stream", starting_position="trim_horizon")
+def on_records(event, ctx):
+    return None
 """
 
 # Every (path, method) of the document, for one test per operation.
@@ -79,6 +86,7 @@ OPERATIONS = sorted(
 
 
 FUNCTIONS = ("hello", "boom", "later")
+SEED_STREAM = "seeded-stream"
 SECRETS = {"SEED_TOKEN": "s3cret", "seed_other_2": "x"}
 KEY_OPERATIONS = ("createKey", "listKeys", "revokeKey")
 SEED_SCHEMA = ("order.placed", {"type": "object", "properties": {"qty": {"type": "number"}}})
@@ -167,6 +175,10 @@ def _seed(url: str) -> Seeded:
         _put_rules(http)
         _put_schema_and_archive(http)
         replay = http.post("/api/v1/replays", json={"bus": "default", "from": 0}).json()["id"]
+        http.post(
+            f"/api/v1/streams/{SEED_STREAM}/records",
+            json={"records": [{"data": {"n": n}, "partition_key": f"k{n}"} for n in range(8)]},
+        ).raise_for_status()
     return Seeded(invocations=ids, keys=keys, admin_id=admin_id, replay=replay)
 
 
@@ -350,6 +362,8 @@ def test_schemathesis(
         known = {"name": [*RULES, APP_RULE]}
     elif "Schema" in operation_id:
         known = {"type": [SEED_SCHEMA[0]], "version": ["1"]}
+    elif "Stream" in operation_id:
+        known = {"name": [SEED_STREAM], "shard": ["0", "1"]}
     elif "Archive" in operation_id or "Replay" in operation_id:
         known = {"name": [str(SEED_ARCHIVE["name"])], "id": [seeded.replay]}
     else:
