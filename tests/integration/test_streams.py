@@ -337,3 +337,54 @@ async def test_retention_trims_old_records_and_lag_counts_what_is_left(platform:
     [lag] = [c for c in described["consumers"] if c["shard"] == shard]
     assert (lag["checkpoint"], lag["behind"]) == (0, 1)  # the trimmed record is lost to it
     assert 0 <= lag["oldest_unprocessed_age_s"] < 60
+
+
+async def test_at_timestamp_starts_at_the_first_record_that_arrived_then(
+    platform: Any, eventually: Any, make_app: Any, tmp_path: Any
+) -> None:
+    only_stream = make_app(tmp_path, LATEST_APP.split("@app.stream")[0], name="before.py")
+    p = await platform(only_stream)
+    await p.streams.put("s", [(b'"before"', "k")])
+    await asyncio.sleep(0.05)
+    since = time.time()
+    await p.streams.put("s", [(b'"at"', "k")])
+    await p.streams.put("s", [(b'"after"', "k")])
+    await p.stop()
+    source = LATEST_APP.replace(
+        '@app.stream("s")',
+        f'@app.stream("s", starting_position="at_timestamp", starting_timestamp={since!r})',
+    )
+    p = await platform(source)
+
+    async def got() -> list[Any] | None:
+        values = [v for batch in _results(await _processed(p, "tail")) for v in batch]
+        return values if len(values) >= 2 else None
+
+    assert await eventually(got, timeout=20) == ["at", "after"]
+
+
+WINDOW_APP = """
+import squall
+
+app = squall.App("window")
+app.stream_resource("s", shards=1)
+
+
+@app.stream("s", batch_size=100, batch_window_s=1.0)
+def gather(event, ctx):
+    return [r["data"] for r in event["records"]]
+"""
+
+
+async def test_the_batch_window_gathers_records_put_apart_into_one_call(
+    platform: Any, eventually: Any
+) -> None:
+    p = await platform(WINDOW_APP)
+    for n in range(5):
+        await p.streams.put("s", [(msgspec.json.encode(n), "k")])
+        await asyncio.sleep(0.05)
+
+    async def got() -> list[Any] | None:
+        return _results(await _processed(p, "gather")) or None
+
+    assert await eventually(got, timeout=20) == [[0, 1, 2, 3, 4]]
