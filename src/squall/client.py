@@ -298,6 +298,13 @@ class SquallClient:
     def stream(self, name: str) -> dict[str, Any]:
         return self._json("GET", _path("streams", name))
 
+    def create_stream(self, name: str, *, shards: int, retention_s: int) -> dict[str, Any]:
+        body = {"name": name, "shards": shards, "retention_s": retention_s}
+        return self._json("POST", "/streams", json=body)
+
+    def delete_stream(self, name: str) -> None:
+        self._json("DELETE", _path("streams", name))
+
     def put_records(self, name: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append ``[{"data", "partition_key"}, ...]``; returns each one's shard and sequence."""
         body = {"records": records}

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from squall.errors import InvalidInput, NotFound, PayloadTooLarge
+from squall.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from squall.model.streams import MAX_RECORD_BYTES, shard_for
 
 APP = """
@@ -388,3 +388,34 @@ async def test_the_batch_window_gathers_records_put_apart_into_one_call(
         return _results(await _processed(p, "gather")) or None
 
     assert await eventually(got, timeout=20) == [[0, 1, 2, 3, 4]]
+
+
+async def test_streams_made_through_the_api_persist_until_deleted(platform: Any) -> None:
+    p = await platform(RESUME_APP)
+    made = await p.streams.create("made", shards=3, retention_s=600)
+    assert (made.shards, made.retention_s) == (3, 600)
+    [put] = await p.streams.put("made", [(b'"x"', "k")])
+    with pytest.raises(Conflict) as taken:
+        await p.streams.create("orders")
+    assert taken.value.field == "name"
+    with pytest.raises(InvalidInput) as bad:
+        await p.streams.create("other", shards=0)
+    assert bad.value.field == "shards"
+    with pytest.raises(Conflict):
+        await p.streams.delete("orders")  # the app's own
+    await p.stop()
+
+    p = await platform(RESUME_APP)
+    described = await p.streams.describe("made")
+    assert (described["declared_by"], described["shards"]) == ("api", 3)
+    assert described["shard_details"][put.shard]["last_sequence"] == 1
+    [again] = await p.streams.put("made", [(b'"y"', "k")])
+    assert again.sequence == 2
+    await p.streams.delete("made")
+    with pytest.raises(NotFound):
+        await p.streams.describe("made")
+    recreated = await p.streams.create("made", shards=1)
+    assert recreated.shards == 1
+    [fresh] = await p.streams.put("made", [(b'"z"', "k")])
+    assert fresh.sequence == 1  # nothing of the deleted stream is left
+    assert [r.sequence for r in await p.streams.read("made", 0, 0, 10)] == [1]

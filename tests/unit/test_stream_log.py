@@ -3,13 +3,22 @@ retention trims, all as ops in units of work."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from squall.storage.logs import AppendRecord, PutCheckpoint, ShardBounds, TrimLog
+from squall.model.streams import StreamConfig
+from squall.storage.logs import (
+    AppendRecord,
+    DeleteStream,
+    PutCheckpoint,
+    PutStream,
+    ShardBounds,
+    TrimLog,
+)
 from squall.storage.sqlite.store import SqliteStore
 
 
@@ -71,3 +80,18 @@ async def test_a_duplicate_sequence_fails_its_unit_alone(store: SqliteStore) -> 
     with pytest.raises(Exception, match="UNIQUE"):
         await store.commit([record(0, 1, 2.0), record(0, 2, 2.0)])
     assert [r.sequence for r in await store.read_records("s", 0, 0, 10)] == [1]
+
+
+async def test_a_made_stream_is_listed_until_deleted_with_all_it_holds(
+    store: SqliteStore,
+) -> None:
+    await store.commit([PutStream(StreamConfig(name="s", shards=2, retention_s=600))])
+    await store.commit([record(0, 1, 1.0), PutCheckpoint("fn", "s", 0, 1)])
+    await store.commit([record(0, 1, 1.0, stream="other")])
+    assert [c.name for c in await store.list_streams()] == ["s"]
+    # An append accepted before the delete, in the same batch, goes with the stream.
+    await asyncio.gather(store.commit([record(0, 2, 2.0)]), store.commit([DeleteStream("s")]))
+    assert await store.list_streams() == []
+    assert await store.read_records("s", 0, 0, 10) == []
+    assert await store.heads("s") == {} and await store.checkpoints("s") == {}
+    assert len(await store.read_records("other", 0, 0, 10)) == 1

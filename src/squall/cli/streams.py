@@ -1,4 +1,4 @@
-"""``squall streams``: list and show streams, put records, read a shard from a position."""
+"""``squall streams``: list, show, create and delete streams, put records, read a shard."""
 
 from __future__ import annotations
 
@@ -40,6 +40,45 @@ def list_(as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = N
             ", ".join(consumers) or "-", str(sum(c["behind"] for c in row["consumers"])),
         )
     console.print(table)
+
+
+@streams.command()
+def create(
+    name: NameArgument,
+    shards: Annotated[int, typer.Option(min=1, max=64, help="Shards: fixed once created.")] = 1,
+    retention_s: Annotated[
+        int,
+        typer.Option("--retention-s", min=60, max=365 * 86400, help="Seconds records are kept."),
+    ] = 86400,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Create a stream (the app's own are declared in its code)."""
+    with session(url, key) as client:
+        created = client.create_stream(name, shards=shards, retention_s=retention_s)
+    if as_json:
+        print_json(created)
+    else:
+        console.print(f"stream {created['name']}: {created['shards']} shards, records kept"
+                      f" {created['retention_s']}s", markup=False)
+
+
+@streams.command()
+def delete(
+    name: NameArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Delete a stream made through the API, with its records."""
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"delete would remove stream {name!r} and its records: pass --yes", 2)
+        typer.confirm(f"Delete stream {name!r} and its records?", abort=True)
+    with session(url, key) as client:
+        client.delete_stream(name)
+    console.print(f"deleted stream {name}", markup=False)
 
 
 @streams.command()

@@ -1,9 +1,11 @@
 """Admin API for streams: producers and external readers.
 
-    GET  /api/v1/streams                                  every stream, its records and consumers
-    GET  /api/v1/streams/{name}                           shards (first/last sequence), consumer lag
-    GET  /api/v1/streams/{name}/shards/{shard}/records    ?after=SEQ&limit=N, in sequence order
-    POST /api/v1/streams/{name}/records                   {"data", "partition_key"} or
+    GET    /api/v1/streams                                every stream, its records and consumers
+    POST   /api/v1/streams                                {"name", "shards"?, "retention_s"?}
+    GET    /api/v1/streams/{name}                         shards (first/last sequence), consumer lag
+    DELETE /api/v1/streams/{name}                         a stream made here, with its records
+    GET    /api/v1/streams/{name}/shards/{shard}/records  ?after=SEQ&limit=N, in sequence order
+    POST   /api/v1/streams/{name}/records                 {"data", "partition_key"} or
                                                           {"records": [{"data", "partition_key"}]}
 """
 
@@ -20,7 +22,7 @@ from starlette.routing import Route
 from squall.errors import InvalidInput
 from squall.gateway import streams_openapi  # noqa: F401  (registers the OpenAPI fragment)
 from squall.gateway.http import json_object, json_response, query_int
-from squall.model.streams import MAX_PUT_RECORDS
+from squall.model.streams import DEFAULT_RETENTION_S, MAX_PUT_RECORDS
 
 if TYPE_CHECKING:
     from squall.engine.streams.log import Streams
@@ -38,7 +40,9 @@ class StreamsAPI:
     def routes(self) -> list[Route]:
         return [
             Route("/streams", self.list_streams, methods=["GET"]),
+            Route("/streams", self.create, methods=["POST"]),
             Route("/streams/{name}", self.get, methods=["GET"]),
+            Route("/streams/{name}", self.delete, methods=["DELETE"]),
             Route("/streams/{name}/shards/{shard}/records", self.read, methods=["GET"]),
             Route("/streams/{name}/records", self.put, methods=["POST"]),
         ]
@@ -47,8 +51,25 @@ class StreamsAPI:
         views = [await self.streams.describe(config.name) for config in self.streams.all()]
         return json_response({"streams": views})
 
+    async def create(self, request: Request) -> Response:
+        body = await json_object(request, 64 * 1024)
+        _only(body, {"name", "shards", "retention_s"})
+        if "name" not in body:
+            raise InvalidInput("'name' is required", field="name")
+        config = await self.streams.create(
+            body["name"],
+            shards=_integral(body.get("shards", 1)),
+            retention_s=_integral(body.get("retention_s", DEFAULT_RETENTION_S)),
+        )
+        return json_response(await self.streams.describe(config.name), 201)
+
     async def get(self, request: Request) -> Response:
         return json_response(await self.streams.describe(request.path_params["name"]))
+
+    async def delete(self, request: Request) -> Response:
+        name = self.streams.get(request.path_params["name"]).name
+        await self.streams.delete(name)
+        return json_response({"deleted": name})
 
     async def read(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -105,6 +126,13 @@ class StreamsAPI:
             records.append((data, entry["partition_key"]))
         results = await self.streams.put(name, records, batch="records" in body)
         return json_response({"stream": name, "records": results})
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integers include 46.0: take it as 46 (other values are checked later)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _only(body: dict[str, Any], allowed: set[str], where: str = "") -> None:

@@ -1,6 +1,7 @@
 """The OpenAPI fragment of the streams API (``gateway.streams_api``).
 
-Registered at import. GETs need the ``read`` scope, putting records ``publish``.
+Registered at import. GETs need the ``read`` scope, putting records ``publish``, creating and
+deleting streams ``admin``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from squall.gateway.openapi import (
     ref,
 )
 from squall.model.streams import (
+    DEFAULT_RETENTION_S,
     MAX_KEY_CHARS,
     MAX_PUT_RECORDS,
     MAX_RETENTION_S,
@@ -82,6 +84,11 @@ def _schemas() -> dict[str, JSONSchema]:
         "name": {"type": "string", "pattern": NAME_PATTERN},
         "shards": {"type": "integer", "minimum": 1, "maximum": MAX_SHARDS},
         "retention_s": {"type": "integer", "minimum": MIN_RETENTION_S, "maximum": MAX_RETENTION_S},
+        "declared_by": {
+            "type": "string",
+            "enum": ["app", "api"],
+            "description": "`app`: declared in the app's code, read-only here",
+        },
         "shard_details": {"type": "array", "items": ref("StreamShard")},
         "consumers": {"type": "array", "items": ref("StreamConsumer")},
     }
@@ -125,6 +132,15 @@ def _schemas() -> dict[str, JSONSchema]:
         "StreamConsumer": _object(list(consumer), consumer),
         "Stream": _object(list(stream), stream),
         "StreamList": _object(["streams"], {"streams": {"type": "array", "items": ref("Stream")}}),
+        "StreamCreate": _object(
+            ["name"],
+            {
+                "name": stream["name"],
+                "shards": {**stream["shards"], "default": 1},
+                "retention_s": {**stream["retention_s"], "default": DEFAULT_RETENTION_S},
+            },
+        ),
+        "StreamDeleted": _object(["deleted"], {"deleted": stream["name"]}),
     }
 
 
@@ -141,12 +157,30 @@ def streams_fragment() -> Fragment:
                 "listStreams", "The app's streams, their shards and consumer lag", tag=TAG,
                 responses=ok(ref("StreamList")),
             ),
+            "post": operation(
+                "createStream",
+                "Create a stream of a fixed number of shards (admin)",
+                tag=TAG,
+                description=(
+                    "A name already taken (by the app or through the API) is 409. Stream"
+                    " triggers are declared in the app, on the app's streams."
+                ),
+                body=json_body(ref("StreamCreate"), required=True),
+                responses=ok(ref("Stream"), "Created", status=201),
+                errors=(400, 409, 413, 415),
+            ),
         },
         f"{p}/streams/{{name}}": {
             "get": operation(
                 "getStream",
                 "One stream: its shards' first and last sequences and each consumer's lag",
                 tag=TAG, parameters=[name], responses=ok(ref("Stream")), errors=(404,),
+            ),
+            "delete": operation(
+                "deleteStream",
+                "Delete a stream made through the API, with its records and checkpoints (admin)",
+                tag=TAG, parameters=[name], responses=ok(ref("StreamDeleted")),
+                errors=(404, 409),
             ),
         },
         f"{p}/streams/{{name}}/shards/{{shard}}/records": {

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import msgspec
 
-from squall.model.streams import StreamRecord
+from squall.model.streams import StreamConfig, StreamRecord
 
 
 class AppendRecord(msgspec.Struct, frozen=True):
@@ -40,7 +40,19 @@ class TrimLog(msgspec.Struct, frozen=True):
     before: float
 
 
-LogOp = AppendRecord | PutCheckpoint | TrimLog
+class PutStream(msgspec.Struct, frozen=True):
+    """Create a stream made through the admin API (the app's own come from its code)."""
+
+    stream: StreamConfig
+
+
+class DeleteStream(msgspec.Struct, frozen=True):
+    """Remove a stream with its records, shard heads and checkpoints."""
+
+    name: str
+
+
+LogOp = AppendRecord | PutCheckpoint | TrimLog | PutStream | DeleteStream
 
 
 class ShardBounds(msgspec.Struct, frozen=True):
@@ -60,6 +72,10 @@ class ConsumerPosition(msgspec.Struct, frozen=True):
 
 
 class PartitionedLog(Protocol):
+    async def list_streams(self) -> list[StreamConfig]:
+        """The streams made through the admin API, by name."""
+        ...
+
     async def read_records(
         self, stream: str, shard: int, after: int, limit: int
     ) -> list[StreamRecord]:

@@ -67,13 +67,18 @@ class ShardConsumer:
     async def run(self, start: int) -> None:
         self.checkpoint = start
         while True:
-            batch = await self._next_batch()
-            if not batch:
-                await self._wait(POLL_S)
-                continue
-            self.busy = True
             try:
+                batch = await self._next_batch()
+                if not batch:
+                    await self._wait(POLL_S)
+                    continue
+                self.busy = True
                 await self._deliver(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store failed a read: try again, from the checkpoint
+                log.exception("consumer %s of shard %d failed", self.trigger.function, self.shard)
+                await asyncio.sleep(POLL_S)
             finally:
                 self.busy = False
 

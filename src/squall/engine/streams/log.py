@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from squall.errors import AccessDenied, InvalidInput, NotFound
+from squall.errors import AccessDenied, ConfigError, Conflict, InvalidInput, NotFound
 from squall.model.config import FunctionConfig
 from squall.model.streams import (
+    DEFAULT_RETENTION_S,
     MAX_PUT_RECORDS,
     PutResult,
     StreamConfig,
@@ -26,7 +27,7 @@ from squall.model.streams import (
     check_record_size,
     shard_for,
 )
-from squall.storage.logs import AppendRecord, TrimLog
+from squall.storage.logs import AppendRecord, DeleteStream, PutStream, TrimLog
 from squall.storage.protocols import Op, Store
 
 log = logging.getLogger("squall.streams")
@@ -41,11 +42,19 @@ class Streams:
     ) -> None:
         self._store = store
         self._configs = {config.name: config for config in configs}
+        self._app = set(self._configs)  # declared by the app: read-only through the API
         self._triggers = list(triggers)
         self._heads: dict[tuple[str, int], int] = {}
         self._listeners: list[Listener] = []
+        self._lock = asyncio.Lock()
 
     async def load(self) -> None:
+        for made in await self._store.list_streams():
+            if made.name in self._app:
+                log.warning("stream %r made through the API is now declared by the app; the"
+                            " app's declaration applies", made.name)
+                continue
+            self._configs[made.name] = made
         for name in self._configs:
             for shard, seq in (await self._store.heads(name)).items():
                 self._heads[(name, shard)] = seq
@@ -65,6 +74,44 @@ class Streams:
                 f"stream {name!r} does not exist (streams: {known})", field="stream", stream=name
             )
         return config
+
+    def declared_by_app(self, name: str) -> bool:
+        return name in self._app
+
+    async def create(
+        self, name: Any, *, shards: Any = 1, retention_s: Any = DEFAULT_RETENTION_S
+    ) -> StreamConfig:
+        """A stream made through the admin API; its bad input is a 400 naming the field."""
+        config = StreamConfig(name=name, shards=shards, retention_s=retention_s)
+        try:
+            config.validate()
+        except ConfigError as exc:
+            raise InvalidInput(exc.message, field=exc.field) from None
+        async with self._lock:
+            if name in self._configs:
+                raise Conflict(f"stream {name!r} already exists", field="name")
+            await self._store.commit([PutStream(config)])
+            self._configs[name] = config
+        return config
+
+    async def delete(self, name: str) -> None:
+        """Delete a stream made through the API, with its records and checkpoints."""
+        async with self._lock:
+            config = self.get(name)
+            if name in self._app:
+                raise Conflict(
+                    f"stream {name!r} is declared by the app: remove it from the app's code",
+                    field="name",
+                )
+            # Unknown from now on, so no put is accepted after the delete is submitted.
+            del self._configs[name]
+            try:
+                await self._store.commit([DeleteStream(name)])
+            except BaseException:
+                self._configs[name] = config
+                raise
+            for shard in range(config.shards):
+                self._heads.pop((name, shard), None)
 
     def head(self, stream: str, shard: int) -> int:
         """The last sequence given out on the shard (0: none yet)."""
@@ -165,6 +212,7 @@ class Streams:
             "name": config.name,
             "shards": config.shards,
             "retention_s": config.retention_s,
+            "declared_by": "app" if stream in self._app else "api",
             "shard_details": [
                 {
                     "shard": b.shard,

@@ -8,12 +8,14 @@ from typing import Any
 
 import msgspec
 
-from squall.model.streams import StreamRecord
+from squall.model.streams import StreamConfig, StreamRecord
 from squall.storage.logs import (
     AppendRecord,
     ConsumerPosition,
+    DeleteStream,
     LogOp,
     PutCheckpoint,
+    PutStream,
     ShardBounds,
     TrimLog,
 )
@@ -39,6 +41,12 @@ CREATE TABLE IF NOT EXISTS stream_heads (
     PRIMARY KEY (stream, shard)
 ) WITHOUT ROWID;
 
+-- Streams made through the admin API (the app's own come from its code).
+CREATE TABLE IF NOT EXISTS streams (
+    name TEXT PRIMARY KEY,
+    config BLOB NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS stream_checkpoints (
     consumer TEXT NOT NULL,
     stream TEXT NOT NULL,
@@ -49,7 +57,15 @@ CREATE TABLE IF NOT EXISTS stream_checkpoints (
 """
 
 # After the engine's and the catalog's ops: a unit's appends land before its checkpoints.
-LOG_RANK: dict[type, int] = {AppendRecord: 30, TrimLog: 31, PutCheckpoint: 32}
+# A delete comes after the appends that share its batch (they were accepted before it).
+LOG_RANK: dict[type, int] = {
+    AppendRecord: 30,
+    TrimLog: 31,
+    PutCheckpoint: 32,
+    DeleteStream: 33,
+    PutStream: 34,
+}
+_decode_stream = msgspec.json.Decoder(StreamConfig).decode
 
 _APPEND = (
     "INSERT INTO stream_records (stream, shard, seq, partition_key, data, arrival_time)"
@@ -98,12 +114,25 @@ def apply_log(conn: sqlite3.Connection, kind: type, ops: Sequence[LogOp]) -> Non
                     "DELETE FROM stream_records WHERE stream = ? AND arrival_time < ?",
                     (op.stream, op.before),
                 )
+            elif isinstance(op, PutStream):
+                conn.execute(
+                    "INSERT INTO streams (name, config) VALUES (?, ?)",
+                    (op.stream.name, msgspec.json.encode(op.stream)),
+                )
+            elif isinstance(op, DeleteStream):
+                for table in ("stream_records", "stream_heads", "stream_checkpoints"):
+                    conn.execute(f"DELETE FROM {table} WHERE stream = ?", (op.name,))
+                conn.execute("DELETE FROM streams WHERE name = ?", (op.name,))
 
 
 class LogReads:
     """The ``PartitionedLog`` reads, for ``SqliteStore``."""
 
     _db: Database[Any]
+
+    async def list_streams(self) -> list[StreamConfig]:
+        rows = self._db.read("SELECT config FROM streams ORDER BY name")
+        return [_decode_stream(row[0]) for row in rows]
 
     async def read_records(
         self, stream: str, shard: int, after: int, limit: int
