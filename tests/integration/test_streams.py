@@ -419,3 +419,37 @@ async def test_streams_made_through_the_api_persist_until_deleted(platform: Any)
     [fresh] = await p.streams.put("made", [(b'"z"', "k")])
     assert fresh.sequence == 1  # nothing of the deleted stream is left
     assert [r.sequence for r in await p.streams.read("made", 0, 0, 10)] == [1]
+
+
+NARROW_APP = """
+import time
+import squall
+
+app = squall.App("narrow")
+app.stream_resource("s", shards=3)
+
+
+@app.stream("s", batch_size=5, starting_position="trim_horizon", max_retries=0,
+            concurrency=1)
+def single(event, ctx):
+    time.sleep(0.15)  # longer than the sync wait: the other shards' calls are throttled
+    return [r["data"] for r in event["records"]]
+"""
+
+
+async def test_shards_share_a_function_of_concurrency_one_without_failures(
+    platform: Any, eventually: Any
+) -> None:
+    p = await platform(NARROW_APP, sync_wait_s=0.1)
+    await p.streams.put("s", [(msgspec.json.encode(n), f"k{n}") for n in range(60)])
+
+    async def done() -> list[Any] | None:
+        runs = await _processed(p, "single")
+        values = sorted(v for batch in _results(runs) for v in batch)
+        return runs if len(values) >= 60 else None
+
+    runs = await eventually(done, timeout=30)
+    assert sorted(v for batch in _results(runs) for v in batch) == list(range(60))
+    for before, after in itertools.pairwise(runs):  # one sandbox: never two at once
+        assert (after.start or 0) >= (before.end or 0)
+    assert not [r for r in await p.list_invocations(function="single") if r.status == "failed"]

@@ -27,7 +27,7 @@ import msgspec
 from squall.engine.retry import backoff_delay
 from squall.engine.streams.failure import failure_ops
 from squall.errors import SquallError, TooManyRequests
-from squall.model.invocation import InvocationRecord
+from squall.model.invocation import InvocationRecord, InvocationStatus, Trigger
 from squall.model.streams import StreamRecord, StreamTrigger
 from squall.storage.logs import PutCheckpoint
 from squall.storage.protocols import Op, Store
@@ -163,20 +163,20 @@ class ShardConsumer:
 
     async def _invoke(self, batch: list[StreamRecord]) -> InvocationRecord:
         payload = msgspec.json.encode({"records": batch})
-        throttled = 0
         while True:
             try:
                 return await self._settings.invoke(self.trigger.function, payload)
-            except TooManyRequests:  # every sandbox busy: wait, it is not the batch's fault
-                throttled += 1
-                await asyncio.sleep(self._backoff(min(throttled, 4)))
+            except TooManyRequests:
+                # Every sandbox stayed busy for the whole sync wait: not the batch's fault, so
+                # not a failed attempt; ask again at once, spread out a little.
+                await asyncio.sleep(self._rng.uniform(0.01, 0.05))
             except SquallError as exc:
                 return InvocationRecord(
                     id="",
                     function=self.trigger.function,
                     version="",
-                    trigger="stream",
-                    status="failed",
+                    trigger=Trigger.STREAM,
+                    status=InvocationStatus.FAILED,
                     created_at=time.time(),
                     error=exc.to_dict(),
                 )
@@ -209,8 +209,6 @@ class ShardConsumer:
         while True:
             try:
                 await self._store.commit(ops)
-            except SquallError:
-                raise
             except Exception:
                 attempt += 1
                 log.exception("committing the checkpoint of %s failed", self.trigger.function)
