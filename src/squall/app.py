@@ -222,6 +222,7 @@ class App:
         max_retries: int = -1,
         max_record_age_s: int = -1,
         bisect_on_error: bool = False,
+        report_batch_item_failures: bool = False,
         on_failure: str | None = None,
         **function_options: Any,
     ) -> Callable[[F], F]:
@@ -240,6 +241,7 @@ class App:
                 max_retries=max_retries,
                 max_record_age_s=max_record_age_s,
                 bisect_on_error=bisect_on_error,
+                report_batch_item_failures=report_batch_item_failures,
                 on_failure=on_failure,
             )
             trigger.validate()

@@ -453,3 +453,42 @@ async def test_shards_share_a_function_of_concurrency_one_without_failures(
     for before, after in itertools.pairwise(runs):  # one sandbox: never two at once
         assert (after.start or 0) >= (before.end or 0)
     assert not [r for r in await p.list_invocations(function="single") if r.status == "failed"]
+
+
+PARTIAL_APP = """
+import os
+import squall
+
+app = squall.App("partial")
+app.stream_resource("s", shards=1)
+
+
+@app.stream("s", batch_size=10, batch_window_s=0.5, starting_position="trim_horizon",
+            report_batch_item_failures=True)
+def partial(event, ctx):
+    marker = {marker!r}
+    for record in event["records"]:
+        if record["data"] == "flaky" and not os.path.exists(marker):
+            open(marker, "w").close()
+            return {{"batchItemFailures": [{{"itemIdentifier": str(record["sequence"])}}]}}
+    return [r["data"] for r in event["records"]]
+"""
+
+
+async def test_a_partial_batch_response_retries_from_the_first_failed_record(
+    platform: Any, eventually: Any, tmp_path: Any
+) -> None:
+    p = await platform(PARTIAL_APP.format(marker=str(tmp_path / "reported")))
+    await p.streams.put("s", [(msgspec.json.encode(v), "k") for v in ("a", "b", "flaky", "d")])
+
+    async def done() -> list[Any] | None:
+        runs = await _processed(p, "partial")
+        return runs if len(runs) >= 2 else None
+
+    first, second = await eventually(done, timeout=20)
+    assert msgspec.json.decode(first.result or b"") == {
+        "batchItemFailures": [{"itemIdentifier": "3"}]
+    }
+    assert msgspec.json.decode(second.result or b"") == ["flaky", "d"]  # a and b were done
+    described = await p.streams.describe("s")
+    assert described["consumers"][0]["checkpoint"] == 4

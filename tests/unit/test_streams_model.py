@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
+import msgspec
 import pytest
 
 import squall
+from squall.engine.streams.reports import first_failed
 from squall.errors import ConfigError, InvalidInput, PayloadTooLarge
 from squall.model.streams import (
     MAX_RECORD_BYTES,
+    StreamRecord,
     check_partition_key,
     check_record_size,
     shard_for,
@@ -134,3 +137,25 @@ def test_a_stream_declared_twice_is_refused() -> None:
     app.stream_resource("telemetry")
     with pytest.raises(ConfigError, match="declared twice"):
         app.manifest()
+
+
+def _batch(*sequences: int) -> list[StreamRecord]:
+    return [
+        StreamRecord(shard=0, sequence=s, partition_key="k", data=msgspec.Raw(b"1"),
+                     arrival_time=0.0)
+        for s in sequences
+    ]
+
+
+def test_partial_batch_reports_name_where_to_retry_from() -> None:
+    batch = _batch(5, 6, 7, 8)
+    assert first_failed(b'[1, 2]', batch) == (None, "")
+    assert first_failed(b'{"batchItemFailures": []}', batch) == (None, "")
+    assert first_failed(None, batch) == (None, "")
+    index, reason = first_failed(
+        b'{"batchItemFailures": [{"itemIdentifier": "8"}, {"itemIdentifier": 6}]}', batch
+    )
+    assert index == 1 and "sequence 6" in reason
+    whole, why = first_failed(b'{"batchItemFailures": [{"itemIdentifier": 99}]}', batch)
+    assert whole == 0 and "99" in why
+    assert first_failed(b'{"batchItemFailures": [{"itemIdentifier": true}]}', batch)[0] == 0

@@ -63,6 +63,7 @@ class StreamTrigger(msgspec.Struct, frozen=True, kw_only=True):
     max_retries: int = -1
     max_record_age_s: int = -1
     bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
     on_failure: str | None = None
 
     def validate(self) -> None:
@@ -94,8 +95,9 @@ class StreamTrigger(msgspec.Struct, frozen=True, kw_only=True):
         _check_range(where, "max_record_age_s", age, -1, MAX_RETENTION_S, **fn)
         if age == 0:
             raise _config(where, "max_record_age_s", age, f"-1 or 1-{MAX_RETENTION_S}", **fn)
-        if not isinstance(self.bisect_on_error, bool):
-            raise _config(where, "bisect_on_error", self.bisect_on_error, "true or false", **fn)
+        for flag in ("bisect_on_error", "report_batch_item_failures"):
+            if not isinstance(getattr(self, flag), bool):
+                raise _config(where, flag, getattr(self, flag), "true or false", **fn)
 
 
 class StreamRecord(msgspec.Struct, frozen=True, kw_only=True):

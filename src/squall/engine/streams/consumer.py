@@ -26,6 +26,7 @@ import msgspec
 
 from squall.engine.retry import backoff_delay
 from squall.engine.streams.failure import failure_ops
+from squall.engine.streams.reports import first_failed
 from squall.errors import SquallError, TooManyRequests
 from squall.model.invocation import InvocationRecord, InvocationStatus, Trigger
 from squall.model.streams import StreamRecord, StreamTrigger
@@ -126,12 +127,19 @@ class ShardConsumer:
             if not batch:
                 return
             record = await self._invoke(batch)
-            if record.error is None:
-                await self._commit([PutCheckpoint(trigger.function, trigger.stream,
-                                                  self.shard, batch[-1].sequence)])
+            error = record.error
+            if error is None and trigger.report_batch_item_failures:
+                retry_from, reason = first_failed(record.result, batch)
+                if retry_from is not None:
+                    error = {"type": "BatchItemFailures", "message": reason}
+                    if retry_from > 0:  # the records before it are done
+                        await self._checkpoint(batch[retry_from - 1].sequence)
+                        batch = batch[retry_from:]
+            if error is None:
+                await self._checkpoint(batch[-1].sequence)
                 return
             failures += 1
-            error, invocation_id = record.error, record.id
+            invocation_id = record.id
             log.info(
                 "%s on stream %s shard %d, sequences %d-%d, attempt %d: %s",
                 trigger.function, trigger.stream, self.shard, batch[0].sequence,
@@ -202,6 +210,10 @@ class ShardConsumer:
         await self._commit(ops)
         if trigger.on_failure is not None:
             self._settings.wake(trigger.on_failure)
+
+    async def _checkpoint(self, sequence: int) -> None:
+        trigger = self.trigger
+        await self._commit([PutCheckpoint(trigger.function, trigger.stream, self.shard, sequence)])
 
     async def _commit(self, ops: list[Op]) -> None:
         """Commit, trying again until it lands: the shard cannot move on without it."""
