@@ -34,6 +34,7 @@ bench: $(BIN)/squall
 	$(BIN)/python benchmarks/warm_invoke.py
 	$(BIN)/python benchmarks/async_throughput.py
 	$(BIN)/python benchmarks/bus_throughput.py
+	$(BIN)/python benchmarks/stream_throughput.py
 	$(BIN)/python benchmarks/http_throughput.py
 
 clean:

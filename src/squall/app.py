@@ -13,6 +13,7 @@ from squall.errors import ConfigError, InvalidInput
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 from squall.model.rules import DEFAULT_BUS, RuleConfig, app_rule, rule_pattern
+from squall.model.streams import DEFAULT_RETENTION_S, StreamConfig, StreamTrigger
 from squall.model.targets import FunctionTarget, Target
 
 Handler = Callable[..., Any]
@@ -48,6 +49,8 @@ class App:
         self.functions: dict[str, FunctionDef] = {}
         self.routes: list[RouteConfig] = []
         self.rules: list[RuleConfig] = []
+        self.streams: list[StreamConfig] = []
+        self.stream_triggers: list[StreamTrigger] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -199,6 +202,63 @@ class App:
         self.rules.append(config)
         return config
 
+    def stream_resource(
+        self, name: str, *, shards: int = 1, retention_s: int = DEFAULT_RETENTION_S
+    ) -> StreamConfig:
+        """Declare a stream of ``shards`` ordered logs, its records kept ``retention_s``."""
+        config = StreamConfig(name=name, shards=shards, retention_s=retention_s)
+        config.validate()
+        self.streams.append(config)
+        return config
+
+    def stream(
+        self,
+        stream: str,
+        *,
+        batch_size: int = 100,
+        batch_window_s: float = 0.0,
+        starting_position: str = "latest",
+        starting_timestamp: float | None = None,
+        max_retries: int = -1,
+        max_record_age_s: int = -1,
+        bisect_on_error: bool = False,
+        report_batch_item_failures: bool = False,
+        on_failure: str | None = None,
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Feed the function ``{"records": [...]}`` batches of ``stream``, each shard in
+        order, one batch in flight per shard (see ``docs/design.md``, streams)."""
+
+        def register(handler: F) -> F:
+            name = function_options.get("name") or handler.__name__.replace("_", "-")
+            trigger = StreamTrigger(
+                function=name,
+                stream=stream,
+                batch_size=batch_size,
+                batch_window_s=batch_window_s,
+                starting_position=starting_position,
+                starting_timestamp=starting_timestamp,
+                max_retries=max_retries,
+                max_record_age_s=max_record_age_s,
+                bisect_on_error=bisect_on_error,
+                report_batch_item_failures=report_batch_item_failures,
+                on_failure=on_failure,
+            )
+            trigger.validate()
+            if any(t.function == name and t.stream == stream for t in self.stream_triggers):
+                raise ConfigError(
+                    f"function {name!r} is triggered by stream {stream!r} twice", field="stream"
+                )
+            existing = self.functions.get(name)
+            if existing is None:
+                self.function(**function_options)(handler)
+            elif existing.handler is not handler:
+                raise ConfigError(f"function {name!r} is declared twice", field="name")
+            self.stream_triggers.append(trigger)
+            return handler
+
+        return register
+
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
         configs = [fd.config for fd in self.functions.values()]
@@ -209,6 +269,7 @@ class App:
             digest.update(repr(route).encode())
         for rule in self.rules:
             digest.update(repr(rule).encode())
+        digest.update(repr((self.streams, self.stream_triggers)).encode())
         digest.update(repr(self.settings).encode())
         manifest = Manifest(
             app=self.name,
@@ -217,6 +278,8 @@ class App:
             routes=list(self.routes),
             rules=list(self.rules),
             settings=self.settings,
+            streams=list(self.streams),
+            stream_triggers=list(self.stream_triggers),
         )
         manifest.validate()
         return manifest

@@ -291,6 +291,35 @@ class SquallClient:
         replays: list[dict[str, Any]] = self._json("GET", "/replays")["replays"]
         return replays
 
+    def streams(self) -> list[dict[str, Any]]:
+        streams: list[dict[str, Any]] = self._json("GET", "/streams")["streams"]
+        return streams
+
+    def stream(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("streams", name))
+
+    def create_stream(self, name: str, *, shards: int, retention_s: int) -> dict[str, Any]:
+        body = {"name": name, "shards": shards, "retention_s": retention_s}
+        return self._json("POST", "/streams", json=body)
+
+    def delete_stream(self, name: str) -> None:
+        self._json("DELETE", _path("streams", name))
+
+    def put_records(self, name: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append ``[{"data", "partition_key"}, ...]``; returns each one's shard and sequence."""
+        body = {"records": records}
+        put: list[dict[str, Any]] = self._json(
+            "POST", _path("streams", name, "records"), json=body
+        )["records"]
+        return put
+
+    def read_records(
+        self, name: str, shard: int, *, after: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        """A page of the shard's records after ``after``; ``next_after`` continues it."""
+        path = _path("streams", name, "shards", str(shard), "records")
+        return self._json("GET", path, params={"after": after, "limit": limit})
+
     # transport
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

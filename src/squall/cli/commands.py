@@ -37,6 +37,7 @@ from squall.cli.render import (
 from squall.cli.rules import rules
 from squall.cli.schemas import schemas
 from squall.cli.secrets import secrets
+from squall.cli.streams import streams
 from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
 
@@ -62,6 +63,7 @@ app.add_typer(schemas, name="schemas")
 app.add_typer(archives, name="archives")
 app.add_typer(replays, name="replays")
 app.command()(replay)
+app.add_typer(streams, name="streams")
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024

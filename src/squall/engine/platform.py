@@ -26,6 +26,9 @@ from squall.engine.payload import check_payload
 from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
 from squall.engine.schemas import SchemaRegistry
+from squall.engine.streams.consumer import ConsumerSettings
+from squall.engine.streams.log import Streams
+from squall.engine.streams.triggers import StreamConsumers
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
 from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
@@ -111,6 +114,19 @@ class Platform:
         self.replays = Replays(
             store, self.archives, lambda bus: self._buses.knows(bus), self.publish_replayed
         )
+        self.streams = Streams(store, manifest.streams, manifest.stream_triggers)
+        self._stream_consumers = StreamConsumers(
+            store,
+            self.streams,
+            manifest.stream_triggers,
+            ConsumerSettings(
+                invoke=lambda fn, payload: self.invoke(fn, payload, trigger=Trigger.STREAM),
+                wake=lambda fn: self._dispatcher.wake(fn),
+                max_payload=config.max_sync_payload,
+                retry_base_s=config.retry_base_s,
+                retry_cap_s=config.retry_cap_s,
+            ),
+        )
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -163,11 +179,14 @@ class Platform:
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
         await platform.rule_book.load()
+        await platform.streams.load()
+        await platform._stream_consumers.start()
         platform._tasks = [
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
             asyncio.create_task(platform._targets.run()),
             asyncio.create_task(platform.archives.sweep_forever()),
+            asyncio.create_task(platform.streams.trim_forever()),
         ]
         platform.started = True
         return platform
@@ -177,6 +196,7 @@ class Platform:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stream_consumers.stop()
         await self.replays.close()
         await self._dispatcher.stop()
         await self._targets.stop()
@@ -370,6 +390,11 @@ class Platform:
             if call.op == "publish":
                 event_id = await self._publish_from(sandbox, call.args)
                 sandbox.reply(CallReply(call.call_id, msgspec.json.encode(event_id), None))
+                return
+            if call.op == "put_records":
+                caller = self._functions.get(sandbox.function)
+                put = await self.streams.put_from(caller, sandbox.function, call.args)
+                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(put), None))
                 return
             if call.op != "invoke":
                 raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
@@ -579,7 +604,12 @@ class Platform:
     async def wait_idle(self, timeout: float = 60.0) -> None:
         """Return once no async work is queued or running (for tests and benchmarks)."""
         deadline = time.monotonic() + timeout
-        while self._dispatcher.busy or self._targets.busy or await self._store.depth():
+        while (
+            self._dispatcher.busy
+            or self._targets.busy
+            or self._stream_consumers.busy
+            or await self._store.depth()
+        ):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"async work still pending after {timeout} s")
             await asyncio.sleep(0.02)

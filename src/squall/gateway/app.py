@@ -25,6 +25,7 @@ from squall.gateway.openapi import openapi_json
 from squall.gateway.routes import Authorizer, FunctionRoutes
 from squall.gateway.rules_api import RulesAPI
 from squall.gateway.schemas_api import SchemasAPI
+from squall.gateway.streams_api import StreamsAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
 from squall.security.routes import RouteAuthorizer
@@ -76,6 +77,7 @@ def create_app(
         *BusesAPI(platform).routes(),
         *SchemasAPI(platform.schemas).routes(),
         *ArchiveAPI(platform.archives, platform.replays).routes(),
+        *StreamsAPI(platform.streams).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -14,10 +14,11 @@ import msgspec
 from squall.errors import ConfigError, InvalidInput
 from squall.model.http import AppSettings, RouteConfig
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
+from squall.model.streams import StreamConfig, StreamTrigger, check_streams
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-ACTIONS = ("invoke", "publish")  # later: send, tables, buckets
+ACTIONS = ("invoke", "publish", "put")  # later: send, tables, buckets
 
 # field -> (minimum, maximum), inclusive.
 RANGES: dict[str, tuple[int, int]] = {
@@ -164,9 +165,12 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     routes: list[RouteConfig] = []
     rules: list[RuleConfig] = []
     settings: AppSettings = AppSettings()
+    streams: list[StreamConfig] = []
+    stream_triggers: list[StreamTrigger] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
+        check_streams(self.streams, self.stream_triggers, names)
         for fn in self.functions:
             fn.validate()
             for field in ("on_success", "on_failure"):

@@ -98,5 +98,33 @@ class Context:
         )
         return str(msgspec.json.decode(body)) if body is not None else ""
 
+    def put_record(self, stream: str, data: Any, partition_key: str) -> dict[str, int]:
+        """Append a record to ``stream`` (``put:<stream>`` in ``permissions``); returns its
+        ``{"shard", "sequence"}``."""
+        return self._put(stream, [{"data": data, "partition_key": partition_key}], False)[0]
+
+    def put_records(self, stream: str, records: list[dict[str, Any]]) -> list[dict[str, int]]:
+        """Append ``[{"data", "partition_key"}, ...]`` to ``stream`` at once, all or none."""
+        return self._put(stream, records, True)
+
+    def _put(
+        self, stream: str, records: list[dict[str, Any]], batch: bool
+    ) -> list[dict[str, int]]:
+        body = self._link.call(
+            "put_records",
+            {
+                "stream": stream,
+                "batch": batch,
+                "records": [
+                    {
+                        "data": msgspec.json.encode(record.get("data")),
+                        "partition_key": record.get("partition_key"),
+                    }
+                    for record in records
+                ],
+            },
+        )
+        return list(msgspec.json.decode(body)) if body is not None else []
+
     def __repr__(self) -> str:
         return f"Context(function={self.function_name!r}, invocation={self.invocation_id!r})"

@@ -17,6 +17,7 @@ from squall.model.archive import ArchiveConfig, ArchivedEvent
 from squall.model.invocation import DeadLetter, InvocationRecord, LogEntry, LogRow
 from squall.model.rules import RuleConfig
 from squall.model.schemas import SchemaRecord
+from squall.storage.logs import LogOp, PartitionedLog
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -150,6 +151,7 @@ Op = (
     | PutRule
     | DeleteRule
     | CatalogOp
+    | LogOp
 )
 
 
@@ -225,7 +227,7 @@ class CatalogStore(Protocol):
         ...
 
 
-class Store(WorkQueue, StateStore, CatalogStore, Protocol):
+class Store(WorkQueue, StateStore, CatalogStore, PartitionedLog, Protocol):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         """Apply ``ops`` atomically and durably (group-committed with concurrent units).
 

@@ -1,0 +1,1 @@
+"""Streams: partitioned logs, and the triggers that consume them shard by shard."""
