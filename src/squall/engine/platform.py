@@ -25,6 +25,7 @@ from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
 from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
+from squall.engine.schedules.scheduler import Scheduler
 from squall.engine.schemas import SchemaRegistry
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
@@ -118,6 +119,9 @@ class Platform:
             self._running,
             RetrySettings(config.retry_base_s, config.retry_cap_s),
         )
+        self.scheduler = Scheduler(
+            store, manifest.schedules, manifest.version, self._dispatcher.wake
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self.started = False
@@ -163,11 +167,13 @@ class Platform:
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
         await platform.rule_book.load()
+        await platform.scheduler.load()
         platform._tasks = [
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
             asyncio.create_task(platform._targets.run()),
             asyncio.create_task(platform.archives.sweep_forever()),
+            asyncio.create_task(platform.scheduler.run()),
         ]
         platform.started = True
         return platform

@@ -33,6 +33,7 @@ class Trigger(enum.StrEnum):
     FUNCTION = "function"
     HTTP = "http"
     EVENT = "event"
+    SCHEDULE = "schedule"
 
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):

@@ -37,6 +37,12 @@ from squall.storage.sqlite.catalog import (
     apply_catalog,
 )
 from squall.storage.sqlite.db import Database
+from squall.storage.sqlite.schedules import (
+    SCHEDULE_RANK,
+    SCHEDULES_SCHEMA,
+    ScheduleReads,
+    apply_schedules,
+)
 from squall.storage.sqlite.schema import SCHEMA
 
 _pack = msgspec.msgpack.encode
@@ -64,6 +70,7 @@ _RANK: dict[type, int] = {
     DeleteRule: 8,
     PutRule: 9,
     **CATALOG_RANK,
+    **SCHEDULE_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -167,6 +174,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             )
         elif kind in CATALOG_RANK:
             apply_catalog(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in SCHEDULE_RANK:
+            apply_schedules(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -196,14 +205,14 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads):
+class SqliteStore(CatalogReads, ScheduleReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         db: Database[Op] = Database(path, _apply)
-        db.conn.executescript(SCHEMA + CATALOG_SCHEMA)
+        db.conn.executescript(SCHEMA + CATALOG_SCHEMA + SCHEDULES_SCHEMA)
         return cls(db)
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

@@ -1,0 +1,157 @@
+"""Schedules on a real platform: ticks fire as async invocations, once each, across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from squall.engine.schedules.expressions import SECONDS_ENV
+from squall.errors import ConfigError
+
+APP = """
+import json, os
+import squall
+
+app = squall.App("clock")
+
+def note(path, event, ctx):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        line = {{"id": ctx.invocation_id, "trigger": ctx.trigger, "event": event}}
+        os.write(fd, (json.dumps(line) + "\\n").encode())
+    finally:
+        os.close(fd)
+
+@app.schedule("rate(1 second)", payload={{"job": "sweep"}}, missed={missed!r})
+def sweep(event, ctx):
+    note({out!r}, event, ctx)
+
+@app.schedule("cron(0 9 ? * MON-FRI *)", tz="Europe/Paris", name="weekday-report")
+@app.schedule("at(2099-12-01T09:00:00)", tz="Europe/Paris", name="once")
+def report(event, ctx):
+    note({out!r}, event, ctx)
+"""
+
+
+@pytest.fixture(autouse=True)
+def second_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECONDS_ENV, "1")
+
+
+def ran(out: Path) -> list[dict[str, Any]]:
+    if not out.exists():
+        return []
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+async def test_a_rate_schedule_fires_with_its_event(platform, tmp_path, eventually) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "ran.txt"
+    p = await platform(APP.format(out=str(out), missed="skip"))
+
+    async def three() -> bool:
+        return len(ran(out)) >= 3
+
+    await eventually(three, timeout=15)
+    lines = ran(out)
+    events = [line["event"] for line in lines]
+    assert {line["trigger"] for line in lines} == {"schedule"}
+    assert all(e["schedule"] == "sweep" and e["detail"] == {"job": "sweep"} for e in events)
+    assert all(e["detail-type"] == "Scheduled Event" for e in events)
+    assert [line["id"] for line in lines] == [e["id"] for e in events]
+    times = [e["time"] for e in events]
+    assert times == sorted(set(times))  # one tick per scheduled time, in order
+    listed = {s["name"]: s for s in p.scheduler.describe(2)}
+    assert set(listed) == {"sweep", "weekday-report", "once"}
+    assert listed["sweep"]["fired"] >= 3 and listed["sweep"]["last_fire"] is not None
+    assert listed["weekday-report"]["tz"] == "Europe/Paris"
+    weekdays = listed["weekday-report"]["next_fires"]
+    assert len(weekdays) == 2
+    assert all(t.endswith(("T07:00:00Z", "T08:00:00Z")) for t in weekdays)  # 09:00 in Paris
+    assert listed["once"]["next_fires"] == ["2099-12-01T08:00:00Z"]
+    record = await p.get_invocation(lines[0]["id"])
+    assert record.trigger == "schedule" and record.function == "sweep"
+
+
+async def test_a_restart_neither_repeats_nor_replays_ticks(platform, tmp_path, eventually) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "ran.txt"
+    source = APP.format(out=str(out), missed="skip")
+    first = await platform(source)
+
+    async def two() -> bool:
+        return len(ran(out)) >= 2
+
+    await eventually(two, timeout=15)
+    await first.stop()
+    stopped_with = {line["event"]["time"] for line in ran(out)}
+    last_before = max(stopped_with)
+    await asyncio.sleep(2.5)  # ticks come due while nothing runs: skipped at the next start
+    second = await platform(source)
+    start_state = {s["name"]: s for s in second.scheduler.describe(1)}["sweep"]
+
+    async def more() -> bool:
+        return len(ran(out)) >= len(stopped_with) + 2
+
+    await eventually(more, timeout=15)
+    times = [line["event"]["time"] for line in ran(out)]
+    assert len(times) == len(set(times)), "a tick fired twice"
+    after = sorted(t for t in times if t > last_before)
+    assert after[0] >= start_state["next_fires"][0]  # nothing from the downtime
+    assert not any(line["event"].get("missed") for line in ran(out))
+
+
+async def test_fire_once_catches_up_with_one_tick(platform, tmp_path, eventually) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "ran.txt"
+    source = APP.format(out=str(out), missed="fire_once")
+    first = await platform(source)
+
+    async def one() -> bool:
+        return len(ran(out)) >= 1
+
+    await eventually(one, timeout=15)
+    await first.stop()
+    await asyncio.sleep(3.5)  # three ticks or so are missed
+    await platform(source)
+
+    async def caught_up() -> bool:
+        return any(line["event"].get("missed") for line in ran(out))
+
+    await eventually(caught_up, timeout=15)
+    await asyncio.sleep(0.5)
+    missed = [line for line in ran(out) if line["event"].get("missed")]
+    assert len(missed) == 1  # once, however many were missed
+    times = [line["event"]["time"] for line in ran(out)]
+    assert len(times) == len(set(times))
+
+
+@pytest.mark.parametrize(
+    ("decorator", "field", "says"),
+    [
+        ('@app.schedule("rate(1 minutes)")', "expression", "singular"),
+        ('@app.schedule("rate(0 minutes)")', "expression", "positive"),
+        ('@app.schedule("rate(5 fortnights)")', "expression", "unknown"),
+        ('@app.schedule("cron(0 9 * * MON *)")', "expression", "exactly one of"),
+        ('@app.schedule("rate(5 minutes)", tz="Mars/Olympus")', "tz", "IANA"),
+        ('@app.schedule("rate(5 minutes)", missed="always")', "missed", "fire_once"),
+        ('@app.schedule("rate(5 minutes)", jitter_s=-1)', "jitter_s", "out of range"),
+    ],
+)
+async def test_invalid_schedules_stop_the_app(  # type: ignore[no-untyped-def]
+    platform, decorator: str, field: str, says: str
+) -> None:
+    source = f"""
+import squall
+app = squall.App("bad")
+
+{decorator}
+def tick(event, ctx):
+    pass
+"""
+    with pytest.raises(ConfigError) as info:
+        await platform(source)
+    assert info.value.field == field
+    assert says in info.value.message
+    assert "'tick'" in info.value.message
