@@ -211,6 +211,21 @@ class SquallClient:
         answer = self._json("POST", "/events/test-pattern", json=body)
         return bool(answer["match"])
 
+    # schedules
+
+    def schedules(self, count: int = 3) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._json(
+            "GET", "/schedules", params={"count": count}
+        )["schedules"]
+        return listed
+
+    def schedule_times(
+        self, expression: str, tz: str = "UTC", start: str | None = None, count: int = 5
+    ) -> list[str]:
+        params = _params(expression=expression, tz=tz, count=count, **{"from": start})
+        times: list[str] = self._json("GET", "/schedules/next", params=params)["times"]
+        return times
+
     # rules and buses
 
     def rules(self) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ from squall.cli.render import (
     log_line,
 )
 from squall.cli.rules import rules
+from squall.cli.schedules import schedules
 from squall.cli.schemas import schemas
 from squall.cli.secrets import secrets
 from squall.client import Accepted, InvokeResult
@@ -61,6 +62,7 @@ app.command()(login)
 app.add_typer(schemas, name="schemas")
 app.add_typer(archives, name="archives")
 app.add_typer(replays, name="replays")
+app.add_typer(schedules, name="schedules")
 app.command()(replay)
 
 FOLLOW_INTERVAL_S = 0.5

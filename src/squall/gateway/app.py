@@ -24,6 +24,7 @@ from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
 from squall.gateway.routes import Authorizer, FunctionRoutes
 from squall.gateway.rules_api import RulesAPI
+from squall.gateway.schedules_api import SchedulesAPI
 from squall.gateway.schemas_api import SchemasAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
@@ -76,6 +77,7 @@ def create_app(
         *BusesAPI(platform).routes(),
         *SchemasAPI(platform.schemas).routes(),
         *ArchiveAPI(platform.archives, platform.replays).routes(),
+        *SchedulesAPI(platform.scheduler).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
