@@ -37,6 +37,7 @@ from squall.gateway import (  # noqa: F401  (register their fragments)
     archive_openapi,
     keys_openapi,
     rules_openapi,
+    schedules_openapi,
     schemas_openapi,
 )
 from squall.gateway.openapi import openapi_document
@@ -67,6 +68,10 @@ async def later(event, ctx):
 
 @app.on("seed.happened", rule="app-rule")
 def on_seed(event, ctx):
+    return None
+
+@app.schedule("cron(0 9 ? * MON-FRI *)", tz="Europe/Paris", payload={"report": "daily"})
+def report(event, ctx):
     return None
 """
 
@@ -295,6 +300,17 @@ def only_unexpressed_rules(
         assert field.split(".")[0].split("[")[0] in allowed, response.text
 
 
+def only_bad_expressions(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For GET /schedules/next with valid data: the document cannot say which strings are
+    schedule expressions, time zones or times; a 400 naming one of those is right."""
+    meta = case.meta
+    if response.status_code == 400 and meta is not None and meta.generation.mode.is_positive:
+        field = response.json()["error"].get("field")
+        assert field in ("expression", "tz", "from"), response.text
+
+
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
     """(additional checks, excluded built-in checks) for one operation."""
     if operation_id == "invokeFunction":
@@ -309,6 +325,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_rule_checks_beyond_the_schema], [positive_data_acceptance]
     if operation_id in ("putSchema", "createArchive", "startReplay"):
         return [only_unexpressed_rules], [positive_data_acceptance]
+    if operation_id == "nextScheduleTimes":
+        return [only_bad_expressions], [positive_data_acceptance]
     return [], []
 
 

@@ -31,7 +31,7 @@ def sweep(event, ctx):
     note({out!r}, event, ctx)
 
 @app.schedule("cron(0 9 ? * MON-FRI *)", tz="Europe/Paris", name="weekday-report")
-@app.schedule("at(2099-12-01T09:00:00)", tz="Europe/Paris", name="once")
+@app.schedule("at(2098-12-01T09:00:00)", tz="Europe/Paris", name="once")
 def report(event, ctx):
     note({out!r}, event, ctx)
 """
@@ -71,7 +71,7 @@ async def test_a_rate_schedule_fires_with_its_event(platform, tmp_path, eventual
     weekdays = listed["weekday-report"]["next_fires"]
     assert len(weekdays) == 2
     assert all(t.endswith(("T07:00:00Z", "T08:00:00Z")) for t in weekdays)  # 09:00 in Paris
-    assert listed["once"]["next_fires"] == ["2099-12-01T08:00:00Z"]
+    assert listed["once"]["next_fires"] == ["2098-12-01T08:00:00Z"]
     record = await p.get_invocation(lines[0]["id"])
     assert record.trigger == "schedule" and record.function == "sweep"
 

@@ -88,13 +88,23 @@ def schedules_fragment() -> Fragment:
                     " 400 naming it (`expression`, `tz`, `from`, `count`)."
                 ),
                 parameters=[
-                    {**query("expression", {"type": "string"}, "The expression"), "required": True},
-                    query("tz", {"type": "string"}, "IANA time zone (default UTC)"),
-                    query(
-                        "from",
-                        {"type": "string"},
-                        "RFC 3339 start (default now); without offset, a wall time in tz",
-                    ),
+                    {
+                        **query("expression", {"type": "string"}, "The expression"),
+                        "required": True,
+                        "example": "cron(0 9 ? * MON-FRI *)",
+                    },
+                    {
+                        **query("tz", {"type": "string"}, "IANA time zone (default UTC)"),
+                        "example": "Europe/Paris",
+                    },
+                    {
+                        **query(
+                            "from",
+                            {"type": "string"},
+                            "RFC 3339 start (default now); without offset, a wall time in tz",
+                        ),
+                        "example": "2026-03-29T00:00:00Z",
+                    },
                     count,
                 ],
                 responses=ok(ref("ScheduleTimes")),

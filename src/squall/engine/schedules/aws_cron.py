@@ -20,7 +20,7 @@ RANGES = {
     "day-of-month": (1, 31),
     "month": (1, 12),
     "day-of-week": (1, 7),
-    "year": (1970, 2199),
+    "year": (1970, 2099),  # AWS goes on to 2199; croniter's years end at 2099
 }
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # AWS: SUN=1 ... SAT=7

@@ -29,6 +29,9 @@ from squall.errors import InvalidInput
 # Sub-minute rates exist for tests only (AWS's smallest rate is one minute).
 SECONDS_ENV = "SQUALL_SCHEDULE_SECONDS"
 UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+MAX_INTERVAL_S = 10 * 365 * 86400
+END = datetime(2100, 1, 1, tzinfo=UTC).timestamp()  # no fire times from 2100 on (cron's years)
+MAX_YEARS = 75  # croniter gives up after this many years without a match: 2026 to 2099
 MAX_SKIPPED = 100_000  # wall times mapped before the search gives up (a bound, never reached)
 
 _RATE = re.compile(r"^rate\((?P<body>.*)\)$", re.DOTALL)
@@ -57,18 +60,21 @@ class Expression:
         """Fire times strictly after ``after``, increasing; ``anchor`` starts a rate."""
         if self.kind == "rate":
             k = max(1, math.floor((after - anchor) / self.rate_s) + 1)
-            while True:
-                yield anchor + k * self.rate_s
+            while (instant := anchor + k * self.rate_s) < END:
+                yield instant
                 k += 1
         elif self.kind == "at":
-            if self.at > after:
+            if after < self.at < END:
                 yield self.at
         else:
-            yield from self._cron_times(after)
+            for instant in self._cron_times(after):
+                if instant >= END:
+                    return
+                yield instant
 
     def _cron_times(self, after: float) -> Iterator[float]:
         start = datetime.fromtimestamp(after, self.zone).replace(tzinfo=None)
-        walk = croniter(self.cron, start)
+        walk = croniter(self.cron, start, max_years_between_matches=MAX_YEARS)
         last = after
         skipped = 0
         while skipped < MAX_SKIPPED:
@@ -139,8 +145,8 @@ def parse_instant(text: str, zone: ZoneInfo, field: str) -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone, fold=0)
-    if not 0 <= moment.timestamp() < 7_258_118_400:  # 1970 to 2200, the cron years
-        raise InvalidInput(f"{field}={text!r} is out of range (1970-2199)", field=field)
+    if not 1970 <= moment.year <= 2099:
+        raise InvalidInput(f"{field}={text!r} is out of range (years 1970-2099)", field=field)
     return moment.timestamp()
 
 
@@ -149,7 +155,7 @@ def parse_zone(tz: str) -> ZoneInfo:
         raise InvalidInput("tz must be an IANA time zone name, e.g. 'Europe/Paris'", field="tz")
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a long name
         raise InvalidInput(
             f"tz {tz!r} is not an IANA time zone (e.g. 'UTC', 'Europe/Paris')", field="tz"
         ) from None
@@ -188,7 +194,10 @@ def _rate(text: str, body: str) -> float:
         raise _rate_error(text, f"a value of 1 takes the singular unit: rate(1 {singular})")
     if value > 1 and unit == singular:
         raise _rate_error(text, f"a value above 1 takes the plural unit: rate({value} {unit}s)")
-    return float(value * units[singular])
+    interval = value * units[singular]
+    if interval > MAX_INTERVAL_S:
+        raise _rate_error(text, "the interval must be at most 10 years")
+    return float(interval)
 
 
 def _rate_error(text: str, problem: str) -> InvalidInput:
@@ -206,6 +215,10 @@ def _at(text: str, body: str, zone: ZoneInfo) -> float:
         wall = datetime.fromisoformat(body)
     except ValueError as exc:
         raise InvalidInput(f"schedule expression {text!r}: {exc}", field="expression") from None
+    if not 1970 <= wall.year <= 2099:
+        raise InvalidInput(
+            f"schedule expression {text!r}: the year must be 1970-2099", field="expression"
+        )
     return wall.replace(tzinfo=zone, fold=0).timestamp()
 
 
