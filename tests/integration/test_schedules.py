@@ -155,3 +155,99 @@ def tick(event, ctx):
     assert info.value.field == field
     assert says in info.value.message
     assert "'tick'" in info.value.message
+
+
+DELAYED = """
+import json, os, time
+from datetime import datetime, timedelta, timezone
+import squall
+
+app = squall.App("later")
+
+def note(kind, **fields):
+    fd = os.open({out!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps({{"kind": kind, "at": time.time(), **fields}}) + "\\n").encode())
+    finally:
+        os.close(fd)
+
+@app.function(permissions=["publish:default", "invoke:later"])
+def plan(event, ctx):
+    delay = timedelta(seconds=event["delay"])
+    return {{
+        "event": ctx.publish_at(delay, "reminder.due", {{"n": event["n"]}}, subject="s-1"),
+        "invocation": ctx.invoke("later", {{"n": event["n"]}}, async_=True, at=delay),
+        "at": time.time(),
+    }}
+
+@app.function()
+def sneaky(event, ctx):
+    return ctx.publish_at(time.time() + 1, "reminder.due", {{}})
+
+@app.function(permissions=["publish:default"])
+def naive(event, ctx):
+    return ctx.publish_at(datetime(2030, 1, 1), "reminder.due", {{}})
+
+@app.on("reminder.due")
+def remind(event, ctx):
+    note("event", id=event["id"], data=event["data"], subject=event.get("subject"))
+
+@app.function()
+def later(event, ctx):
+    note("invoke", id=ctx.invocation_id, data=event)
+"""
+
+
+def notes(out: Path, kind: str) -> list[dict[str, Any]]:
+    return [line for line in ran(out) if line["kind"] == kind]
+
+
+async def test_publish_at_and_delayed_invoke_wait_for_their_time(  # type: ignore[no-untyped-def]
+    platform, tmp_path, eventually
+) -> None:
+    out = tmp_path / "ran.txt"
+    p = await platform(DELAYED.format(out=str(out)))
+    record = await p.invoke("plan", b'{"n": 1, "delay": 1.5}')
+    assert record.error is None, record.error
+    planned = json.loads(record.result or b"")
+
+    async def both() -> bool:
+        return bool(notes(out, "event")) and bool(notes(out, "invoke"))
+
+    await eventually(both, timeout=15)
+    [event] = notes(out, "event")
+    [invoked] = notes(out, "invoke")
+    assert event["id"] == planned["event"] and event["data"] == {"n": 1}
+    assert event["subject"] == "s-1"
+    assert invoked["id"] == planned["invocation"] and invoked["data"] == {"n": 1}
+    assert event["at"] - planned["at"] >= 1.4
+    assert invoked["at"] - planned["at"] >= 1.4
+
+
+async def test_publish_at_survives_a_restart(platform, tmp_path, eventually) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "ran.txt"
+    source = DELAYED.format(out=str(out))
+    first = await platform(source)
+    record = await first.invoke("plan", b'{"n": 7, "delay": 2.5}')
+    planned = json.loads(record.result or b"")
+    await first.stop()
+    assert notes(out, "event") == []
+    await platform(source)
+
+    async def published() -> list[dict[str, Any]]:
+        return notes(out, "event")
+
+    [event] = await eventually(published, timeout=15)
+    assert event["id"] == planned["event"] and event["at"] - planned["at"] >= 2.4
+    await asyncio.sleep(0.5)
+    assert len(notes(out, "event")) == 1
+
+
+async def test_publish_at_needs_permission_and_an_aware_time(platform) -> None:  # type: ignore[no-untyped-def]
+    p = await platform(DELAYED.format(out="/dev/null"))
+    denied = await p.invoke("sneaky", b"null")
+    assert denied.error is not None  # the handler did not catch the AccessDenied it got
+    assert str(denied.error["message"]).startswith("AccessDenied: function 'sneaky' may not")
+    assert "publish:default" in str(denied.error["message"])
+    naive = await p.invoke("naive", b"null")
+    assert naive.error is not None and "time zone" in str(naive.error["message"])

@@ -25,6 +25,7 @@ from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
 from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
+from squall.engine.schedules.delayed import DelayedPublisher, delayed_publish
 from squall.engine.schedules.scheduler import Scheduler
 from squall.engine.schemas import SchemaRegistry
 from squall.engine.targets.letters import is_target_letter, redrive_ops
@@ -63,6 +64,7 @@ from squall.storage.protocols import (
 
 log = logging.getLogger("squall")
 
+MAX_DELAY_S = 366 * 86400  # the furthest ahead a delayed invocation may be queued
 MAINTENANCE_S = 0.025  # deadline granularity; memory is watched every 4th tick
 
 
@@ -122,6 +124,7 @@ class Platform:
         self.scheduler = Scheduler(
             store, manifest.schedules, manifest.version, self._dispatcher.wake
         )
+        self._delayed = DelayedPublisher(store, self.publish)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self.started = False
@@ -174,6 +177,7 @@ class Platform:
             asyncio.create_task(platform._targets.run()),
             asyncio.create_task(platform.archives.sweep_forever()),
             asyncio.create_task(platform.scheduler.run()),
+            asyncio.create_task(platform._delayed.run()),
         ]
         platform.started = True
         return platform
@@ -314,15 +318,18 @@ class Platform:
         trigger: str = Trigger.ASYNC,
         kind: str = "json",
         request_id: str | None = None,
+        available_at: float | None = None,
     ) -> InvocationRecord:
-        """Durably queue an invocation; returns once it is committed to the store."""
+        """Durably queue an invocation (to run from ``available_at``, epoch s, if given);
+        returns once it is committed to the store."""
         self.function(name)
         payload = check_payload(payload, self.config.max_async_payload, "async", kind)
+        now = time.time()
+        start = now if available_at is None else _later(available_at, now)
         if idempotency_key is not None:
             existing = await self._claims.claim(name, idempotency_key)
             if existing is not None:
                 return await self.get_invocation(existing)
-        now = time.time()
         record = InvocationRecord(
             id=new_id(),
             function=name,
@@ -345,8 +352,8 @@ class Platform:
             queue=queue_name(name),
             payload=payload,
             invocation_id=record.id,
-            enqueued_at=now,
-            available_at=now,
+            enqueued_at=start,  # a delayed invocation's age counts from when it is due
+            available_at=start,
             headers=headers,
         )
         ops.append(Enqueue(delivery))
@@ -373,7 +380,7 @@ class Platform:
 
     async def _answer(self, sandbox: Sandbox, call: Call) -> None:
         try:
-            if call.op == "publish":
+            if call.op in ("publish", "publish_at"):
                 event_id = await self._publish_from(sandbox, call.args)
                 sandbox.reply(CallReply(call.call_id, msgspec.json.encode(event_id), None))
                 return
@@ -391,7 +398,13 @@ class Platform:
                 )
             payload = bytes(call.args.get("payload") or b"null")
             if call.args.get("async"):
-                queued = await self.invoke_async(target, payload, trigger=Trigger.FUNCTION)
+                at = call.args.get("at")
+                queued = await self.invoke_async(
+                    target,
+                    payload,
+                    trigger=Trigger.FUNCTION,
+                    available_at=None if at is None else float(at),
+                )
                 sandbox.reply(CallReply(call.call_id, msgspec.json.encode(queued.id), None))
                 return
             record = await self.invoke(target, payload, trigger=Trigger.FUNCTION)
@@ -451,7 +464,9 @@ class Platform:
             await self.publish(events, bus=bus)
 
     async def _publish_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
-        """``ctx.publish``: permission-checked, sourced and hop-counted by the platform."""
+        """``ctx.publish`` and ``ctx.publish_at`` (``args["when"]`` set): permission-checked,
+        sourced and hop-counted by the platform; a delayed event is made now, published later.
+        """
         bus = str(args.get("bus") or DEFAULT_BUS)
         caller = self._functions.get(sandbox.function)
         if caller is None or not caller.allows("publish", bus):
@@ -470,6 +485,10 @@ class Platform:
             subject=args.get("subject"),
             hops=sandbox.running_hops + 1,
         )
+        if args.get("when") is not None:
+            await self._store.commit([delayed_publish(event, bus, _when(args), time.time())])
+            self._delayed.wake()
+            return event.id
         [outcome] = await self.publish([event], bus=bus)
         return outcome.id
 
@@ -590,3 +609,19 @@ class Platform:
                 raise TimeoutError(f"async work still pending after {timeout} s")
             await asyncio.sleep(0.02)
 
+
+
+def _when(args: dict[str, Any]) -> float:
+    when = args.get("when")
+    if isinstance(when, bool) or not isinstance(when, int | float):
+        raise InvalidInput(f"when={when!r} must be a time (epoch seconds)", field="when")
+    return float(when)
+
+
+def _later(at: float, now: float) -> float:
+    """A delayed invocation's start: within a year, never before now."""
+    if not now - 1e9 < at < now + MAX_DELAY_S:
+        raise InvalidInput(
+            f"at={at!r} must be a time within {MAX_DELAY_S // 86400} days from now", field="at"
+        )
+    return max(at, now)
