@@ -75,10 +75,13 @@ class DelayedPublisher:
     async def run(self) -> None:
         while True:
             self._wakeup.clear()
-            deliveries = await self._store.lease(QUEUE, BATCH, VISIBILITY_S)
-            if deliveries:
-                await self._store.commit(await self._publish_all(deliveries))
-                continue
+            try:
+                deliveries = await self._store.lease(QUEUE, BATCH, VISIBILITY_S)
+                if deliveries:
+                    await self._store.commit(await self._publish_all(deliveries))
+                    continue
+            except Exception:  # leased ones come back once their lease runs out
+                log.exception("publishing delayed events failed")
             due = await self._store.next_due(QUEUE)
             pause = POLL_S if due is None else min(POLL_S, due - time.time())
             if pause > 0:

@@ -132,7 +132,11 @@ class Scheduler:
     async def run(self) -> None:
         while True:
             self._changed.clear()
-            await self.fire_due(self._clock())
+            try:
+                await self.fire_due(self._clock())
+            except Exception:  # the store failed: the tick stays due and is tried again
+                log.exception("firing due schedules failed")
+                await asyncio.sleep(MAX_SLEEP_S)
             dues = [d for d in (e.due_at for e in self._entries.values()) if d is not None]
             pause = min([MAX_SLEEP_S, *(d - self._clock() for d in dues)])
             if pause > 0:
@@ -140,7 +144,11 @@ class Scheduler:
                     await asyncio.wait_for(self._changed.wait(), pause)
 
     async def fire_due(self, now: float) -> int:
-        """Fire every tick due by ``now`` (in order, each once); return how many fired."""
+        """Fire every tick due by ``now`` (in order, each once); return how many fired.
+
+        Ticks due while the platform runs fire however late they are; only a start applies
+        the missed policy (to the ticks that came due while it was down).
+        """
         fired = 0
         for entry in list(self._entries.values()):
             while (due := entry.due_at) is not None and due <= now:
