@@ -219,6 +219,18 @@ class SquallClient:
         )["schedules"]
         return listed
 
+    def schedule(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("schedules", name))
+
+    def put_schedule(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PUT", _path("schedules", name), json=body)
+
+    def update_schedule(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PATCH", _path("schedules", name), json=changes)
+
+    def delete_schedule(self, name: str) -> dict[str, Any]:
+        return self._json("DELETE", _path("schedules", name))
+
     def schedule_times(
         self, expression: str, tz: str = "UTC", start: str | None = None, count: int = 5
     ) -> list[str]:

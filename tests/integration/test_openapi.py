@@ -102,6 +102,8 @@ RULES: dict[str, dict[str, Any]] = {
     "seed-other": {"bus": "side", "pattern": {"source": ["x"]}, "enabled": False},
 }
 APP_RULE = "app-rule"
+SCHEDULE_OPERATIONS = ("getSchedule", "putSchedule", "updateSchedule", "deleteSchedule")
+SEED_SCHEDULE = {"function": "hello", "expression": "cron(0 3 * * ? *)", "tz": "Europe/Paris"}
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def _seed(url: str) -> Seeded:
         _put_secrets(http)
         _put_rules(http)
         _put_schema_and_archive(http)
+        _put_schedule(http)
         replay = http.post("/api/v1/replays", json={"bus": "default", "from": 0}).json()["id"]
     return Seeded(invocations=ids, keys=keys, admin_id=admin_id, replay=replay)
 
@@ -182,6 +185,10 @@ def _put_schema_and_archive(http: httpx.Client) -> None:
     http.put(f"/api/v1/schemas/{event_type}/1", json=schema).raise_for_status()
     if http.get(f"/api/v1/archives/{SEED_ARCHIVE['name']}").status_code == 404:
         http.post("/api/v1/archives", json=SEED_ARCHIVE).raise_for_status()
+
+
+def _put_schedule(http: httpx.Client) -> None:
+    http.put("/api/v1/schedules/seed-schedule", json=SEED_SCHEDULE).raise_for_status()
 
 
 def _put_secrets(http: httpx.Client) -> None:
@@ -303,12 +310,14 @@ def only_unexpressed_rules(
 def only_bad_expressions(
     ctx: Any, response: schemathesis.Response, case: schemathesis.Case
 ) -> None:
-    """For GET /schedules/next with valid data: the document cannot say which strings are
-    schedule expressions, time zones or times; a 400 naming one of those is right."""
+    """For the schedules operations with valid data: the document cannot say which strings
+    are schedule expressions, time zones, times or functions of the app, that a body's name
+    must be the path's, or how large a payload may be; a 400 naming one of those is right."""
     meta = case.meta
     if response.status_code == 400 and meta is not None and meta.generation.mode.is_positive:
         field = response.json()["error"].get("field")
-        assert field in ("expression", "tz", "from"), response.text
+        allowed = ("expression", "tz", "from", "function", "name", "payload", "body")
+        assert field in allowed, response.text
 
 
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
@@ -325,7 +334,7 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_rule_checks_beyond_the_schema], [positive_data_acceptance]
     if operation_id in ("putSchema", "createArchive", "startReplay"):
         return [only_unexpressed_rules], [positive_data_acceptance]
-    if operation_id == "nextScheduleTimes":
+    if operation_id in ("nextScheduleTimes", "createSchedule", *SCHEDULE_OPERATIONS):
         return [only_bad_expressions], [positive_data_acceptance]
     return [], []
 
@@ -366,6 +375,8 @@ def test_schemathesis(
         known = {"name": list(SECRETS)}
     elif operation_id in RULE_OPERATIONS:
         known = {"name": [*RULES, APP_RULE]}
+    elif operation_id in SCHEDULE_OPERATIONS:
+        known = {"name": ["seed-schedule", "report"]}
     elif "Schema" in operation_id:
         known = {"type": [SEED_SCHEMA[0]], "version": ["1"]}
     elif "Archive" in operation_id or "Replay" in operation_id:
@@ -450,6 +461,13 @@ def _restorer(server: str, path: str, method: str, operation_id: str) -> Callabl
                 _put_schema_and_archive(http)
 
         return put_back_seeds
+    if operation_id in SCHEDULE_OPERATIONS:
+
+        def put_schedule_back() -> None:
+            with httpx.Client(base_url=server, headers=AUTH) as http:
+                _put_schedule(http)
+
+        return put_schedule_back
     if operation_id == "deleteSecret":
 
         def put_secrets_back() -> None:

@@ -251,3 +251,58 @@ async def test_publish_at_needs_permission_and_an_aware_time(platform) -> None: 
     assert "publish:default" in str(denied.error["message"])
     naive = await p.invoke("naive", b"null")
     assert naive.error is not None and "time zone" in str(naive.error["message"])
+
+
+async def test_schedules_made_at_run_time_fire_and_outlive_a_restart(  # type: ignore[no-untyped-def]
+    platform, tmp_path, eventually
+) -> None:
+    from squall.errors import Conflict, InvalidInput, NotFound
+    from squall.model.schedules import parse_schedule
+
+    out = tmp_path / "ran.txt"
+    source = APP.format(out=str(out), missed="skip")
+    first = await platform(source)
+    made = parse_schedule(
+        {"name": "made", "function": "report", "expression": "rate(1 second)", "payload": [1]}
+    )
+    assert await first.scheduler.put(made, create=True) is True
+
+    async def made_ran() -> list[dict[str, Any]]:
+        return [line for line in ran(out) if line["event"]["schedule"] == "made"]
+
+    [tick, *_] = await eventually(made_ran, timeout=15)
+    assert tick["event"]["detail"] == [1]
+    with pytest.raises(Conflict):
+        await first.scheduler.put(made, create=True)
+    with pytest.raises(Conflict):  # the app's own are read-only
+        await first.scheduler.put(parse_schedule({**_body(made), "name": "sweep"}))
+    with pytest.raises(InvalidInput) as info:
+        await first.scheduler.put(parse_schedule({**_body(made), "function": "ghost"}))
+    assert info.value.field == "function"
+    await first.stop()
+
+    second = await platform(source)
+    assert second.scheduler.get("made")["origin"] == "api"
+    seen = len(await made_ran())
+    await eventually(lambda: _more(made_ran, seen), timeout=15)
+    off = parse_schedule({**_body(made), "enabled": False})
+    await second.scheduler.put(off)
+    await asyncio.sleep(0.3)  # a tick already queued may still run
+    stopped = len(await made_ran())
+    await asyncio.sleep(1.5)
+    assert len(await made_ran()) == stopped
+    await second.scheduler.delete("made")
+    with pytest.raises(NotFound):
+        second.scheduler.get("made")
+
+
+def _body(config: Any) -> dict[str, Any]:
+    import msgspec
+
+    body = msgspec.structs.asdict(config)
+    body.pop("origin")
+    return body
+
+
+async def _more(check: Any, count: int) -> bool:
+    return len(await check()) > count

@@ -133,3 +133,40 @@ def test_up_refuses_an_invalid_schedule_with_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "'tick'" in done.stderr and "six fields" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_put_show_disable_enable_delete_through_the_cli(url: str) -> None:
+    made = squall_json(
+        url, "schedules", "put", "nightly", "cron(0 3 * * ? *)", "-f", "report",
+        "--tz", "America/New_York", "--payload", '{"full": false}', "--jitter", "30",
+    )
+    assert made["origin"] == "api" and made["payload"] == {"full": False}
+    assert made["next_fires"][0].endswith(("T07:00:00Z", "T08:00:00Z"))  # 03:00 in New York
+    assert squall_json(url, "schedules", "show", "nightly") == made
+    off = squall_json(url, "schedules", "disable", "nightly")
+    assert off["enabled"] is False and off["next_fires"] == []
+    on = squall_json(url, "schedules", "enable", "nightly")
+    assert on["next_fires"] == made["next_fires"]
+    listed = {s["name"]: s["origin"] for s in squall_json(url, "schedules", "ls")["schedules"]}
+    assert listed == {"nightly": "api", "sweep": "app", "weekday-report": "app"}
+    assert squall_json(url, "schedules", "delete", "nightly") == {"deleted": "nightly"}
+    gone = squall(url, "schedules", "show", "nightly")
+    assert gone.returncode == 2 and "NotFound" in gone.stderr
+
+
+def test_bad_schedules_are_refused_naming_the_field(url: str) -> None:
+    bad = squall(url, "schedules", "put", "x", "rate(1 minutes)", "-f", "report")
+    assert bad.returncode == 2 and "singular" in bad.stderr
+    ghost = squall(url, "schedules", "put", "x", "rate(5 minutes)", "-f", "ghost")
+    assert ghost.returncode == 2 and "ghost" in ghost.stderr
+    app_owned = squall(url, "schedules", "delete", "sweep")
+    assert app_owned.returncode == 2 and "read-only" in app_owned.stderr
+    answer = httpx.put(
+        f"{url}/api/v1/schedules/x",
+        json={"function": "report", "expression": "rate(5 minutes)", "every": 1},
+        headers=AUTH,
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "every"
+    patched = httpx.patch(f"{url}/api/v1/schedules/sweep", json={"enabled": False}, headers=AUTH)
+    assert patched.status_code == 409
+    assert api(url, "/schedules/x").status_code == 404

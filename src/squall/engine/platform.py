@@ -122,7 +122,11 @@ class Platform:
             RetrySettings(config.retry_base_s, config.retry_cap_s),
         )
         self.scheduler = Scheduler(
-            store, manifest.schedules, manifest.version, self._dispatcher.wake
+            store,
+            manifest.schedules,
+            manifest.version,
+            self._dispatcher.wake,
+            functions=lambda: self._functions,
         )
         self._delayed = DelayedPublisher(store, self.publish)
         self._tasks: list[asyncio.Task[None]] = []

@@ -8,11 +8,13 @@ from typing import Any
 import msgspec
 
 from squall.errors import InvalidInput
+from squall.model.rule_input import shape_error
 
 SCHEDULE_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,63}$")
 MISSED = ("skip", "fire_once")  # what a start does with ticks due while the platform was down
 MAX_JITTER_S = 86400
 MAX_PAYLOAD = 256 * 1024
+RESERVED_NAMES = ("next",)  # /api/v1/schedules/next
 
 
 class ScheduleConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,6 +27,7 @@ class ScheduleConfig(msgspec.Struct, frozen=True, kw_only=True):
     missed: str = "skip"
     enabled: bool = True
     description: str = ""
+    origin: str = "app"  # "api": made through the admin API, kept in the store
 
     def validate(self) -> None:
         """Everything but the expression and zone (parsed by the engine's expressions)."""
@@ -63,6 +66,40 @@ class ScheduleConfig(msgspec.Struct, frozen=True, kw_only=True):
             )
 
 
+class ScheduleInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A schedule as the admin API takes it."""
+
+    name: str
+    function: str
+    expression: str
+    tz: str = "UTC"
+    payload: Any = None
+    jitter_s: int = 0
+    missed: str = "skip"
+    enabled: bool = True
+    description: str = ""
+
+
+def parse_schedule(body: dict[str, Any]) -> ScheduleConfig:
+    """A schedule from a JSON body; ``InvalidInput`` naming the field for a wrong shape."""
+    try:
+        msgspec.json.encode(body)
+    except UnicodeEncodeError:  # JSON may escape a lone surrogate ("\ud800"): not text
+        raise InvalidInput("the body holds a lone surrogate: not text", field="body") from None
+    jitter = body.get("jitter_s")
+    if isinstance(jitter, float) and jitter.is_integer():  # JSON has numbers, not ints: 60.0
+        body = {**body, "jitter_s": int(jitter)}
+    try:
+        given = msgspec.convert(body, ScheduleInput)
+    except msgspec.ValidationError as exc:
+        raise shape_error(str(exc), body) from None
+    if given.name in RESERVED_NAMES:
+        raise InvalidInput(f"schedule name {given.name!r} is reserved", field="name")
+    config = ScheduleConfig(**msgspec.structs.asdict(given), origin="api")
+    config.validate()
+    return config
+
+
 class ScheduleState(msgspec.Struct, kw_only=True):
     """What the store keeps per schedule: when it fires next and when it last fired.
 
@@ -77,3 +114,4 @@ class ScheduleState(msgspec.Struct, kw_only=True):
     next_at: float | None
     last_at: float | None = None
     fired: int = 0
+    config: ScheduleConfig | None = None  # kept for schedules made through the admin API

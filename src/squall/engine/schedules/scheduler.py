@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ import msgspec
 
 from squall.engine.destinations import queue_name
 from squall.engine.schedules.expressions import Expression, isoformat, jitter, parse
-from squall.errors import Conflict
+from squall.errors import Conflict, InvalidInput, NotFound
 from squall.model.invocation import InvocationRecord, InvocationStatus, Trigger
 from squall.model.schedules import ScheduleConfig, ScheduleState
 from squall.storage.protocols import (
@@ -66,32 +66,52 @@ class Scheduler:
         version: str,
         wake: Callable[[str], None],
         clock: Callable[[], float] = time.time,
+        functions: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self._store = store
         self._configs = list(schedules)
         self._version = version
         self._wake = wake
         self._clock = clock
+        self._functions = functions
         self._entries: dict[str, _Entry] = {}
         self._changed = asyncio.Event()
+        self._lock = asyncio.Lock()  # a tick and a change through the API never interleave
 
     async def load(self) -> None:
-        """Bring the persisted states in line with the app, applying the missed policies."""
+        """Bring the persisted states in line with the app, applying the missed policies.
+
+        Schedules made through the admin API come back from the store; one the app now
+        declares under the same name gives way to the app's.
+        """
         now = self._clock()
         states = {s.name: s for s in await self._store.list_schedule_states()}
-        ops: list[Op] = [DeleteSchedule(name) for name in states if name not in self._names()]
+        app_names = self._names()
+        stored = [
+            s.config
+            for s in states.values()
+            if s.config is not None and s.name not in app_names
+        ]
+        ops: list[Op] = [
+            DeleteSchedule(name)
+            for name, state in states.items()
+            if name not in app_names and state.config is None
+        ]
         ticks: list[tuple[_Entry, float]] = []
-        for config in self._configs:
+        for config in [*self._configs, *stored]:
+            if config.origin != "app" and config.function not in self._functions():
+                log.warning(
+                    "schedule %s names function %s, which the app no longer has: not loaded",
+                    config.name,
+                    config.function,
+                )
+                continue
             expression = parse(config.expression, config.tz)
             fingerprint = f"{config.expression}|{config.tz}"
             state = states.get(config.name)
-            if state is None or state.fingerprint != fingerprint:  # new, or changed by the app
-                state = ScheduleState(
-                    name=config.name,
-                    fingerprint=fingerprint,
-                    anchor=now,
-                    next_at=expression.next_after(now, now),
-                )
+            kept = None if config.origin == "app" else config
+            if state is None or state.fingerprint != fingerprint or state.config != kept:
+                state = _fresh(config, expression, now, state)  # new, or changed by the app
                 ops.append(PutSchedule(state))
                 self._entries[config.name] = _Entry(config, expression, state)
                 continue
@@ -115,6 +135,62 @@ class Scheduler:
 
     def _names(self) -> set[str]:
         return {config.name for config in self._configs}
+
+    # --- schedules made through the admin API ------------------------------------------
+
+    def get(self, name: str) -> dict[str, Any]:
+        if name not in self._entries:
+            raise NotFound(
+                f"schedule {name!r} does not exist (schedules: {', '.join(sorted(self._entries))})",
+                field="name",
+                schedule=name,
+            )
+        return self._view(self._entries[name], 3)
+
+    async def put(self, config: ScheduleConfig, *, create: bool = False) -> bool:
+        """Create or replace an API schedule (validated whole); True if it was created."""
+        config.validate()
+        expression = parse(config.expression, config.tz)
+        if config.function not in self._functions():
+            raise InvalidInput(
+                f"schedule {config.name!r}: function {config.function!r} does not exist"
+                f" (functions: {', '.join(sorted(self._functions()))})",
+                field="function",
+            )
+        async with self._lock:
+            existing = self._entries.get(config.name)
+            self._writable(config.name, existing, create)
+            now = self._clock()
+            state = _fresh(config, expression, now, None if existing is None else existing.state)
+            if existing is not None and existing.state.fingerprint == state.fingerprint:
+                # Same times: keep its place, unless it was off and its next tick passed.
+                state.anchor, state.next_at = existing.state.anchor, existing.state.next_at
+                if state.next_at is not None and state.next_at < now:
+                    state.next_at = expression.next_after(now, state.anchor)
+            await self._store.commit([PutSchedule(state)])
+            self._entries[config.name] = _Entry(config, expression, state)
+        self._changed.set()
+        return existing is None
+
+    async def delete(self, name: str) -> None:
+        async with self._lock:
+            existing = self._entries.get(name)
+            if existing is None:
+                self.get(name)  # raises NotFound
+            self._writable(name, existing, False)
+            await self._store.commit([DeleteSchedule(name)])
+            del self._entries[name]
+        self._changed.set()
+
+    def _writable(self, name: str, existing: _Entry | None, create: bool) -> None:
+        if existing is not None and existing.config.origin == "app":
+            raise Conflict(
+                f"schedule {name!r} is declared by the app and is read-only here",
+                field="name",
+                schedule=name,
+            )
+        if existing is not None and create:
+            raise Conflict(f"schedule {name!r} already exists", field="name", schedule=name)
 
     def _latest_missed(self, entry: _Entry, now: float) -> float | None:
         """The latest tick due before ``now``, walking from the persisted next tick."""
@@ -151,12 +227,15 @@ class Scheduler:
         """
         fired = 0
         for entry in list(self._entries.values()):
-            while (due := entry.due_at) is not None and due <= now:
-                nominal = entry.state.next_at
-                assert nominal is not None
-                if not await self._fire(entry, nominal, now):
-                    break
-                fired += 1
+            async with self._lock:
+                while (due := entry.due_at) is not None and due <= now:
+                    if self._entries.get(entry.config.name) is not entry:
+                        break  # replaced or deleted meanwhile
+                    nominal = entry.state.next_at
+                    assert nominal is not None
+                    if not await self._fire(entry, nominal, now):
+                        break
+                    fired += 1
         return fired
 
     async def _fire(
@@ -203,33 +282,47 @@ class Scheduler:
 
     def describe(self, count: int = 3) -> list[dict[str, Any]]:
         """Each schedule with its last tick and its next ``count`` ticks (RFC 3339, UTC)."""
-        out = []
-        for name in sorted(self._entries):
-            entry = self._entries[name]
-            config, state = entry.config, entry.state
-            upcoming: list[str] = []
-            if state.next_at is not None and config.enabled:
-                upcoming.append(isoformat(state.next_at))
-                for tick in entry.expression.times(state.next_at, state.anchor):
-                    if len(upcoming) >= count:
-                        break
-                    upcoming.append(isoformat(tick))
-            out.append(
-                {
-                    "name": name,
-                    "function": config.function,
-                    "expression": config.expression,
-                    "tz": config.tz,
-                    "jitter_s": config.jitter_s,
-                    "missed": config.missed,
-                    "enabled": config.enabled,
-                    "description": config.description,
-                    "last_fire": None if state.last_at is None else isoformat(state.last_at),
-                    "next_fires": upcoming[:count],
-                    "fired": state.fired,
-                }
-            )
-        return out
+        return [self._view(self._entries[name], count) for name in sorted(self._entries)]
+
+    def _view(self, entry: _Entry, count: int) -> dict[str, Any]:
+        config, state = entry.config, entry.state
+        upcoming: list[str] = []
+        if state.next_at is not None and config.enabled:
+            upcoming.append(isoformat(state.next_at))
+            for tick in entry.expression.times(state.next_at, state.anchor):
+                if len(upcoming) >= count:
+                    break
+                upcoming.append(isoformat(tick))
+        return {
+            "name": config.name,
+            "function": config.function,
+            "expression": config.expression,
+            "tz": config.tz,
+            "payload": config.payload,
+            "jitter_s": config.jitter_s,
+            "missed": config.missed,
+            "enabled": config.enabled,
+            "description": config.description,
+            "origin": config.origin,
+            "last_fire": None if state.last_at is None else isoformat(state.last_at),
+            "next_fires": upcoming[:count],
+            "fired": state.fired,
+        }
+
+
+def _fresh(
+    config: ScheduleConfig, expression: Expression, now: float, old: ScheduleState | None
+) -> ScheduleState:
+    """A state that starts the schedule's times at ``now``, keeping its history."""
+    return ScheduleState(
+        name=config.name,
+        fingerprint=f"{config.expression}|{config.tz}",
+        anchor=now,
+        next_at=expression.next_after(now, now),
+        last_at=None if old is None else old.last_at,
+        fired=0 if old is None else old.fired,
+        config=None if config.origin == "app" else config,
+    )
 
 
 def tick_id(name: str, nominal: float) -> str:

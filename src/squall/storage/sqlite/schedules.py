@@ -6,8 +6,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from squall.errors import Conflict
-from squall.model.schedules import ScheduleState
+from squall.model.schedules import ScheduleConfig, ScheduleState
 from squall.storage.protocols import AdvanceSchedule, DeleteSchedule, PutSchedule, ScheduleOp
 from squall.storage.sqlite.db import Database
 
@@ -18,9 +20,12 @@ CREATE TABLE IF NOT EXISTS schedules (
     anchor REAL NOT NULL,
     next_at REAL,
     last_at REAL,
-    fired INTEGER NOT NULL DEFAULT 0
+    fired INTEGER NOT NULL DEFAULT 0,
+    config BLOB
 );
 """
+
+_decode_config = msgspec.json.Decoder(ScheduleConfig).decode
 
 SCHEDULE_RANK: dict[type, int] = {DeleteSchedule: 20, PutSchedule: 21, AdvanceSchedule: 22}
 
@@ -31,8 +36,16 @@ def apply_schedules(conn: sqlite3.Connection, kind: type, ops: Sequence[Schedule
             s = op.state
             conn.execute(
                 "INSERT OR REPLACE INTO schedules (name, fingerprint, anchor, next_at, last_at,"
-                " fired) VALUES (?, ?, ?, ?, ?, ?)",
-                (s.name, s.fingerprint, s.anchor, s.next_at, s.last_at, s.fired),
+                " fired, config) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    s.name,
+                    s.fingerprint,
+                    s.anchor,
+                    s.next_at,
+                    s.last_at,
+                    s.fired,
+                    None if s.config is None else msgspec.json.encode(s.config),
+                ),
             )
         elif isinstance(op, DeleteSchedule):
             conn.execute("DELETE FROM schedules WHERE name = ?", (op.name,))
@@ -56,10 +69,18 @@ class ScheduleReads:
 
     async def list_schedule_states(self) -> list[ScheduleState]:
         rows = self._db.read(
-            "SELECT name, fingerprint, anchor, next_at, last_at, fired FROM schedules"
+            "SELECT name, fingerprint, anchor, next_at, last_at, fired, config FROM schedules"
             " ORDER BY name"
         )
         return [
-            ScheduleState(name=n, fingerprint=f, anchor=a, next_at=x, last_at=la, fired=c)
-            for n, f, a, x, la, c in rows
+            ScheduleState(
+                name=n,
+                fingerprint=f,
+                anchor=a,
+                next_at=x,
+                last_at=la,
+                fired=c,
+                config=None if config is None else _decode_config(config),
+            )
+            for n, f, a, x, la, c, config in rows
         ]
