@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import AUTH, SQUALL, client_env, start_squall
+from support import AUTH, SQUALL, client_env, start_squall, wait_for
 from test_cli import squall, squall_json
 
 APP = """\
@@ -28,9 +28,14 @@ MONDAY_TO_WEDNESDAY = ["2026-03-30T07:00:00Z", "2026-03-31T07:00:00Z", "2026-04-
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    workdir = tmp_path_factory.mktemp("schedules")
-    (workdir / "app.py").write_text(APP)
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("schedules")
+    (path / "app.py").write_text(APP)
+    return path
+
+
+@pytest.fixture(scope="module")
+def url(workdir: Path) -> Iterator[str]:
     proc, url = start_squall(workdir)
     yield url
     proc.send_signal(signal.SIGINT)
@@ -170,3 +175,9 @@ def test_bad_schedules_are_refused_naming_the_field(url: str) -> None:
     patched = httpx.patch(f"{url}/api/v1/schedules/sweep", json={"enabled": False}, headers=AUTH)
     assert patched.status_code == 409
     assert api(url, "/schedules/x").status_code == 404
+
+
+def test_up_announces_the_schedules(workdir: Path, url: str) -> None:
+    out = wait_for(lambda: t if "press Ctrl-C" in (t := (workdir / "up.out").read_text()) else None)
+    assert "schedule sweep  rate(6 hours)  -> report, next 20" in out
+    assert "schedule weekday-report  cron(0 9 ? * MON-FRI *)  -> report, next 20" in out

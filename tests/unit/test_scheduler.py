@@ -142,3 +142,44 @@ async def test_schedules_gone_from_the_app_are_forgotten(store: SqliteStore) -> 
     await start(store, schedule("rate(1 minute)"), clock)
     await Scheduler(store, [], "v2", lambda name: None, clock).load()
     assert await store.list_schedule_states() == []
+
+
+async def test_a_schedule_enabled_again_skips_the_ticks_it_was_off_for(store: SqliteStore) -> None:
+    from squall.model.schedules import parse_schedule
+
+    clock = Clock(T0)
+    scheduler = Scheduler(store, [], "v1", lambda name: None, clock, functions=lambda: {"work"})
+    await scheduler.load()
+    body = {"name": "made", "function": "work", "expression": "rate(1 minute)"}
+    assert await scheduler.put(parse_schedule(body), create=True) is True
+    assert await scheduler.put(parse_schedule({**body, "enabled": False})) is False
+    clock.now = T0 + 600
+    assert await scheduler.fire_due(clock.now) == 0  # off: nothing fires
+    await scheduler.put(parse_schedule(body))
+    assert await scheduler.fire_due(clock.now) == 0
+    [state] = await store.list_schedule_states()
+    assert state.next_at == T0 + 660 and state.config is not None
+    # It comes back from the store at the next start, as it was made.
+    again = Scheduler(store, [], "v1", lambda name: None, clock, functions=lambda: {"work"})
+    await again.load()
+    assert again.get("made")["origin"] == "api"
+    assert again.get("made")["next_fires"][0] == isoformat(T0 + 660)
+
+
+def test_parse_schedule_names_the_field() -> None:
+    from squall.errors import InvalidInput
+    from squall.model.schedules import parse_schedule
+
+    good = {"name": "n", "function": "work", "expression": "rate(1 minute)", "jitter_s": 60.0}
+    assert parse_schedule(good).jitter_s == 60
+    for body, field in [
+        ({**good, "jitter_s": "soon"}, "jitter_s"),
+        ({**good, "missed": "sometimes"}, "missed"),
+        ({**good, "name": "next"}, "name"),
+        ({**good, "name": "1st"}, "name"),
+        ({**good, "colour": "red"}, "colour"),
+        ({"name": "n", "expression": "rate(1 minute)"}, "function"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            parse_schedule(body)
+        assert caught.value.field == field, body

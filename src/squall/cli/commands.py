@@ -141,6 +141,13 @@ def _announce(platform: Platform, url: str) -> None:
         auth = "" if route.auth == "none" else f"  ({route.auth})"
         line = f"  {route.method:<7} {url}{route.path}  -> {route.function}{auth}"
         console.print(line, soft_wrap=True, markup=False)
+    for schedule in platform.scheduler.describe(1):
+        upcoming = schedule["next_fires"][0] if schedule["next_fires"] else "none"
+        line = (
+            f"  schedule {schedule['name']}  {schedule['expression']}  -> {schedule['function']},"
+            f" next {upcoming}"
+        )
+        console.print(line, soft_wrap=True, markup=False)
     if platform.bootstrap_key is not None:  # first start only: the platform keeps its hash
         line = f"  admin key  {platform.bootstrap_key}  (shown this once: save it, `squall login`)"
         console.print(line, soft_wrap=True, markup=False)
