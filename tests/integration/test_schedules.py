@@ -188,6 +188,14 @@ def sneaky(event, ctx):
 def naive(event, ctx):
     return ctx.publish_at(datetime(2030, 1, 1), "reminder.due", {{}})
 
+@app.function(permissions=["publish:*"])
+def nowhere(event, ctx):
+    return ctx.publish_at(time.time() + 60, "reminder.due", {{}}, bus="nowhere")
+
+@app.function(permissions=["publish:default"])
+def far(event, ctx):
+    return ctx.publish_at(timedelta(days=400), "reminder.due", {{}})
+
 @app.on("reminder.due")
 def remind(event, ctx):
     note("event", id=event["id"], data=event["data"], subject=event.get("subject"))
@@ -251,6 +259,11 @@ async def test_publish_at_needs_permission_and_an_aware_time(platform) -> None: 
     assert "publish:default" in str(denied.error["message"])
     naive = await p.invoke("naive", b"null")
     assert naive.error is not None and "time zone" in str(naive.error["message"])
+    nowhere = await p.invoke("nowhere", b"null")  # refused at once, not when due
+    assert nowhere.error is not None and "bus 'nowhere' does not exist" in nowhere.error["message"]
+    far = await p.invoke("far", b"null")
+    assert far.error is not None and "within 366 days" in str(far.error["message"])
+    assert await p.queue_depth() == 0
 
 
 async def test_schedules_made_at_run_time_fire_and_outlive_a_restart(  # type: ignore[no-untyped-def]

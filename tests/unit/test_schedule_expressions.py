@@ -305,3 +305,22 @@ def test_cron_times_increase_and_match_the_expression(
         else:
             assert shifted.dst() != datetime.fromtimestamp(instant - 7200, zone).dst()
         previous = instant
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    value=st.integers(min_value=2, max_value=500),
+    unit=st.sampled_from(["minutes", "hours", "days"]),
+    anchor=st.floats(min_value=START, max_value=START + 86400),
+    offset=st.floats(min_value=-86400, max_value=3 * 365 * 86400),
+)
+def test_rate_times_are_the_first_anchor_steps_after(
+    value: int, unit: str, anchor: float, offset: float
+) -> None:
+    parsed = parse(f"rate({value} {unit})")
+    after = anchor + offset
+    first = parsed.next_after(after, anchor)
+    assert first is not None and first > after and first >= anchor + parsed.rate_s
+    steps = (first - anchor) / parsed.rate_s
+    assert abs(steps - round(steps)) < 1e-6  # on the anchor's grid
+    assert first - parsed.rate_s <= max(after, anchor) + 1e-6  # and the first one after

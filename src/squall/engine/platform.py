@@ -489,7 +489,10 @@ class Platform:
             subject=args.get("subject"),
             hops=sandbox.running_hops + 1,
         )
-        if args.get("when") is not None:
+        if args.get("when") is not None:  # refused now if it would be refused when due
+            if not self._buses.knows(bus):
+                raise NotFound(f"bus {bus!r} does not exist", field="bus", bus=bus)
+            self.schemas.check([event])
             await self._store.commit([delayed_publish(event, bus, _when(args), time.time())])
             self._delayed.wake()
             return event.id
