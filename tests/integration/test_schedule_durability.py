@@ -85,11 +85,16 @@ def test_sigkill_fires_no_tick_twice(tmp_path: Path, missed: str) -> None:
     times = sorted(_parse(t) for t in ids_by_time)
     assert all(b - a >= 0.999 for a, b in itertools.pairwise(times))
 
+    # About three ticks came due while nothing ran (more until the restart had loaded).
     downtime = [t for t in times if killed_at < t < restarted_at]
-    caught_up = [line for line in lines if line["missed"]]
+    caught_up = {(line["id"], line["time"]) for line in lines if line["missed"]}
     if missed == "skip":
-        assert downtime == [] and caught_up == []
+        assert downtime == [] and caught_up == set()
     else:
-        assert len(downtime) == 1, downtime  # the latest missed tick, once
-        assert len({line["id"] for line in caught_up}) == 1
+        # One of them fired, as the latest missed before the restart loaded (which may be
+        # after restarted_at on a loaded machine); the others did not.
+        assert len(caught_up) == 1, caught_up
+        [(_, when)] = caught_up
+        assert _parse(when) > killed_at - 1
+        assert len(downtime) <= 1 and set(downtime) <= {_parse(when)}, downtime
     assert listed[0]["name"] == "tick" and listed[0]["fired"] >= len(ids_by_time)
