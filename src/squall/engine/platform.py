@@ -25,7 +25,7 @@ from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
 from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
-from squall.engine.schedules.delayed import DelayedPublisher, delayed_publish
+from squall.engine.schedules.delayed import DelayedPublisher, delayed_publish, start_at, when_of
 from squall.engine.schedules.scheduler import Scheduler
 from squall.engine.schemas import SchemaRegistry
 from squall.engine.targets.letters import is_target_letter, redrive_ops
@@ -64,7 +64,6 @@ from squall.storage.protocols import (
 
 log = logging.getLogger("squall")
 
-MAX_DELAY_S = 366 * 86400  # the furthest ahead a delayed invocation may be queued
 MAINTENANCE_S = 0.025  # deadline granularity; memory is watched every 4th tick
 
 
@@ -329,7 +328,7 @@ class Platform:
         self.function(name)
         payload = check_payload(payload, self.config.max_async_payload, "async", kind)
         now = time.time()
-        start = now if available_at is None else _later(available_at, now)
+        start = now if available_at is None else start_at(available_at, now)
         if idempotency_key is not None:
             existing = await self._claims.claim(name, idempotency_key)
             if existing is not None:
@@ -493,7 +492,7 @@ class Platform:
             if not self._buses.knows(bus):
                 raise NotFound(f"bus {bus!r} does not exist", field="bus", bus=bus)
             self.schemas.check([event])
-            await self._store.commit([delayed_publish(event, bus, _when(args), time.time())])
+            await self._store.commit([delayed_publish(event, bus, when_of(args), time.time())])
             self._delayed.wake()
             return event.id
         [outcome] = await self.publish([event], bus=bus)
@@ -615,20 +614,3 @@ class Platform:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"async work still pending after {timeout} s")
             await asyncio.sleep(0.02)
-
-
-
-def _when(args: dict[str, Any]) -> float:
-    when = args.get("when")
-    if isinstance(when, bool) or not isinstance(when, int | float):
-        raise InvalidInput(f"when={when!r} must be a time (epoch seconds)", field="when")
-    return float(when)
-
-
-def _later(at: float, now: float) -> float:
-    """A delayed invocation's start: within a year, never before now."""
-    if not now - 1e9 < at < now + MAX_DELAY_S:
-        raise InvalidInput(
-            f"at={at!r} must be a time within {MAX_DELAY_S // 86400} days from now", field="at"
-        )
-    return max(at, now)

@@ -62,6 +62,23 @@ def delayed_publish(event: CloudEvent, bus: str, when: float, now: float) -> Enq
     )
 
 
+def when_of(args: dict[str, Any]) -> float:
+    """``publish_at``'s time, as the sandbox sent it."""
+    when = args.get("when")
+    if isinstance(when, bool) or not isinstance(when, int | float):
+        raise InvalidInput(f"when={when!r} must be a time (epoch seconds)", field="when")
+    return float(when)
+
+
+def start_at(at: float, now: float) -> float:
+    """A delayed invocation's start (``ctx.invoke(..., at=)``): within a year, not before now."""
+    if not math.isfinite(at) or at > now + MAX_AHEAD_S:
+        raise InvalidInput(
+            f"at={at!r} must be a time within {MAX_AHEAD_S // 86400} days from now", field="at"
+        )
+    return max(at, now)
+
+
 class DelayedPublisher:
     def __init__(self, store: Store, publish: Publish) -> None:
         self._store = store
