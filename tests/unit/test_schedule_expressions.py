@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -324,3 +324,65 @@ def test_rate_times_are_the_first_anchor_steps_after(
     steps = (first - anchor) / parsed.rate_s
     assert abs(steps - round(steps)) < 1e-6  # on the anchor's grid
     assert first - parsed.rate_s <= max(after, anchor) + 1e-6  # and the first one after
+
+
+TRANSITIONS = [  # the changes of 2026, with a day before and after
+    ("Europe/Paris", "2026-03-28T12:00:00+00:00"),
+    ("Europe/Paris", "2026-10-24T12:00:00+00:00"),
+    ("America/New_York", "2026-03-07T12:00:00+00:00"),
+    ("America/New_York", "2026-10-31T12:00:00+00:00"),
+]
+
+
+def _field(spec: str, value: int) -> bool:
+    """A tiny matcher for the fields drawn below, independent of croniter."""
+    for part in spec.split(","):
+        if part == "*" or (part.startswith("*/") and value % int(part[2:]) == 0):
+            return True
+        low, _, high = part.partition("-")
+        if part[0].isdigit() and int(low) <= value <= int(high or low):
+            return True
+    return False
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    transition=st.sampled_from(TRANSITIONS),
+    minute=st.sampled_from(["0", "30", "*/20", "5,35", "*/7"]),
+    hour=st.sampled_from(["*", "1", "2", "1-3", "*/2"]),
+)
+def test_cron_times_around_dst_match_a_minute_by_minute_walk(
+    transition: tuple[str, str], minute: str, hour: str
+) -> None:
+    """Oracle: walk every UTC minute of two days; each matching wall time fires once, at
+    its first occurrence; a matching wall time the clock skips fires as much later."""
+    tz, start_text = transition
+    zone = ZoneInfo(tz)
+    start = ts(start_text)
+    end = start + 2 * 86400
+
+    def matches(wall: datetime) -> bool:
+        return _field(minute, wall.minute) and _field(hour, wall.hour)
+
+    expected: set[float] = set()
+    seen: set[datetime] = set()
+    for step in range(1, 2 * 24 * 60 + 1):
+        instant = start + 60 * step
+        wall = datetime.fromtimestamp(instant, zone).replace(tzinfo=None)
+        if wall not in seen:  # not the second pass of a fall-back hour
+            seen.add(wall)
+            if matches(wall):
+                expected.add(instant)
+    first = datetime.fromtimestamp(start, zone).replace(tzinfo=None)
+    for step in range(1, 2 * 24 * 60 + 61):  # wall times the clock skipped
+        wall = first + timedelta(minutes=step)
+        if wall not in seen and matches(wall):
+            shifted = wall.replace(tzinfo=zone).timestamp()
+            if start < shifted <= end:
+                expected.add(shifted)
+    produced = []
+    for instant in parse(f"{minute} {hour} * * *", tz).times(start, start):
+        if instant > end:
+            break
+        produced.append(instant)
+    assert produced == sorted(expected)
