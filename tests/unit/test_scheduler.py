@@ -183,3 +183,22 @@ def test_parse_schedule_names_the_field() -> None:
         with pytest.raises(InvalidInput) as caught:
             parse_schedule(body)
         assert caught.value.field == field, body
+
+
+async def test_a_stored_schedule_that_no_longer_parses_is_left_out(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from squall.engine.schedules.expressions import SECONDS_ENV
+    from squall.model.schedules import parse_schedule
+
+    monkeypatch.setenv(SECONDS_ENV, "1")
+    clock = Clock(T0)
+    first = Scheduler(store, [], "v1", lambda name: None, clock, functions=lambda: {"work"})
+    await first.load()
+    body = {"name": "fast", "function": "work", "expression": "rate(2 seconds)"}
+    await first.put(parse_schedule(body), create=True)
+    monkeypatch.delenv(SECONDS_ENV)
+    second = Scheduler(store, [], "v1", lambda name: None, clock, functions=lambda: {"work"})
+    await second.load()  # starts, without it
+    assert second.describe() == []
+    assert [s.name for s in await store.list_schedule_states()] == ["fast"]  # still kept
