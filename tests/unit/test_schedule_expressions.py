@@ -386,3 +386,27 @@ def test_cron_times_around_dst_match_a_minute_by_minute_walk(
             break
         produced.append(instant)
     assert produced == sorted(expected)
+
+
+def test_preview_reads_a_start_without_offset_in_the_schedules_zone() -> None:
+    from squall.engine.schedules.expressions import preview
+
+    # 08:30 in Paris is 06:30Z in summer: the next 09:00 is the same day.
+    assert preview("cron(0 9 * * ? *)", "Europe/Paris", "2026-07-01T08:30:00", 2, now=0) == [
+        "2026-07-01T07:00:00Z",
+        "2026-07-02T07:00:00Z",
+    ]
+    assert preview("rate(2 hours)", "UTC", "2026-07-01T00:00:00Z", 2, now=0) == [
+        "2026-07-01T02:00:00Z",
+        "2026-07-01T04:00:00Z",
+    ]
+    assert preview("rate(2 hours)", now=ts("2026-07-01T00:00:00+00:00"), count=1) == [
+        "2026-07-01T02:00:00Z"
+    ]
+    for count in (0, 101):
+        with pytest.raises(InvalidInput) as caught:
+            preview("rate(2 hours)", count=count, now=0)
+        assert caught.value.field == "count"
+    with pytest.raises(InvalidInput, match="years 1970-2099") as caught:
+        preview("rate(2 hours)", "UTC", "2150-01-01T00:00:00Z", now=0)
+    assert caught.value.field == "from"
