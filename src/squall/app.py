@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from squall.engine.router.patterns import validate_pattern
+from squall.engine.schedules.expressions import parse as parse_expression
 from squall.errors import ConfigError, InvalidInput
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 from squall.model.rules import DEFAULT_BUS, RuleConfig, app_rule, rule_pattern
+from squall.model.schedules import ScheduleConfig
 from squall.model.streams import DEFAULT_RETENTION_S, StreamConfig, StreamTrigger
 from squall.model.targets import FunctionTarget, Target
 
@@ -51,6 +53,7 @@ class App:
         self.rules: list[RuleConfig] = []
         self.streams: list[StreamConfig] = []
         self.stream_triggers: list[StreamTrigger] = []
+        self.schedules: list[ScheduleConfig] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -259,6 +262,59 @@ class App:
 
         return register
 
+    def schedule(
+        self,
+        expression: str,
+        *,
+        tz: str = "UTC",
+        name: str | None = None,
+        payload: Any = None,
+        jitter_s: int = 0,
+        missed: str = "skip",
+        description: str = "",
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Run the function on ``expression``: ``rate(5 minutes)``, ``cron(0 9 ? * MON-FRI *)``
+        (AWS), ``*/15 * * * *`` (Unix) or ``at(2026-12-01T09:00:00)``, in zone ``tz``.
+
+        The handler gets ``{"schedule", "time", "detail": payload, ...}`` as an async
+        invocation. ``missed`` says what a start does with ticks due while the platform
+        was down: ``"skip"`` them or ``"fire_once"``. Stack it for several schedules.
+        """
+
+        def register(handler: F) -> F:
+            fn = function_options.get("name") or handler.__name__.replace("_", "-")
+            existing = self.functions.get(fn)
+            if existing is None:
+                self.function(**function_options)(handler)
+            elif existing.handler is not handler:
+                raise ConfigError(f"function {fn!r} is declared twice", field="name")
+            count = len([s for s in self.schedules if s.function == fn])
+            config = ScheduleConfig(
+                name=name or (fn if count == 0 else f"{fn}-{count}"),
+                function=fn,
+                expression=expression,
+                tz=tz,
+                payload=payload,
+                jitter_s=jitter_s,
+                missed=missed,
+                description=description,
+            )
+            try:
+                config.validate()
+                parse_expression(expression, tz)
+            except InvalidInput as exc:
+                raise ConfigError(
+                    f"function {fn!r}: {exc.message}",
+                    field=exc.field,
+                    function=fn,
+                    value=repr(getattr(config, exc.field or "expression", expression)),
+                ) from None
+            self.schedules.append(config)
+            return handler
+
+        return register
+
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
         configs = [fd.config for fd in self.functions.values()]
@@ -270,6 +326,8 @@ class App:
         for rule in self.rules:
             digest.update(repr(rule).encode())
         digest.update(repr((self.streams, self.stream_triggers)).encode())
+        for schedule in self.schedules:
+            digest.update(repr(schedule).encode())
         digest.update(repr(self.settings).encode())
         manifest = Manifest(
             app=self.name,
@@ -277,6 +335,7 @@ class App:
             functions=configs,
             routes=list(self.routes),
             rules=list(self.rules),
+            schedules=list(self.schedules),
             settings=self.settings,
             streams=list(self.streams),
             stream_triggers=list(self.stream_triggers),

@@ -211,6 +211,33 @@ class SquallClient:
         answer = self._json("POST", "/events/test-pattern", json=body)
         return bool(answer["match"])
 
+    # schedules
+
+    def schedules(self, count: int = 3) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._json(
+            "GET", "/schedules", params={"count": count}
+        )["schedules"]
+        return listed
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("schedules", name))
+
+    def put_schedule(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PUT", _path("schedules", name), json=body)
+
+    def update_schedule(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PATCH", _path("schedules", name), json=changes)
+
+    def delete_schedule(self, name: str) -> dict[str, Any]:
+        return self._json("DELETE", _path("schedules", name))
+
+    def schedule_times(
+        self, expression: str, tz: str = "UTC", start: str | None = None, count: int = 5
+    ) -> list[str]:
+        params = _params(expression=expression, tz=tz, count=count, **{"from": start})
+        times: list[str] = self._json("GET", "/schedules/next", params=params)["times"]
+        return times
+
     # rules and buses
 
     def rules(self) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from squall.gateway import (  # noqa: F401  (register their fragments)
     events_openapi,
     keys_openapi,
     rules_openapi,
+    schedules_openapi,
     schemas_openapi,
     streams_openapi,
 )
@@ -76,6 +77,11 @@ app.stream_resource("seeded-stream", shards=2)
 @app.stream("seeded-stream", starting_position="trim_horizon")
 def on_records(event, ctx):
     return None
+
+
+@app.schedule("cron(0 9 ? * MON-FRI *)", tz="Europe/Paris", payload={"report": "daily"})
+def report(event, ctx):
+    return None
 """
 
 # Every (path, method) of the document, for one test per operation.
@@ -107,6 +113,8 @@ RULES: dict[str, dict[str, Any]] = {
     "seed-other": {"bus": "side", "pattern": {"source": ["x"]}, "enabled": False},
 }
 APP_RULE = "app-rule"
+SCHEDULE_OPERATIONS = ("getSchedule", "putSchedule", "updateSchedule", "deleteSchedule")
+SEED_SCHEDULE = {"function": "hello", "expression": "cron(0 3 * * ? *)", "tz": "Europe/Paris"}
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,7 @@ def _seed(url: str) -> Seeded:
         _put_secrets(http)
         _put_rules(http)
         _put_schema_and_archive(http)
+        _put_schedule(http)
         replay = http.post("/api/v1/replays", json={"bus": "default", "from": 0}).json()["id"]
         _put_made_stream(http)
         http.post(
@@ -198,6 +207,10 @@ def _put_made_stream(http: httpx.Client) -> None:
     """The seeded stream made through the API, for getStream and deleteStream."""
     if http.get(f"/api/v1/streams/{SEED_MADE_STREAM['name']}").status_code == 404:
         http.post("/api/v1/streams", json=SEED_MADE_STREAM).raise_for_status()
+
+
+def _put_schedule(http: httpx.Client) -> None:
+    http.put("/api/v1/schedules/seed-schedule", json=SEED_SCHEDULE).raise_for_status()
 
 
 def _put_secrets(http: httpx.Client) -> None:
@@ -345,6 +358,19 @@ def only_pattern_rejections(
         assert field == "pattern" or field.startswith("pattern."), response.text
 
 
+def only_bad_expressions(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For the schedules operations with valid data: the document cannot say which strings
+    are schedule expressions, time zones, times or functions of the app, that a body's name
+    must be the path's, or how large a payload may be; a 400 naming one of those is right."""
+    meta = case.meta
+    if response.status_code == 400 and meta is not None and meta.generation.mode.is_positive:
+        field = response.json()["error"].get("field")
+        allowed = ("expression", "tz", "from", "function", "name", "payload", "body")
+        assert field in allowed, response.text
+
+
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
     """(additional checks, excluded built-in checks) for one operation."""
     if operation_id == "invokeFunction":
@@ -363,6 +389,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_event_checks_beyond_the_schema], [positive_data_acceptance]
     if operation_id == "testEventPattern":
         return [only_pattern_rejections], [positive_data_acceptance]
+    if operation_id in ("nextScheduleTimes", "createSchedule", *SCHEDULE_OPERATIONS):
+        return [only_bad_expressions], [positive_data_acceptance]
     return [], []
 
 
@@ -402,6 +430,8 @@ def test_schemathesis(
         known = {"name": list(SECRETS)}
     elif operation_id in RULE_OPERATIONS:
         known = {"name": [*RULES, APP_RULE]}
+    elif operation_id in SCHEDULE_OPERATIONS:
+        known = {"name": ["seed-schedule", "report"]}
     elif "Schema" in operation_id:
         known = {"type": [SEED_SCHEMA[0]], "version": ["1"]}
     elif "Stream" in operation_id:
@@ -500,6 +530,13 @@ def _restorer(server: str, path: str, method: str, operation_id: str) -> Callabl
                 _put_made_stream(http)
 
         return put_stream_back
+    if operation_id in SCHEDULE_OPERATIONS:
+
+        def put_schedule_back() -> None:
+            with httpx.Client(base_url=server, headers=AUTH) as http:
+                _put_schedule(http)
+
+        return put_schedule_back
     if operation_id == "deleteSecret":
 
         def put_secrets_back() -> None:

@@ -35,6 +35,7 @@ from squall.cli.render import (
     log_line,
 )
 from squall.cli.rules import rules
+from squall.cli.schedules import schedules
 from squall.cli.schemas import schemas
 from squall.cli.secrets import secrets
 from squall.cli.streams import streams
@@ -62,6 +63,7 @@ app.command()(login)
 app.add_typer(schemas, name="schemas")
 app.add_typer(archives, name="archives")
 app.add_typer(replays, name="replays")
+app.add_typer(schedules, name="schedules")
 app.command()(replay)
 app.add_typer(streams, name="streams")
 
@@ -140,6 +142,13 @@ def _announce(platform: Platform, url: str) -> None:
     for route in manifest.routes:
         auth = "" if route.auth == "none" else f"  ({route.auth})"
         line = f"  {route.method:<7} {url}{route.path}  -> {route.function}{auth}"
+        console.print(line, soft_wrap=True, markup=False)
+    for schedule in platform.scheduler.describe(1):
+        upcoming = schedule["next_fires"][0] if schedule["next_fires"] else "none"
+        line = (
+            f"  schedule {schedule['name']}  {schedule['expression']}  -> {schedule['function']},"
+            f" next {upcoming}"
+        )
         console.print(line, soft_wrap=True, markup=False)
     if platform.bootstrap_key is not None:  # first start only: the platform keeps its hash
         line = f"  admin key  {platform.bootstrap_key}  (shown this once: save it, `squall login`)"

@@ -25,6 +25,8 @@ from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
 from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
+from squall.engine.schedules.delayed import DelayedPublisher, delayed_publish, start_at, when_of
+from squall.engine.schedules.scheduler import Scheduler
 from squall.engine.schemas import SchemaRegistry
 from squall.engine.streams.consumer import ConsumerSettings
 from squall.engine.streams.log import Streams
@@ -134,6 +136,14 @@ class Platform:
             self._running,
             RetrySettings(config.retry_base_s, config.retry_cap_s),
         )
+        self.scheduler = Scheduler(
+            store,
+            manifest.schedules,
+            manifest.version,
+            self._dispatcher.wake,
+            functions=lambda: self._functions,
+        )
+        self._delayed = DelayedPublisher(store, self.publish)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self.started = False
@@ -181,12 +191,15 @@ class Platform:
         await platform.rule_book.load()
         await platform.streams.load()
         await platform._stream_consumers.start()
+        await platform.scheduler.load()
         platform._tasks = [
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
             asyncio.create_task(platform._targets.run()),
             asyncio.create_task(platform.archives.sweep_forever()),
             asyncio.create_task(platform.streams.trim_forever()),
+            asyncio.create_task(platform.scheduler.run()),
+            asyncio.create_task(platform._delayed.run()),
         ]
         platform.started = True
         return platform
@@ -328,15 +341,18 @@ class Platform:
         trigger: str = Trigger.ASYNC,
         kind: str = "json",
         request_id: str | None = None,
+        available_at: float | None = None,
     ) -> InvocationRecord:
-        """Durably queue an invocation; returns once it is committed to the store."""
+        """Durably queue an invocation (to run from ``available_at``, epoch s, if given);
+        returns once it is committed to the store."""
         self.function(name)
         payload = check_payload(payload, self.config.max_async_payload, "async", kind)
+        now = time.time()
+        start = now if available_at is None else start_at(available_at, now)
         if idempotency_key is not None:
             existing = await self._claims.claim(name, idempotency_key)
             if existing is not None:
                 return await self.get_invocation(existing)
-        now = time.time()
         record = InvocationRecord(
             id=new_id(),
             function=name,
@@ -359,8 +375,8 @@ class Platform:
             queue=queue_name(name),
             payload=payload,
             invocation_id=record.id,
-            enqueued_at=now,
-            available_at=now,
+            enqueued_at=start,  # a delayed invocation's age counts from when it is due
+            available_at=start,
             headers=headers,
         )
         ops.append(Enqueue(delivery))
@@ -387,7 +403,7 @@ class Platform:
 
     async def _answer(self, sandbox: Sandbox, call: Call) -> None:
         try:
-            if call.op == "publish":
+            if call.op in ("publish", "publish_at"):
                 event_id = await self._publish_from(sandbox, call.args)
                 sandbox.reply(CallReply(call.call_id, msgspec.json.encode(event_id), None))
                 return
@@ -410,7 +426,13 @@ class Platform:
                 )
             payload = bytes(call.args.get("payload") or b"null")
             if call.args.get("async"):
-                queued = await self.invoke_async(target, payload, trigger=Trigger.FUNCTION)
+                at = call.args.get("at")
+                queued = await self.invoke_async(
+                    target,
+                    payload,
+                    trigger=Trigger.FUNCTION,
+                    available_at=None if at is None else float(at),
+                )
                 sandbox.reply(CallReply(call.call_id, msgspec.json.encode(queued.id), None))
                 return
             record = await self.invoke(target, payload, trigger=Trigger.FUNCTION)
@@ -470,7 +492,9 @@ class Platform:
             await self.publish(events, bus=bus)
 
     async def _publish_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
-        """``ctx.publish``: permission-checked, sourced and hop-counted by the platform."""
+        """``ctx.publish`` and ``ctx.publish_at`` (``args["when"]`` set): permission-checked,
+        sourced and hop-counted by the platform; a delayed event is made now, published later.
+        """
         bus = str(args.get("bus") or DEFAULT_BUS)
         caller = self._functions.get(sandbox.function)
         if caller is None or not caller.allows("publish", bus):
@@ -489,6 +513,13 @@ class Platform:
             subject=args.get("subject"),
             hops=sandbox.running_hops + 1,
         )
+        if args.get("when") is not None:  # refused now if it would be refused when due
+            if not self._buses.knows(bus):
+                raise NotFound(f"bus {bus!r} does not exist", field="bus", bus=bus)
+            self.schemas.check([event])
+            await self._store.commit([delayed_publish(event, bus, when_of(args), time.time())])
+            self._delayed.wake()
+            return event.id
         [outcome] = await self.publish([event], bus=bus)
         return outcome.id
 
@@ -613,4 +644,3 @@ class Platform:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"async work still pending after {timeout} s")
             await asyncio.sleep(0.02)
-

@@ -24,6 +24,7 @@ from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
 from squall.gateway.routes import Authorizer, FunctionRoutes
 from squall.gateway.rules_api import RulesAPI
+from squall.gateway.schedules_api import SchedulesAPI
 from squall.gateway.schemas_api import SchemasAPI
 from squall.gateway.streams_api import StreamsAPI
 from squall.model.http import CorsConfig
@@ -78,6 +79,7 @@ def create_app(
         *SchemasAPI(platform.schemas).routes(),
         *ArchiveAPI(platform.archives, platform.replays).routes(),
         *StreamsAPI(platform.streams).routes(),
+        *SchedulesAPI(platform.scheduler).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -14,6 +14,7 @@ import msgspec
 from squall.errors import ConfigError, InvalidInput
 from squall.model.http import AppSettings, RouteConfig
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
+from squall.model.schedules import ScheduleConfig
 from squall.model.streams import StreamConfig, StreamTrigger, check_streams
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
@@ -164,6 +165,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     functions: list[FunctionConfig]
     routes: list[RouteConfig] = []
     rules: list[RuleConfig] = []
+    schedules: list[ScheduleConfig] = []
     settings: AppSettings = AppSettings()
     streams: list[StreamConfig] = []
     stream_triggers: list[StreamTrigger] = []
@@ -193,6 +195,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
             if rule.name in rule_names:
                 raise ConfigError(f"rule {rule.name!r} is declared twice", field="name")
             rule_names.add(rule.name)
+        self._validate_schedules(names)
         seen: dict[tuple[str, str], str] = {}
         for route in self.routes:
             route.validate()
@@ -218,3 +221,20 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                     field="jwt",
                     value=route.path,
                 )
+
+    def _validate_schedules(self, functions: set[str]) -> None:
+        schedule_names: set[str] = set()
+        for schedule in self.schedules:
+            try:
+                schedule.validate()
+            except InvalidInput as exc:
+                raise ConfigError(exc.message, field=exc.field, schedule=schedule.name) from None
+            if schedule.function not in functions:
+                raise ConfigError(
+                    f"schedule {schedule.name!r} names no function {schedule.function!r}",
+                    field="function",
+                    value=schedule.function,
+                )
+            if schedule.name in schedule_names:
+                raise ConfigError(f"schedule {schedule.name!r} is declared twice", field="name")
+            schedule_names.add(schedule.name)

@@ -34,6 +34,7 @@ class Trigger(enum.StrEnum):
     HTTP = "http"
     EVENT = "event"
     STREAM = "stream"
+    SCHEDULE = "schedule"
 
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
@@ -19,7 +20,9 @@ class Context:
     """Facts about the running invocation and calls back into the platform.
 
     ``ctx.invoke(name, payload)`` runs another function (sync, returns its result;
-    ``async_=True`` returns the new invocation id at once).
+    ``async_=True`` returns the new invocation id at once, ``at=`` delays its start).
+    Times (``at``, ``publish_at``'s ``when``) are aware datetimes, timedeltas from now, or
+    epoch seconds.
     """
 
     __slots__ = (
@@ -69,11 +72,24 @@ class Context:
         """Milliseconds left before the platform kills this invocation."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
-    def invoke(self, name: str, payload: Any = None, *, async_: bool = False) -> Any:
-        body = self._link.call(
-            "invoke",
-            {"function": name, "payload": msgspec.json.encode(payload), "async": async_},
-        )
+    def invoke(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        async_: bool = False,
+        at: datetime | timedelta | float | None = None,
+    ) -> Any:
+        args: dict[str, Any] = {
+            "function": name,
+            "payload": msgspec.json.encode(payload),
+            "async": async_,
+        }
+        if at is not None:
+            if not async_:
+                raise ValueError("at= delays an async invocation: pass async_=True as well")
+            args["at"] = _epoch(at)
+        body = self._link.call("invoke", args)
         return None if body is None else msgspec.json.decode(body)
 
     def publish(
@@ -126,5 +142,41 @@ class Context:
         )
         return list(msgspec.json.decode(body)) if body is not None else []
 
+    def publish_at(
+        self,
+        when: datetime | timedelta | float,
+        type: str,
+        data: Any = None,
+        *,
+        subject: str | None = None,
+        source: str | None = None,
+        bus: str = "default",
+    ) -> str:
+        """Publish a CloudEvent onto ``bus`` at ``when``, durably; returns its id at once."""
+        body = self._link.call(
+            "publish_at",
+            {
+                "when": _epoch(when),
+                "type": type,
+                "data": msgspec.json.encode(data),
+                "subject": subject,
+                "source": source,
+                "bus": bus,
+            },
+        )
+        return str(msgspec.json.decode(body)) if body is not None else ""
+
     def __repr__(self) -> str:
         return f"Context(function={self.function_name!r}, invocation={self.invocation_id!r})"
+
+
+def _epoch(when: datetime | timedelta | float) -> float:
+    if isinstance(when, timedelta):
+        return time.time() + when.total_seconds()
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise ValueError(f"{when!r} has no time zone: pass an aware datetime")
+        return when.timestamp()
+    if isinstance(when, bool) or not isinstance(when, int | float):
+        raise TypeError(f"a time is a datetime, a timedelta or epoch seconds, not {when!r}")
+    return float(when)

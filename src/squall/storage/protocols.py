@@ -16,6 +16,7 @@ import msgspec
 from squall.model.archive import ArchiveConfig, ArchivedEvent
 from squall.model.invocation import DeadLetter, InvocationRecord, LogEntry, LogRow
 from squall.model.rules import RuleConfig
+from squall.model.schedules import ScheduleState
 from squall.model.schemas import SchemaRecord
 from squall.storage.logs import LogOp, PartitionedLog
 
@@ -138,6 +139,30 @@ class ExpireArchived(msgspec.Struct, frozen=True):
 
 CatalogOp = PutSchema | DeleteSchema | PutArchive | DeleteArchive | ArchiveEvent | ExpireArchived
 
+# Schedules: a tick's invocation is enqueued in the unit that advances its schedule.
+
+
+class PutSchedule(msgspec.Struct, frozen=True):
+    state: ScheduleState
+
+
+class AdvanceSchedule(msgspec.Struct, frozen=True):
+    """Move a schedule's next tick from ``expected`` to ``next_at``; fails the unit with
+    Conflict when the next tick is no longer ``expected``, so no tick is enqueued twice."""
+
+    name: str
+    expected: float | None
+    next_at: float | None
+    last_at: float | None
+    fired: int = 0  # ticks fired by this unit
+
+
+class DeleteSchedule(msgspec.Struct, frozen=True):
+    name: str
+
+
+ScheduleOp = PutSchedule | AdvanceSchedule | DeleteSchedule
+
 Op = (
     Enqueue
     | Ack
@@ -152,6 +177,7 @@ Op = (
     | DeleteRule
     | CatalogOp
     | LogOp
+    | ScheduleOp
 )
 
 
@@ -227,7 +253,11 @@ class CatalogStore(Protocol):
         ...
 
 
-class Store(WorkQueue, StateStore, CatalogStore, PartitionedLog, Protocol):
+class ScheduleStore(Protocol):
+    async def list_schedule_states(self) -> list[ScheduleState]: ...
+
+
+class Store(WorkQueue, StateStore, CatalogStore, PartitionedLog, ScheduleStore, Protocol):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         """Apply ``ops`` atomically and durably (group-committed with concurrent units).
 

@@ -38,6 +38,12 @@ from squall.storage.sqlite.catalog import (
 )
 from squall.storage.sqlite.db import Database
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
+from squall.storage.sqlite.schedules import (
+    SCHEDULE_RANK,
+    SCHEDULES_SCHEMA,
+    ScheduleReads,
+    apply_schedules,
+)
 from squall.storage.sqlite.schema import SCHEMA
 
 _pack = msgspec.msgpack.encode
@@ -62,10 +68,11 @@ _RANK: dict[type, int] = {
     AppendLogs: 5,
     PutIdempotency: 6,
     RememberEvent: 7,
-    DeleteRule: 8,
-    PutRule: 9,
+    DeleteRule: 14,
+    PutRule: 15,
     **CATALOG_RANK,
     **LOG_RANK,
+    **SCHEDULE_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -171,6 +178,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_catalog(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in LOG_RANK:
             apply_log(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in SCHEDULE_RANK:
+            apply_schedules(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -200,14 +209,14 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads, LogReads):
+class SqliteStore(CatalogReads, LogReads, ScheduleReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         db: Database[Op] = Database(path, _apply)
-        db.conn.executescript(SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA)
+        db.conn.executescript(SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA)
         return cls(db)
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

@@ -1,0 +1,1 @@
+"""Schedules: expressions, the scheduler loop and delayed work."""
