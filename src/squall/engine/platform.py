@@ -23,6 +23,8 @@ from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
+from squall.engine.queues.book import QueueBook
+from squall.engine.queues.consumer import QueueConsumers
 from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
 from squall.engine.schemas import SchemaRegistry
@@ -118,6 +120,15 @@ class Platform:
             self._running,
             RetrySettings(config.retry_base_s, config.retry_cap_s),
         )
+        self.queues = QueueBook(store, manifest.queues)
+        self._queue_consumers = QueueConsumers(
+            manifest.queue_triggers,
+            self.queues,
+            store,
+            self._invoker,
+            lambda: self._functions,
+            self._running,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self.started = False
@@ -163,7 +174,10 @@ class Platform:
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
         await platform.rule_book.load()
+        await platform.queues.load()
         platform._tasks = [
+            asyncio.create_task(platform._queue_consumers.run()),
+            asyncio.create_task(platform.queues.sweep_forever()),
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
             asyncio.create_task(platform._targets.run()),
@@ -180,6 +194,7 @@ class Platform:
         await self.replays.close()
         await self._dispatcher.stop()
         await self._targets.stop()
+        await self._queue_consumers.stop()
         for pool in self._pools.values():
             pool.close()
         await self._launcher.close()
@@ -371,6 +386,10 @@ class Platform:
                 event_id = await self._publish_from(sandbox, call.args)
                 sandbox.reply(CallReply(call.call_id, msgspec.json.encode(event_id), None))
                 return
+            if call.op == "send":
+                message_id = await self._send_from(sandbox, call.args)
+                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(message_id), None))
+                return
             if call.op != "invoke":
                 raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
             target = str(call.args.get("function"))
@@ -465,6 +484,33 @@ class Platform:
             hops=sandbox.running_hops + 1,
         )
         [outcome] = await self.publish([event], bus=bus)
+        return outcome.id
+
+    async def _send_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
+        """``ctx.send``: permission-checked like every call back into the platform."""
+        queue = str(args.get("queue") or "")
+        caller = self._functions.get(sandbox.function)
+        if caller is None or not caller.allows("send", queue):
+            raise AccessDenied(
+                f"function {sandbox.function!r} may not send to queue {queue!r}: add"
+                f' permissions=["send:{queue}"] to its declaration',
+                function=sandbox.function,
+                action="send",
+                resource=queue,
+            )
+        attributes = args.get("attributes") or {}
+        if not isinstance(attributes, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+        ):
+            raise InvalidInput("attributes must map strings to strings", field="attributes")
+        outcome = await self.queues.send(
+            queue,
+            bytes(args.get("body") or b"null"),
+            attributes=attributes,
+            delay_s=args.get("delay_s"),
+            group_id=args.get("group_id"),
+            dedup_id=args.get("dedup_id"),
+        )
         return outcome.id
 
     def rules(self) -> list[RuleConfig]:
@@ -579,7 +625,12 @@ class Platform:
     async def wait_idle(self, timeout: float = 60.0) -> None:
         """Return once no async work is queued or running (for tests and benchmarks)."""
         deadline = time.monotonic() + timeout
-        while self._dispatcher.busy or self._targets.busy or await self._store.depth():
+        while (
+            self._dispatcher.busy
+            or self._targets.busy
+            or self._queue_consumers.busy
+            or await self._store.depth()
+        ):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"async work still pending after {timeout} s")
             await asyncio.sleep(0.02)

@@ -37,6 +37,7 @@ from squall.storage.sqlite.catalog import (
     apply_catalog,
 )
 from squall.storage.sqlite.db import Database
+from squall.storage.sqlite.queues import QUEUE_RANK, QUEUE_SCHEMA, QueueReads, apply_queues
 from squall.storage.sqlite.schema import SCHEMA
 
 _pack = msgspec.msgpack.encode
@@ -64,6 +65,7 @@ _RANK: dict[type, int] = {
     DeleteRule: 8,
     PutRule: 9,
     **CATALOG_RANK,
+    **QUEUE_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -167,6 +169,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             )
         elif kind in CATALOG_RANK:
             apply_catalog(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in QUEUE_RANK:
+            apply_queues(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -196,14 +200,14 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads):
+class SqliteStore(CatalogReads, QueueReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         db: Database[Op] = Database(path, _apply)
-        db.conn.executescript(SCHEMA + CATALOG_SCHEMA)
+        db.conn.executescript(SCHEMA + CATALOG_SCHEMA + QUEUE_SCHEMA)
         return cls(db)
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
