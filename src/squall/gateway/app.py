@@ -22,6 +22,7 @@ from squall.gateway.invoke import InvokeAPI
 from squall.gateway.keys_api import KeysAPI
 from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
+from squall.gateway.queues_api import QueuesAPI
 from squall.gateway.routes import Authorizer, FunctionRoutes
 from squall.gateway.rules_api import RulesAPI
 from squall.gateway.schemas_api import SchemasAPI
@@ -76,6 +77,7 @@ def create_app(
         *BusesAPI(platform).routes(),
         *SchemasAPI(platform.schemas).routes(),
         *ArchiveAPI(platform.archives, platform.replays).routes(),
+        *QueuesAPI(platform.queues).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

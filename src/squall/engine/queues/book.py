@@ -204,7 +204,7 @@ class QueueBook:
         """Long polling: wait up to ``wait_s`` for a first message, then return at once."""
         queue = self.get(name)
         _check_number("max_messages", max_messages, 1, MAX_RECEIVE_MESSAGES)
-        _check_number("wait_s", wait_s, 0, MAX_WAIT_S)
+        _check_number("wait_s", wait_s, 0, MAX_WAIT_S, integer=False)
         if visibility_s is None:
             visibility_s = queue.visibility_timeout_s
         _check_number("visibility_s", visibility_s, 0, MAX_VISIBILITY_S)
@@ -295,6 +295,9 @@ def _check_id(field: str, value: object) -> None:
         )
 
 
-def _check_number(field: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+def _check_number(
+    field: str, value: object, low: int, high: int, *, integer: bool = True
+) -> None:
+    kinds = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
         raise InvalidInput(f"{field}={value!r} is out of range (allowed {low}-{high})", field=field)

@@ -1,0 +1,182 @@
+"""Admin API for queues and their messages.
+
+    GET    /api/v1/queues                                  every queue, with its counts
+    POST   /api/v1/queues                                  create {"name", "fifo"?, ...} (409)
+    GET    /api/v1/queues/{name}                           config, visible, in flight, age
+    DELETE /api/v1/queues/{name}                           a queue made here, and its messages
+    POST   /api/v1/queues/{name}/messages                  send {"body", "attributes"?, ...}
+    POST   /api/v1/queues/{name}/receive                   {"max_messages"?, "wait_s"?, ...}
+    DELETE /api/v1/queues/{name}/messages/{receipt}        delete a received message
+    POST   /api/v1/queues/{name}/messages/{receipt}/visibility   {"visibility_s"}
+    POST   /api/v1/queues/{name}/purge                     delete every message
+    POST   /api/v1/queues/{name}/redrive                   dead letters back to their queues
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from squall.errors import InvalidInput
+from squall.gateway import queues_openapi  # noqa: F401  (registers the OpenAPI fragment)
+from squall.gateway.http import json_object, json_response
+from squall.model.queues import MAX_MESSAGE_BYTES, QueueConfig, QueueMessage
+
+if TYPE_CHECKING:
+    from squall.engine.queues.book import QueueBook
+
+MAX_BODY = 2 * MAX_MESSAGE_BYTES  # read this much, so a message just over its limit gets a 413
+# naming both sizes rather than a generic one
+CREATE_FIELDS = (
+    "name",
+    "fifo",
+    "visibility_timeout_s",
+    "retention_s",
+    "delay_s",
+    "max_receive",
+    "dead_letter",
+    "content_based_dedup",
+)
+SEND_FIELDS = ("body", "attributes", "delay_s", "group_id", "dedup_id")
+RECEIVE_FIELDS = ("max_messages", "wait_s", "visibility_s")
+
+
+class QueuesAPI:
+    def __init__(self, book: QueueBook) -> None:
+        self.book = book
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/queues", self.list_queues, methods=["GET"]),
+            Route("/queues", self.create, methods=["POST"]),
+            Route("/queues/{name}", self.get, methods=["GET"]),
+            Route("/queues/{name}", self.delete, methods=["DELETE"]),
+            Route("/queues/{name}/messages", self.send, methods=["POST"]),
+            Route("/queues/{name}/receive", self.receive, methods=["POST"]),
+            Route("/queues/{name}/messages/{receipt}", self.delete_message, methods=["DELETE"]),
+            Route(
+                "/queues/{name}/messages/{receipt}/visibility",
+                self.change_visibility,
+                methods=["POST"],
+            ),
+            Route("/queues/{name}/purge", self.purge, methods=["POST"]),
+            Route("/queues/{name}/redrive", self.redrive, methods=["POST"]),
+        ]
+
+    async def _view(self, queue: QueueConfig) -> dict[str, Any]:
+        stats = await self.book.stats(queue.name)
+        oldest = stats.oldest_sent_at
+        return {
+            **queue.public(),
+            "visible": stats.visible,
+            "in_flight": stats.in_flight,
+            "delayed": stats.delayed,
+            "oldest_age_s": None if oldest is None else round(max(0.0, time.time() - oldest), 3),
+        }
+
+    async def list_queues(self, request: Request) -> Response:
+        return json_response({"queues": [await self._view(q) for q in self.book.all()]})
+
+    async def get(self, request: Request) -> Response:
+        return json_response(await self._view(self.book.get(request.path_params["name"])))
+
+    async def create(self, request: Request) -> Response:
+        body = await _body(request, CREATE_FIELDS, ("name",))
+        try:
+            config = msgspec.convert(body, QueueConfig)
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(f"invalid queue: {exc}", field=_path_of(exc)) from None
+        queue = await self.book.create(config)
+        return json_response(await self._view(queue), 201)
+
+    async def delete(self, request: Request) -> Response:
+        name = self.book.get(request.path_params["name"]).name
+        await self.book.delete(name)
+        return json_response({"deleted": name})
+
+    async def send(self, request: Request) -> Response:
+        name = self.book.get(request.path_params["name"]).name
+        body = await _body(request, SEND_FIELDS, ("body",), limit=MAX_BODY)
+        attributes = body.get("attributes") or {}
+        if not isinstance(attributes, dict) or not all(
+            isinstance(v, str) for v in attributes.values()
+        ):
+            raise InvalidInput("attributes must map names to strings", field="attributes")
+        outcome = await self.book.send(
+            name,
+            msgspec.json.encode(body["body"]),
+            attributes=attributes,
+            delay_s=body.get("delay_s"),
+            group_id=body.get("group_id"),
+            dedup_id=body.get("dedup_id"),
+        )
+        return json_response({"id": outcome.id, "duplicate": outcome.duplicate}, 201)
+
+    async def receive(self, request: Request) -> Response:
+        name = self.book.get(request.path_params["name"]).name
+        body = await _body(request, RECEIVE_FIELDS, ())
+        messages = await self.book.receive(
+            name,
+            max_messages=body.get("max_messages", 1),
+            wait_s=body.get("wait_s", 0),
+            visibility_s=body.get("visibility_s"),
+        )
+        return json_response({"messages": [_public(m) for m in messages]})
+
+    async def delete_message(self, request: Request) -> Response:
+        receipt = request.path_params["receipt"]
+        await self.book.delete_message(request.path_params["name"], receipt)
+        return json_response({"deleted": receipt})
+
+    async def change_visibility(self, request: Request) -> Response:
+        name = self.book.get(request.path_params["name"]).name
+        body = await _body(request, ("visibility_s",), ("visibility_s",))
+        receipt = request.path_params["receipt"]
+        await self.book.change_visibility(name, receipt, body["visibility_s"])
+        return json_response({"receipt": receipt, "visibility_s": body["visibility_s"]})
+
+    async def purge(self, request: Request) -> Response:
+        name = self.book.get(request.path_params["name"]).name
+        await self.book.purge(name)
+        return json_response({"purged": name})
+
+    async def redrive(self, request: Request) -> Response:
+        name = self.book.get(request.path_params["name"]).name
+        counts = await self.book.redrive(name)
+        return json_response({"moved": counts, "total": sum(counts.values())})
+
+
+def _public(message: QueueMessage) -> dict[str, Any]:
+    return message.public()
+
+
+async def _body(
+    request: Request,
+    allowed: tuple[str, ...],
+    required: tuple[str, ...],
+    limit: int = 64 * 1024,
+) -> dict[str, Any]:
+    body = await json_object(request, limit)
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})", field=unknown[0]
+        )
+    for field in required:
+        if field not in body:
+            raise InvalidInput(f"{field!r} is required", field=field)
+    return body
+
+
+def _path_of(exc: msgspec.ValidationError) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.retention_s`".
+    text = str(exc)
+    marker = "at `$."
+    if marker in text:
+        return text.split(marker, 1)[1].split("`")[0].split("[")[0]
+    return "body"
