@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ import squall.gateway.buses_api  # noqa: F401  (registers the bus stats fragment
 from squall.gateway import (  # noqa: F401  (register their fragments)
     archive_openapi,
     keys_openapi,
+    queues_openapi,
     rules_openapi,
     schemas_openapi,
 )
@@ -68,6 +70,10 @@ async def later(event, ctx):
 @app.on("seed.happened", rule="app-rule")
 def on_seed(event, ctx):
     return None
+
+app.queue_resource("seeded-dlq")
+app.queue_resource("seeded", visibility_timeout_s=0, max_receive=1000, dead_letter="seeded-dlq")
+app.queue_resource("seeded.fifo", fifo=True)
 """
 
 # Every (path, method) of the document, for one test per operation.
@@ -85,6 +91,9 @@ SEED_SCHEMA = ("order.placed", {"type": "object", "properties": {"qty": {"type":
 SEED_ARCHIVE = {"name": "seeded", "bus": "default", "retention_s": 3600}
 SECRET_OPERATIONS = ("listSecrets", "setSecret", "deleteSecret")
 RULE_OPERATIONS = ("getRule", "putRule", "updateRule", "deleteRule")
+# Queues the fuzzer sends to and receives from; each holds a visible message after every call,
+# so a long-polling receive answers at once.
+SEED_QUEUES = ("seeded", "seeded.fifo")
 # Rules the fuzzer may change and delete (put back after every call), and one of the app's.
 RULES: dict[str, dict[str, Any]] = {
     "seed-rule": {
@@ -105,6 +114,7 @@ class Seeded:
     keys: list[str]  # ids of keys the fuzzer may revoke (admin and not)
     admin_id: str  # id of ADMIN_KEY: never revoked
     replay: str  # a replay's id
+    receipts: list[str]  # of messages received from the seeded queues
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +177,26 @@ def _seed(url: str) -> Seeded:
         _put_rules(http)
         _put_schema_and_archive(http)
         replay = http.post("/api/v1/replays", json={"bus": "default", "from": 0}).json()["id"]
-    return Seeded(invocations=ids, keys=keys, admin_id=admin_id, replay=replay)
+        receipts = []
+        for queue in SEED_QUEUES:
+            _put_messages(http)
+            received = http.post(
+                f"/api/v1/queues/{queue}/receive", json={"visibility_s": 3600}
+            ).json()["messages"]
+            receipts += [m["receipt"] for m in received]
+        _put_messages(http)
+    return Seeded(
+        invocations=ids, keys=keys, admin_id=admin_id, replay=replay, receipts=receipts
+    )
+
+
+def _put_messages(http: httpx.Client) -> None:
+    """One more visible message on each seeded queue (a FIFO group of its own)."""
+    for queue in SEED_QUEUES:
+        body: dict[str, Any] = {"body": {"seed": True}}
+        if queue.endswith(".fifo"):
+            body["group_id"] = body["dedup_id"] = f"seed-{time.monotonic_ns()}"
+        http.post(f"/api/v1/queues/{queue}/messages", json=body).raise_for_status()
 
 
 def _put_schema_and_archive(http: httpx.Client) -> None:
@@ -295,6 +324,27 @@ def only_unexpressed_rules(
         assert field.split(".")[0].split("[")[0] in allowed, response.text
 
 
+# What the queue schemas cannot say: a dead-letter queue must exist, be of the same kind and
+# come with max_receive; content-based dedup is for FIFO queues; group and dedup ids are for
+# FIFO queues only, where a group id is required.
+QUEUE_ONLY_IN_HANDLER = ("dead_letter", "max_receive", "content_based_dedup", "group_id",
+                         "dedup_id")
+
+
+def only_queue_rules_beyond_the_schema(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For creating queues and sending messages with valid data: a 400 is right only for
+    one of QUEUE_ONLY_IN_HANDLER, a 409 only for a queue name that is taken."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return
+    if response.status_code == 400:
+        assert response.json()["error"].get("field") in QUEUE_ONLY_IN_HANDLER, response.text
+    if response.status_code == 409:
+        assert response.json()["error"].get("field") == "name", response.text
+
+
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
     """(additional checks, excluded built-in checks) for one operation."""
     if operation_id == "invokeFunction":
@@ -309,6 +359,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_rule_checks_beyond_the_schema], [positive_data_acceptance]
     if operation_id in ("putSchema", "createArchive", "startReplay"):
         return [only_unexpressed_rules], [positive_data_acceptance]
+    if operation_id in ("createQueue", "sendMessage"):
+        return [only_queue_rules_beyond_the_schema], [positive_data_acceptance]
     return [], []
 
 
@@ -350,6 +402,8 @@ def test_schemathesis(
         known = {"name": [*RULES, APP_RULE]}
     elif "Schema" in operation_id:
         known = {"type": [SEED_SCHEMA[0]], "version": ["1"]}
+    elif "Queue" in operation_id or "Message" in operation_id or operation_id == "changeVisibility":
+        known = {"name": list(SEED_QUEUES), "receipt": seeded.receipts}
     elif "Archive" in operation_id or "Replay" in operation_id:
         known = {"name": [str(SEED_ARCHIVE["name"])], "id": [seeded.replay]}
     else:
@@ -432,6 +486,13 @@ def _restorer(server: str, path: str, method: str, operation_id: str) -> Callabl
                 _put_schema_and_archive(http)
 
         return put_back_seeds
+    if "Queue" in operation_id or "Message" in operation_id:
+
+        def put_messages_back() -> None:
+            with httpx.Client(base_url=server, headers=AUTH) as http:
+                _put_messages(http)
+
+        return put_messages_back
     if operation_id == "deleteSecret":
 
         def put_secrets_back() -> None:

@@ -44,6 +44,10 @@ CREATE_FIELDS = (
 )
 SEND_FIELDS = ("body", "attributes", "delay_s", "group_id", "dedup_id")
 RECEIVE_FIELDS = ("max_messages", "wait_s", "visibility_s")
+INTEGER_FIELDS = frozenset(
+    ("visibility_timeout_s", "retention_s", "delay_s", "max_receive", "max_messages",
+     "visibility_s")
+)
 
 
 class QueuesAPI:
@@ -170,6 +174,11 @@ async def _body(
     for field in required:
         if field not in body:
             raise InvalidInput(f"{field!r} is required", field=field)
+    # JSON Schema's integers include 1.0; so do ours.
+    for field in INTEGER_FIELDS.intersection(body):
+        value = body[field]
+        if isinstance(value, float) and value.is_integer():
+            body[field] = int(value)
     return body
 
 
