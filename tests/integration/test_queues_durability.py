@@ -64,7 +64,7 @@ def test_acknowledged_sends_and_unfinished_batches_survive_sigkill(tmp_path: Pat
     try:
         with httpx.Client(base_url=url, headers=AUTH) as http:
             http.post("/api/v1/queues/slow/messages", json={"body": "unfinished"})
-            wait_for(lambda: out.exists() and "unfinished 1" in out.read_text() or None)
+            wait_for(lambda: (out.exists() and "unfinished 1" in out.read_text()) or None)
         acked = asyncio.run(send_all(url, proc))
         proc.wait(timeout=10)
         assert "unfinished 2" not in out.read_text()  # killed within its visibility timeout
