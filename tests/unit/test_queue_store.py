@@ -132,3 +132,10 @@ async def test_queue_ops_expire_purge_and_drop(store: SqliteStore) -> None:
     await store.commit([DropQueue("made")])
     assert await store.list_queues() == []
     assert (await store.queue_stats("made")).visible == 0
+
+
+async def test_fifo_receives_can_cap_each_group(store: SqliteStore) -> None:
+    await store.send_messages([message(body=str(n).encode(), group="a") for n in range(5)], 300)
+    await store.send_messages([message(body=b"9", group="b")], 300)
+    batch = await store.receive_messages("q", 10, 30, fifo=True, per_group=2)
+    assert [(m.group_id, m.body) for m in batch] == [("a", b"0"), ("a", b"1"), ("b", b"9")]

@@ -284,11 +284,12 @@ class QueueStore(Protocol):
         fifo: bool,
         max_receive: int | None = None,
         dead_letter: str | None = None,
+        per_group: int | None = None,
     ) -> list[QueueMessage]:
         """Take up to ``limit`` visible messages, each with a new receipt, invisible for
         ``visibility_s``. FIFO: only heads of groups with nothing in flight or delayed, in
-        order. A message already received ``max_receive`` times moves to ``dead_letter``
-        (or is dropped when None) instead."""
+        order, at most ``per_group`` of each. A message already received ``max_receive``
+        times moves to ``dead_letter`` (or is dropped when None) instead."""
         ...
 
     async def delete_message(self, queue: str, receipt: str) -> bool: ...

@@ -219,7 +219,11 @@ class QueueBook:
             await self.signals.wait(name, future, min(left, await self.until_visible(name)))
 
     async def lease(
-        self, queue: QueueConfig, limit: int, visibility_s: float
+        self,
+        queue: QueueConfig,
+        limit: int,
+        visibility_s: float,
+        per_group: int | None = None,
     ) -> list[QueueMessage]:
         dead_letter = queue.dead_letter if queue.dead_letter in self._queues else None
         messages = await self._store.receive_messages(
@@ -229,6 +233,7 @@ class QueueBook:
             fifo=queue.fifo,
             max_receive=queue.max_receive,
             dead_letter=dead_letter,
+            per_group=per_group,
         )
         if dead_letter is not None:
             self.signals.notify(dead_letter)

@@ -12,6 +12,7 @@ of its group in the batch is kept too, so order holds.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ log = logging.getLogger("squall.queues")
 
 QUEUE_TRIGGER = "queue"
 ERROR_PAUSE_S = 1.0
+MAX_LEASE = 1000  # messages leased at once, for all free slots together
+SETTLE_WINDOW_S = 0.002  # outcomes wait this long to share a commit
 
 
 class QueueConsumers:
@@ -66,7 +69,10 @@ class QueueConsumers:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _consume(self, index: int, trigger: QueueTrigger) -> None:
+        """Lease for every free slot at once and split the lease into batches, so a freed
+        slot finds its next batch in memory."""
         freed = asyncio.Event()
+        pending: collections.deque[list[QueueMessage]] = collections.deque()
         self._in_flight[index] = 0
         while True:
             config = self._functions()[trigger.function]
@@ -75,41 +81,44 @@ class QueueConsumers:
                 freed.clear()
                 await freed.wait()
                 continue
-            try:
-                batch = await self._gather(trigger)
-            except Exception:
-                log.exception("receiving from queue %r failed", trigger.queue)
-                await asyncio.sleep(ERROR_PAUSE_S)
-                continue
-            if not batch:
-                continue
-            self._in_flight[index] += 1
-            task = asyncio.create_task(self._process(trigger, config, batch))
-            self._tasks.add(task)
+            if not pending:
+                try:
+                    messages = await self._gather(trigger, limit - self._in_flight[index])
+                except Exception:
+                    log.exception("receiving from queue %r failed", trigger.queue)
+                    await asyncio.sleep(ERROR_PAUSE_S)
+                    continue
+                pending.extend(_batches(messages, trigger.batch_size))
+            while pending and self._in_flight[index] < limit:
+                self._in_flight[index] += 1
+                task = asyncio.create_task(self._process(trigger, config, pending.popleft()))
+                self._tasks.add(task)
 
-            def done(task: asyncio.Task[None], index: int = index) -> None:
-                self._tasks.discard(task)
-                self._in_flight[index] -= 1
-                freed.set()
+                def done(task: asyncio.Task[None], index: int = index) -> None:
+                    self._tasks.discard(task)
+                    self._in_flight[index] -= 1
+                    freed.set()
 
-            task.add_done_callback(done)
+                task.add_done_callback(done)
 
-    async def _gather(self, trigger: QueueTrigger) -> list[QueueMessage]:
-        """Up to ``batch_size`` messages, waiting for the first; then for at most the batch
-        window while the batch is not full."""
+    async def _gather(self, trigger: QueueTrigger, slots: int) -> list[QueueMessage]:
+        """Up to ``slots`` batches of messages, waiting for the first message; then for at
+        most the batch window while not even one batch is full. FIFO: at most a batch per
+        group, so each group fits in one batch and its order holds."""
         signals = self._book.signals
         batch: list[QueueMessage] = []
         window_ends: float | None = None
+        size = trigger.batch_size
         while True:
             queue = self._book.get(trigger.queue)
             future = signals.future(queue.name)
-            batch += await self._book.lease(
-                queue, trigger.batch_size - len(batch), queue.visibility_timeout_s
-            )
+            want = min(size * slots, MAX_LEASE) - len(batch)
+            per_group = size if queue.fifo else None
+            batch += await self._book.lease(queue, want, queue.visibility_timeout_s, per_group)
             now = time.monotonic()
             if batch and window_ends is None:
                 window_ends = now + trigger.batch_window_s
-            if len(batch) >= trigger.batch_size or (window_ends is not None and now >= window_ends):
+            if len(batch) >= size or (window_ends is not None and now >= window_ends):
                 signals.discard(queue.name, future)
                 return batch
             timeout = await self._book.until_visible(queue.name)
@@ -147,13 +156,34 @@ class QueueConsumers:
         receipts = [m.receipt for m in batch if m.id not in kept and m.receipt is not None]
         if receipts:
             ops.append(DeleteMessages(trigger.queue, receipts))
-        try:
-            await self._store.commit(ops)
-        except Exception:  # the batch stays in flight and reappears after its timeout
-            log.exception("settling the batch of %s failed", record.id)
-            return
-        if fifo and receipts:
-            self._book.signals.notify(trigger.queue)  # its groups may go on
+        # Settled in the background, sharing commits: the slot is free for the next batch.
+        committed = self._store.submit(ops, within_s=SETTLE_WINDOW_S)
+
+        def settled(future: asyncio.Future[None]) -> None:
+            if future.cancelled():
+                return
+            if future.exception() is not None:  # stays in flight; reappears after its timeout
+                log.error("settling %s failed", record.id, exc_info=future.exception())
+            elif fifo and receipts:
+                self._book.signals.notify(trigger.queue)  # its groups may go on
+
+        committed.add_done_callback(settled)
+
+
+def _batches(messages: list[QueueMessage], size: int) -> list[list[QueueMessage]]:
+    """Split a lease into batches of ``size``; a FIFO group (at most ``size`` messages of a
+    lease) is never split, so its messages stay in one batch, in order."""
+    if not messages or messages[0].group_id is None:
+        return [messages[i : i + size] for i in range(0, len(messages), size)]
+    groups: dict[str | None, list[QueueMessage]] = {}
+    for m in messages:
+        groups.setdefault(m.group_id, []).append(m)
+    batches: list[list[QueueMessage]] = [[]]
+    for members in groups.values():
+        if len(batches[-1]) + len(members) > size:
+            batches.append([])
+        batches[-1].extend(members)
+    return [b for b in batches if b]
 
 
 def _failed(record: InvocationRecord, batch: list[QueueMessage], fifo: bool) -> set[str]:

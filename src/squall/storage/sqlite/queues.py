@@ -146,7 +146,9 @@ def _send(
     return outcomes
 
 
-def _pick(conn: sqlite3.Connection, queue: str, limit: int, fifo: bool, now: float) -> list[Any]:
+def _pick(
+    conn: sqlite3.Connection, queue: str, limit: int, fifo: bool, per_group: int | None, now: float
+) -> list[Any]:
     if not fifo:
         return conn.execute(
             "SELECT seq, receive_count FROM queue_messages WHERE queue = ? AND available_at <= ?"
@@ -162,6 +164,7 @@ def _pick(conn: sqlite3.Connection, queue: str, limit: int, fifo: bool, now: flo
         )
     }
     picked: list[Any] = []
+    taken: dict[str, int] = {}
     for seq, group, count in conn.execute(
         "SELECT seq, group_id, receive_count FROM queue_messages WHERE queue = ?"
         " AND available_at <= ? ORDER BY seq",
@@ -169,6 +172,11 @@ def _pick(conn: sqlite3.Connection, queue: str, limit: int, fifo: bool, now: flo
     ):
         if group in blocked:
             continue
+        if per_group is not None:
+            taken[group] = taken.get(group, 0) + 1
+            if taken[group] > per_group:
+                blocked.add(group)  # its later messages wait for the ones taken
+                continue
         picked.append((seq, count))
         if len(picked) == limit:
             break
@@ -183,9 +191,10 @@ def _receive(
     fifo: bool,
     max_receive: int | None,
     dead_letter: str | None,
+    per_group: int | None = None,
 ) -> list[QueueMessage]:
     now = time.time()
-    picked = _pick(conn, queue, limit, fifo, now)
+    picked = _pick(conn, queue, limit, fifo, per_group, now)
     spent = [seq for seq, count in picked if max_receive is not None and count >= max_receive]
     if spent:
         if dead_letter is None:
@@ -252,10 +261,11 @@ class QueueReads:
         fifo: bool,
         max_receive: int | None = None,
         dead_letter: str | None = None,
+        per_group: int | None = None,
     ) -> list[QueueMessage]:
         result: list[QueueMessage] = await self._db.call(
             lambda conn: _receive(
-                conn, queue, limit, visibility_s, fifo, max_receive, dead_letter
+                conn, queue, limit, visibility_s, fifo, max_receive, dead_letter, per_group
             )
         )
         return result
