@@ -69,37 +69,59 @@ class QueueConsumers:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _consume(self, index: int, trigger: QueueTrigger) -> None:
-        """Lease for every free slot at once and split the lease into batches, so a freed
-        slot finds its next batch in memory."""
+        """Keep up to a batch per slot leased ahead of the running ones, so a freed slot finds
+        its next batch in memory; wait for messages only when nothing is left to run."""
         freed = asyncio.Event()
         pending: collections.deque[list[QueueMessage]] = collections.deque()
         self._in_flight[index] = 0
+        size = trigger.batch_size
         while True:
             config = self._functions()[trigger.function]
             limit = trigger.max_concurrency or config.concurrency
-            if self._in_flight[index] >= limit:
+            while pending and self._in_flight[index] < limit:
+                self._start(index, trigger, config, pending.popleft(), freed)
+            running = self._in_flight[index]
+            want = 2 * limit - running - len(pending)  # batches
+            try:
+                if running < limit:  # nothing pending: wait for the next message
+                    messages = await self._gather(trigger, want)
+                elif want > 0:  # every slot busy: top up without waiting
+                    queue = self._book.get(trigger.queue)
+                    messages = await self._book.lease(
+                        queue,
+                        min(want * size, MAX_LEASE),
+                        queue.visibility_timeout_s,
+                        size if queue.fifo else None,
+                    )
+                else:
+                    messages = []
+            except Exception:
+                log.exception("receiving from queue %r failed", trigger.queue)
+                await asyncio.sleep(ERROR_PAUSE_S)
+                continue
+            pending.extend(_batches(messages, size))
+            if not messages and self._in_flight[index] >= limit:
                 freed.clear()
                 await freed.wait()
-                continue
-            if not pending:
-                try:
-                    messages = await self._gather(trigger, limit - self._in_flight[index])
-                except Exception:
-                    log.exception("receiving from queue %r failed", trigger.queue)
-                    await asyncio.sleep(ERROR_PAUSE_S)
-                    continue
-                pending.extend(_batches(messages, trigger.batch_size))
-            while pending and self._in_flight[index] < limit:
-                self._in_flight[index] += 1
-                task = asyncio.create_task(self._process(trigger, config, pending.popleft()))
-                self._tasks.add(task)
 
-                def done(task: asyncio.Task[None], index: int = index) -> None:
-                    self._tasks.discard(task)
-                    self._in_flight[index] -= 1
-                    freed.set()
+    def _start(
+        self,
+        index: int,
+        trigger: QueueTrigger,
+        config: FunctionConfig,
+        batch: list[QueueMessage],
+        freed: asyncio.Event,
+    ) -> None:
+        self._in_flight[index] += 1
+        task = asyncio.create_task(self._process(trigger, config, batch))
+        self._tasks.add(task)
 
-                task.add_done_callback(done)
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            self._in_flight[index] -= 1
+            freed.set()
+
+        task.add_done_callback(done)
 
     async def _gather(self, trigger: QueueTrigger, slots: int) -> list[QueueMessage]:
         """Up to ``slots`` batches of messages, waiting for the first message; then for at

@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS queue_messages (
 CREATE INDEX IF NOT EXISTS queue_messages_due ON queue_messages (queue, available_at);
 CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_receipt ON queue_messages (receipt)
     WHERE receipt IS NOT NULL;
+-- FIFO picks walk the groups through this index, not the messages.
+CREATE INDEX IF NOT EXISTS queue_messages_groups ON queue_messages (queue, group_id, seq)
+    WHERE group_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS queue_dedup (
     queue TEXT NOT NULL,
@@ -163,24 +166,40 @@ def _pick(
             (queue, now),
         )
     }
+    # Each other group's head, oldest first; then up to per_group messages of each.
+    heads = sorted(
+        (seq, group)
+        for group in _groups(conn, queue)
+        if group not in blocked
+        for (seq,) in conn.execute(_HEAD, (queue, group))
+    )
     picked: list[Any] = []
-    taken: dict[str, int] = {}
-    for seq, group, count in conn.execute(
-        "SELECT seq, group_id, receive_count FROM queue_messages WHERE queue = ?"
-        " AND available_at <= ? ORDER BY seq",
-        (queue, now),
-    ):
-        if group in blocked:
-            continue
-        if per_group is not None:
-            taken[group] = taken.get(group, 0) + 1
-            if taken[group] > per_group:
-                blocked.add(group)  # its later messages wait for the ones taken
-                continue
-        picked.append((seq, count))
-        if len(picked) == limit:
+    for _, group in heads:
+        take = min(per_group or limit, limit - len(picked))
+        picked += [(seq, count) for seq, count in conn.execute(_RUN, (queue, group, take))]
+        if len(picked) >= limit:
             break
     return picked
+
+
+_HEAD = "SELECT MIN(seq) FROM queue_messages WHERE queue = ? AND group_id = ?"
+_RUN = (
+    "SELECT seq, receive_count FROM queue_messages WHERE queue = ? AND group_id = ?"
+    " ORDER BY seq LIMIT ?"
+)
+
+
+def _groups(conn: sqlite3.Connection, queue: str) -> list[str]:
+    """The queue's message groups, one index probe each (a skip scan)."""
+    rows = conn.execute(
+        "WITH RECURSIVE g(id) AS ("
+        " SELECT MIN(group_id) FROM queue_messages WHERE queue = ?1 AND group_id IS NOT NULL"
+        " UNION ALL SELECT (SELECT MIN(group_id) FROM queue_messages"
+        " WHERE queue = ?1 AND group_id > g.id) FROM g WHERE g.id IS NOT NULL"
+        ") SELECT id FROM g WHERE id IS NOT NULL",
+        (queue,),
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def _receive(
