@@ -6,8 +6,10 @@ queue trigger with batch size 1 or 10 (``--concurrency`` sandboxes each). Per ca
 time (each acknowledged once committed; concurrent sends share group commits); FIFO messages
 are spread over ``--groups`` message groups. ``send_rate`` is messages over the time until the
 last send was acknowledged; ``throughput`` is messages over the time from the first send until
-the queue is empty again (every message processed and deleted). Every invocation record is
-then checked to have succeeded and to account for all messages.
+the queue is empty again (every message processed and deleted). ``backlog_throughput`` is
+``n`` messages that all become visible at one moment (written straight to the store) over the
+time until the queue is empty: processing alone, without the senders. Every invocation record
+is then checked to have succeeded.
 
 Peers, in the same run: Celery and Dramatiq on the local Redis (``_peers.py``), one no-op task
 per message; ratios compare them with the batch-1 standard queue.
@@ -60,9 +62,8 @@ async def run_platform(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     try:
         for queue, fifo, batch in CASES:
             await run_case(platform, queue, fifo, 200, args)  # warm the sandboxes
-            started = time.time()
             send_s, total_s = await run_case(platform, queue, fifo, args.n, args)
-            await check(platform, queue, args.n + 200, started)
+            await check(platform, queue)
             throughput = args.n / total_s
             results[queue] = throughput
             extra: dict[str, Any] = {
@@ -73,9 +74,15 @@ async def run_platform(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                 extra["groups"] = args.groups
             if queue in GOALS:
                 extra["goal"] = GOALS[queue]
+            drained = args.n / await drain(platform, queue, fifo, args)
+            results[f"{queue}-backlog"] = drained
             emit("squall_queue_send_rate", args.n / send_s, "messages/s", **extra)
             emit("squall_queue_throughput", throughput, "messages/s", **extra)
-            log(f"{queue}: sent {args.n / send_s:.0f}/s, processed {throughput:.0f}/s")
+            emit("squall_queue_backlog_throughput", drained, "messages/s", **extra)
+            log(
+                f"{queue}: sent {args.n / send_s:.0f}/s, processed {throughput:.0f}/s end to end,"
+                f" a backlog at {drained:.0f}/s"
+            )
             stats = await book.stats(queue)
             assert stats.visible + stats.in_flight + stats.delayed == 0, stats
     finally:
@@ -106,7 +113,29 @@ async def run_case(
         await asyncio.sleep(0.05)  # counting scans the queue: not too often
 
 
-async def check(platform: Any, queue: str, n: int, since: float) -> None:
+async def drain(platform: Any, queue: str, fifo: bool, args: argparse.Namespace) -> float:
+    """Seconds to process ``n`` messages that all become visible at the same moment."""
+    book, store = platform.queues, platform._store
+    messages = [
+        book.message(queue, b'{"n": 1}', None, 0, f"g{i % args.groups}" if fifo else None, None)
+        for i in range(args.n)
+    ]
+    visible_at = time.time() + 1.0 + args.n / 20000
+    for m in messages:
+        m.available_at = visible_at
+    for i in range(0, len(messages), 500):
+        await store.send_messages(messages[i : i + 500], 300)
+    book.signals.notify(queue)  # the trigger now sleeps until they become visible
+    await asyncio.sleep(max(0.0, visible_at - time.time()))
+    t0 = time.perf_counter()
+    while True:
+        stats = await store.queue_stats(queue)
+        if stats.visible + stats.in_flight + stats.delayed == 0:
+            return time.perf_counter() - t0
+        await asyncio.sleep(0.05)
+
+
+async def check(platform: Any, queue: str) -> None:
     """Every invocation of the queue's function succeeded."""
     function = queue.replace("-", "_")
     records = await platform.list_invocations(function=function, limit=100_000)
@@ -156,6 +185,8 @@ def main() -> None:
             report_peer(peers["celery"])
     for peer, result in peers.items():
         for queue, throughput in squall.items():
+            if queue.endswith("-backlog"):
+                continue
             value = ratio(throughput, result.throughput)
             emit(f"queue_throughput_ratio_squall_vs_{peer}", value, "x", queue=queue)
 
