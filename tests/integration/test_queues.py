@@ -236,3 +236,27 @@ async def test_bad_sends_and_receives_name_the_field(  # type: ignore[no-untyped
             await p.queues.receive("ext", **kwargs)  # type: ignore[arg-type]
         assert bad.value.field == field
     assert (await p.queues.stats("ext")).visible == 0
+
+
+async def test_queues_made_at_run_time_and_their_messages_survive_a_restart(  # type: ignore[no-untyped-def]
+    platform, out
+) -> None:
+    from squall.model.queues import QueueConfig
+
+    source = APP.format(out=str(out))
+    p = await platform(source)
+    with pytest.raises(InvalidInput) as bad:  # its dead-letter queue must exist first
+        await p.queues.create(QueueConfig(name="made", max_receive=2, dead_letter="later"))
+    assert bad.value.field == "dead_letter"
+    await p.queues.create(QueueConfig(name="made", visibility_timeout_s=7))
+    sent = await p.queues.send("made", b'{"kept": true}')
+    await p.stop()
+
+    p = await platform(source)
+    queue = p.queues.get("made")
+    assert (queue.origin, queue.visibility_timeout_s) == ("api", 7)
+    [message] = await p.queues.receive("made")
+    assert message.id == sent.id and message.public()["body"] == {"kept": True}
+    await p.queues.delete("made")
+    with pytest.raises(NotFound):
+        p.queues.get("made")
