@@ -167,12 +167,7 @@ def _pick(
         )
     }
     # Each other group's head, oldest first; then up to per_group messages of each.
-    heads = sorted(
-        (seq, group)
-        for group in _groups(conn, queue)
-        if group not in blocked
-        for (seq,) in conn.execute(_HEAD, (queue, group))
-    )
+    heads = sorted((seq, group) for group, seq in _heads(conn, queue) if group not in blocked)
     picked: list[Any] = []
     for _, group in heads:
         take = min(per_group or limit, limit - len(picked))
@@ -182,24 +177,25 @@ def _pick(
     return picked
 
 
-_HEAD = "SELECT MIN(seq) FROM queue_messages WHERE queue = ? AND group_id = ?"
 _RUN = (
     "SELECT seq, receive_count FROM queue_messages WHERE queue = ? AND group_id = ?"
     " ORDER BY seq LIMIT ?"
 )
 
 
-def _groups(conn: sqlite3.Connection, queue: str) -> list[str]:
-    """The queue's message groups, one index probe each (a skip scan)."""
-    rows = conn.execute(
+def _heads(conn: sqlite3.Connection, queue: str) -> list[tuple[str, int]]:
+    """Every message group of the queue and its first message's seq: a skip scan, two index
+    probes per group, in one statement."""
+    rows: list[tuple[str, int]] = conn.execute(
         "WITH RECURSIVE g(id) AS ("
         " SELECT MIN(group_id) FROM queue_messages WHERE queue = ?1 AND group_id IS NOT NULL"
         " UNION ALL SELECT (SELECT MIN(group_id) FROM queue_messages"
         " WHERE queue = ?1 AND group_id > g.id) FROM g WHERE g.id IS NOT NULL"
-        ") SELECT id FROM g WHERE id IS NOT NULL",
+        ") SELECT id, (SELECT MIN(seq) FROM queue_messages WHERE queue = ?1 AND group_id = g.id)"
+        " FROM g WHERE id IS NOT NULL",
         (queue,),
     ).fetchall()
-    return [row[0] for row in rows]
+    return rows
 
 
 def _receive(
