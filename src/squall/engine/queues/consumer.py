@@ -35,6 +35,7 @@ QUEUE_TRIGGER = "queue"
 ERROR_PAUSE_S = 1.0
 MAX_LEASE = 1000  # messages leased at once, for all free slots together
 SETTLE_WINDOW_S = 0.002  # outcomes wait this long to share a commit
+STALE_MIN_S = 1.0  # a batch leased ahead may always wait this long for its slot
 
 
 class QueueConsumers:
@@ -72,14 +73,20 @@ class QueueConsumers:
         """Keep up to a batch per slot leased ahead of the running ones, so a freed slot finds
         its next batch in memory; wait for messages only when nothing is left to run."""
         freed = asyncio.Event()
-        pending: collections.deque[list[QueueMessage]] = collections.deque()
+        # Leased batches waiting for a slot, with when they were leased.
+        pending: collections.deque[tuple[float, list[QueueMessage]]] = collections.deque()
         self._in_flight[index] = 0
         size = trigger.batch_size
         while True:
             config = self._functions()[trigger.function]
             limit = trigger.max_concurrency or config.concurrency
             while pending and self._in_flight[index] < limit:
-                self._start(index, trigger, config, pending.popleft(), freed)
+                leased_at, batch = pending.popleft()
+                # A batch that waited past half its visibility timeout could reappear while it
+                # runs, and run twice: leave it to reappear instead.
+                hidden_s = self._book.get(trigger.queue).visibility_timeout_s
+                if time.monotonic() - leased_at <= max(hidden_s / 2, STALE_MIN_S):
+                    self._start(index, trigger, config, batch, freed)
             running = self._in_flight[index]
             want = 2 * limit - running - len(pending)  # batches
             try:
@@ -99,7 +106,8 @@ class QueueConsumers:
                 log.exception("receiving from queue %r failed", trigger.queue)
                 await asyncio.sleep(ERROR_PAUSE_S)
                 continue
-            pending.extend(_batches(messages, size))
+            leased_at = time.monotonic()
+            pending.extend((leased_at, batch) for batch in _batches(messages, size))
             if not messages and self._in_flight[index] >= limit:
                 freed.clear()
                 await freed.wait()
