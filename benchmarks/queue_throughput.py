@@ -2,8 +2,9 @@
 
 Squall in this process: an app with four queues, standard and FIFO, each drained by a no-op
 queue trigger with batch size 1 or 10 (``--concurrency`` sandboxes each). Per case,
-``--senders`` concurrent tasks send the burst of ``-n`` messages one ``QueueBook.send`` at a
-time (each acknowledged once committed; concurrent sends share group commits); FIFO messages
+``--senders`` concurrent tasks send the burst of ``-n`` messages, ``--send-batch`` per call
+(``QueueBook.send`` or ``send_batch``, acknowledged once committed; concurrent sends share
+group commits); FIFO messages
 are spread over ``--groups`` message groups. ``send_rate`` is messages over the time until the
 last send was acknowledged; ``throughput`` is messages over the time from the first send until
 the queue is empty again (every message processed and deleted). ``backlog_throughput`` is
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
 import tempfile
 import time
@@ -68,7 +70,8 @@ async def run_platform(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             results[queue] = throughput
             extra: dict[str, Any] = {
                 "queue": queue, "fifo": fifo, "batch_size": batch, "n": args.n,
-                "senders": args.senders, "concurrency": args.concurrency,
+                "senders": args.senders, "send_batch": args.send_batch,
+                "concurrency": args.concurrency,
             }
             if fifo:
                 extra["groups"] = args.groups
@@ -99,9 +102,13 @@ async def run_case(
     numbers = iter(range(n))
 
     async def sender() -> None:
-        for i in numbers:
-            group = f"g{i % args.groups}" if fifo else None
-            await book.send(queue, body, group_id=group)
+        while chunk := list(itertools.islice(numbers, args.send_batch)):
+            groups = [f"g{i % args.groups}" if fifo else None for i in chunk]
+            if args.send_batch == 1:
+                await book.send(queue, body, group_id=groups[0])
+            else:
+                messages = [book.message(queue, body, None, None, g, None) for g in groups]
+                await book.send_batch(queue, messages)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(args.senders)))
@@ -154,6 +161,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=None, help="messages per case (20000)")
     parser.add_argument("--peer-n", type=int, default=None, help="tasks per peer (5000)")
     parser.add_argument("--senders", type=int, default=32, help="concurrent send calls")
+    parser.add_argument("--send-batch", type=int, default=1, help="messages per send (1-10)")
     parser.add_argument("--groups", type=int, default=64, help="FIFO message groups")
     parser.add_argument("--concurrency", type=int, default=8, help="sandboxes per trigger")
     parser.add_argument("--light-n", type=int, default=50, help="peers' light-phase tasks")

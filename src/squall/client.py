@@ -311,6 +311,12 @@ class SquallClient:
         payload = {"body": body, **_params(**options)}
         return self._json("POST", _path("queues", queue, "messages"), json=payload)
 
+    def send_message_batch(self, queue: str, entries: list[dict[str, Any]]) -> list[Any]:
+        """Send 1-10 messages (each ``{"body", ...}``) in one commit; their ids, in order."""
+        path = _path("queues", queue, "messages", "batch")
+        sent: list[Any] = self._json("POST", path, json={"messages": entries})["messages"]
+        return sent
+
     def receive_messages(
         self,
         queue: str,

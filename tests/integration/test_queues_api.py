@@ -83,6 +83,23 @@ def test_send_receive_delete_and_counts(http: httpx.Client) -> None:
     assert {"inbox", "tasks.fifo", "work"} <= set(names)
 
 
+def test_a_batch_is_sent_in_one_commit_or_refused_whole(http: httpx.Client) -> None:
+    entries = [{"body": n, "group_id": "g", "dedup_id": f"d{n % 2}"} for n in range(3)]
+    sent = http.post("/queues/tasks.fifo/messages/batch", json={"messages": entries})
+    assert sent.status_code == 201, sent.text
+    assert [m["duplicate"] for m in sent.json()["messages"]] == [False, False, True]
+    bad = [{"body": 1, "group_id": "g"}, {"body": 2}]
+    refused = http.post("/queues/tasks.fifo/messages/batch", json={"messages": bad})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["field"] == "messages[1].group_id"
+    eleven = http.post("/queues/inbox/messages/batch", json={"messages": [{"body": 1}] * 11})
+    assert eleven.status_code == 400 and eleven.json()["error"]["field"] == "messages"
+    got = http.post("/queues/tasks.fifo/receive", json={"max_messages": 10}).json()["messages"]
+    assert [m["body"] for m in got] == [0, 1]
+    for m in got:
+        http.delete(f"/queues/tasks.fifo/messages/{m['receipt']}").raise_for_status()
+
+
 def test_long_polling_answers_when_a_message_arrives(http: httpx.Client) -> None:
     def send_later() -> None:
         time.sleep(0.5)

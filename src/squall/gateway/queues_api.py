@@ -5,6 +5,7 @@
     GET    /api/v1/queues/{name}                           config, visible, in flight, age
     DELETE /api/v1/queues/{name}                           a queue made here, and its messages
     POST   /api/v1/queues/{name}/messages                  send {"body", "attributes"?, ...}
+    POST   /api/v1/queues/{name}/messages/batch            {"messages": [1-10 of those]}
     POST   /api/v1/queues/{name}/receive                   {"max_messages"?, "wait_s"?, ...}
     DELETE /api/v1/queues/{name}/messages/{receipt}        delete a received message
     POST   /api/v1/queues/{name}/messages/{receipt}/visibility   {"visibility_s"}
@@ -22,16 +23,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, PayloadTooLarge
 from squall.gateway import queues_openapi  # noqa: F401  (registers the OpenAPI fragment)
 from squall.gateway.http import json_object, json_response
-from squall.model.queues import MAX_MESSAGE_BYTES, QueueConfig, QueueMessage
+from squall.model.queues import MAX_BATCH, MAX_MESSAGE_BYTES, QueueConfig, QueueMessage
 
 if TYPE_CHECKING:
     from squall.engine.queues.book import QueueBook
 
 MAX_BODY = 2 * MAX_MESSAGE_BYTES  # read this much, so a message just over its limit gets a 413
 # naming both sizes rather than a generic one
+MAX_BATCH_BODY = MAX_BATCH * MAX_BODY
 CREATE_FIELDS = (
     "name",
     "fifo",
@@ -61,6 +63,7 @@ class QueuesAPI:
             Route("/queues/{name}", self.get, methods=["GET"]),
             Route("/queues/{name}", self.delete, methods=["DELETE"]),
             Route("/queues/{name}/messages", self.send, methods=["POST"]),
+            Route("/queues/{name}/messages/batch", self.send_batch, methods=["POST"]),
             Route("/queues/{name}/receive", self.receive, methods=["POST"]),
             Route("/queues/{name}/messages/{receipt}", self.delete_message, methods=["DELETE"]),
             Route(
@@ -106,20 +109,43 @@ class QueuesAPI:
     async def send(self, request: Request) -> Response:
         name = self.book.get(request.path_params["name"]).name
         body = await _body(request, SEND_FIELDS, ("body",), limit=MAX_BODY)
+        [outcome] = await self.book.send_batch(name, [self._message(name, body)])
+        return json_response({"id": outcome.id, "duplicate": outcome.duplicate}, 201)
+
+    async def send_batch(self, request: Request) -> Response:
+        """Up to 10 messages in one commit; one bad entry refuses them all, naming it."""
+        name = self.book.get(request.path_params["name"]).name
+        body = await _body(request, ("messages",), ("messages",), limit=MAX_BATCH_BODY)
+        entries = body["messages"]
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH:
+            raise InvalidInput(f"messages must be a list of 1-{MAX_BATCH}", field="messages")
+        messages = []
+        for i, entry in enumerate(entries):
+            try:
+                if not isinstance(entry, dict):
+                    raise InvalidInput("must be an object", field="")
+                messages.append(self._message(name, _entry(entry)))
+            except (InvalidInput, PayloadTooLarge) as exc:
+                where = f"messages[{i}]" + (f".{exc.field}" if exc.field else "")
+                raise type(exc)(f"{where}: {exc.message}", field=where, **exc.details) from None
+        outcomes = await self.book.send_batch(name, messages)
+        sent = [{"id": o.id, "duplicate": o.duplicate} for o in outcomes]
+        return json_response({"messages": sent}, 201)
+
+    def _message(self, name: str, body: dict[str, Any]) -> QueueMessage:
         attributes = body.get("attributes") or {}
         if not isinstance(attributes, dict) or not all(
             isinstance(v, str) for v in attributes.values()
         ):
             raise InvalidInput("attributes must map names to strings", field="attributes")
-        outcome = await self.book.send(
+        return self.book.message(
             name,
             msgspec.json.encode(body["body"]),
-            attributes=attributes,
-            delay_s=body.get("delay_s"),
-            group_id=body.get("group_id"),
-            dedup_id=body.get("dedup_id"),
+            attributes,
+            body.get("delay_s"),
+            body.get("group_id"),
+            body.get("dedup_id"),
         )
-        return json_response({"id": outcome.id, "duplicate": outcome.duplicate}, 201)
 
     async def receive(self, request: Request) -> Response:
         name = self.book.get(request.path_params["name"]).name
@@ -180,6 +206,21 @@ async def _body(
         if isinstance(value, float) and value.is_integer():
             body[field] = int(value)
     return body
+
+
+def _entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """One message of a batch, checked like the body of a single send."""
+    unknown = sorted(set(entry) - set(SEND_FIELDS))
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {unknown[0]!r} (allowed: {', '.join(SEND_FIELDS)})", field=unknown[0]
+        )
+    if "body" not in entry:
+        raise InvalidInput("'body' is required", field="body")
+    value = entry.get("delay_s")
+    if isinstance(value, float) and value.is_integer():
+        entry = {**entry, "delay_s": int(value)}
+    return entry
 
 
 def _path_of(exc: msgspec.ValidationError) -> str:

@@ -19,6 +19,7 @@ from squall.gateway.openapi import (
     ref,
 )
 from squall.model.queues import (
+    MAX_BATCH,
     MAX_DELAY_S,
     MAX_RECEIVE_MESSAGES,
     MAX_VISIBILITY_S,
@@ -115,6 +116,18 @@ def _schemas() -> dict[str, JSONSchema]:
                 "dedup_id": {**_ID, "description": "FIFO queues only: 5-minute dedup window"},
             },
         ),
+        "MessageBatch": _object(
+            ["messages"],
+            {
+                "messages": {
+                    "type": "array", "items": ref("MessageSend"), "minItems": 1,
+                    "maxItems": MAX_BATCH,
+                }
+            },
+        ),
+        "MessageBatchSent": _object(
+            ["messages"], {"messages": {"type": "array", "items": ref("MessageSent")}}
+        ),
         "MessageSent": _object(
             ["id", "duplicate"],
             {
@@ -203,6 +216,21 @@ def queues_fragment() -> Fragment:
                 parameters=[name],
                 body=json_body(ref("MessageSend"), required=True),
                 responses=ok(ref("MessageSent"), "Sent", status=201),
+                errors=(400, 404, 413, 415),
+            )
+        },
+        f"{p}/{{name}}/messages/batch": {
+            "post": operation(
+                "sendMessageBatch",
+                "Send 1-10 messages in one commit (admin)",
+                tag=TAG,
+                description=(
+                    "Each message is checked as a single send is; one that fails refuses the"
+                    " batch, its error naming `messages[i]`. Results are in the batch's order."
+                ),
+                parameters=[name],
+                body=json_body(ref("MessageBatch"), required=True),
+                responses=ok(ref("MessageBatchSent"), "Sent", status=201),
                 errors=(400, 404, 413, 415),
             )
         },

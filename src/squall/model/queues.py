@@ -20,6 +20,7 @@ MAX_WAIT_S = 20
 MAX_RECEIVE_MESSAGES = 10
 MAX_VISIBILITY_S = 43200
 MAX_FIFO_BATCH = 10
+MAX_BATCH = 10  # messages per batch send, as in SQS
 
 # field -> (minimum, maximum), inclusive.
 QUEUE_RANGES: dict[str, tuple[int, int]] = {

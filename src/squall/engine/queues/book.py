@@ -20,6 +20,7 @@ from squall.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from squall.model.ids import new_id
 from squall.model.queues import (
     DEDUP_WINDOW_S,
+    MAX_BATCH,
     MAX_DELAY_S,
     MAX_MESSAGE_BYTES,
     MAX_RECEIVE_MESSAGES,
@@ -136,6 +137,16 @@ class QueueBook:
         [outcome] = await self._store.send_messages([message], DEDUP_WINDOW_S)
         self.signals.notify(name)
         return outcome
+
+    async def send_batch(self, name: str, messages: Sequence[QueueMessage]) -> list[SendOutcome]:
+        """Queue messages built by ``message`` in one commit, in their order."""
+        if not 1 <= len(messages) <= MAX_BATCH:
+            raise InvalidInput(
+                f"a batch holds 1-{MAX_BATCH} messages, got {len(messages)}", field="messages"
+            )
+        outcomes = await self._store.send_messages(messages, DEDUP_WINDOW_S)
+        self.signals.notify(name)
+        return outcomes
 
     def message(
         self,
