@@ -156,7 +156,7 @@ class QueuesAPI:
             wait_s=body.get("wait_s", 0),
             visibility_s=body.get("visibility_s"),
         )
-        return json_response({"messages": [_public(m) for m in messages]})
+        return json_response({"messages": [m.public() for m in messages]})
 
     async def delete_message(self, request: Request) -> Response:
         receipt = request.path_params["receipt"]
@@ -179,10 +179,6 @@ class QueuesAPI:
         name = self.book.get(request.path_params["name"]).name
         counts = await self.book.redrive(name)
         return json_response({"moved": counts, "total": sum(counts.values())})
-
-
-def _public(message: QueueMessage) -> dict[str, Any]:
-    return message.public()
 
 
 async def _body(

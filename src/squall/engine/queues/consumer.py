@@ -27,6 +27,7 @@ from squall.model.config import FunctionConfig
 from squall.model.ids import new_id
 from squall.model.invocation import InvocationRecord, InvocationStatus
 from squall.model.queues import QueueMessage, QueueTrigger
+from squall.runtime.sandbox import SandboxGone
 from squall.storage.protocols import AppendLogs, DeleteMessages, Op, PutInvocation, Store
 
 log = logging.getLogger("squall.queues")
@@ -176,6 +177,9 @@ class QueueConsumers:
             record.status = InvocationStatus.FAILED
             error = exc if isinstance(exc, InitError) else SandboxCrashed(str(exc))
             record.error = error.to_dict()
+        except SandboxGone:  # it died before it took the batch
+            record.status = InvocationStatus.FAILED
+            record.error = SandboxCrashed("the sandbox closed before it took the batch").to_dict()
         finally:
             self._running.pop(record.id, None)
         fifo = self._book.get(trigger.queue).fifo
