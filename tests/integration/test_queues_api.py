@@ -178,7 +178,11 @@ def test_cli_creates_sends_receives_purges_and_redrives(url: str) -> None:
     moved = squall(url, "queues", "redrive", "cli-dlq", "--json")
     assert json.loads(moved.stdout) == {"moved": {"cli": 1}, "total": 1}
     shown = json.loads(squall(url, "queues", "show", "cli", "--json").stdout)
-    assert shown["visible"] == 1
+    assert shown["visible"] == 1 and shown["dead_letter"] == "cli-dlq"
+    taken = squall(url, "queues", "receive", "cli", "--delete")
+    assert taken.returncode == 0 and "(deleted)" in taken.stdout, taken.stderr
+    assert json.loads(squall(url, "queues", "show", "cli", "--json").stdout)["in_flight"] == 0
+    squall(url, "queues", "send", "cli", "--data", "2").check_returncode()
     assert squall(url, "queues", "purge", "cli").returncode == 2  # not a terminal: needs --yes
     assert squall(url, "queues", "purge", "cli", "--yes").returncode == 0
     assert json.loads(squall(url, "queues", "show", "cli", "--json").stdout)["visible"] == 0
