@@ -260,3 +260,16 @@ async def test_queues_made_at_run_time_and_their_messages_survive_a_restart(  # 
     await p.queues.delete("made")
     with pytest.raises(NotFound):
         p.queues.get("made")
+
+
+async def test_the_sweep_drops_messages_past_their_retention(  # type: ignore[no-untyped-def]
+    platform, out
+) -> None:
+    p = await platform(APP.format(out=str(out)))
+    old = p.queues.message("ext", b'"old"', None, 0, None, None)
+    old.sent_at -= p.queues.get("ext").retention_s + 1
+    await p._store.send_messages([old], 300)
+    await p.queues.send("ext", b'"new"')
+    await p.queues.sweep()
+    [kept] = await p.queues.receive("ext", max_messages=10)
+    assert kept.public()["body"] == "new"
