@@ -200,3 +200,14 @@ def test_cli_help_lists_every_command() -> None:
     assert done.returncode == 0
     for command in ("ls", "show", "create", "delete", "send", "receive", "purge", "redrive"):
         assert command in done.stdout
+
+
+def test_a_publish_key_may_send_but_not_receive(url: str, http: httpx.Client) -> None:
+    key = http.post("/keys", json={"name": "producer", "scopes": ["publish"]}).json()["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=f"{url}/api/v1", headers=headers) as producer:
+        assert producer.post("/queues/inbox/messages", json={"body": 1}).status_code == 201
+        batch = {"messages": [{"body": 2}]}
+        assert producer.post("/queues/inbox/messages/batch", json=batch).status_code == 201
+        assert producer.post("/queues/inbox/receive", json={}).status_code == 403
+    http.post("/queues/inbox/purge").raise_for_status()

@@ -3,6 +3,7 @@
     GET, HEAD                                 read
     POST /functions/{name}/invoke             invoke
     POST /events…                             publish
+    POST /queues/{name}/messages[/batch]      publish  (sending to a queue)
     /keys…, /secrets… (any method)            admin
     anything else that changes state          admin   (config, dead-letter redrive/purge, …)
 
@@ -33,6 +34,7 @@ RULES: tuple[tuple[str | None, re.Pattern[str], str, str], ...] = (
     (None, re.compile(r"/(keys|secrets)(/.*)?"), "admin", "manage keys and secrets"),
     ("POST", re.compile(r"/functions/[^/]+/invoke"), "invoke", "invoke functions"),
     ("POST", re.compile(r"/events(/.*)?"), "publish", "publish events"),
+    ("POST", re.compile(r"/queues/[^/]+/messages(/batch)?"), "publish", "send to queues"),
 )
 
 

@@ -1,6 +1,6 @@
 """The OpenAPI fragment of the queues API (``gateway.queues_api``), registered at import.
 
-GETs need the ``read`` scope; every other operation ``admin``.
+GETs need the ``read`` scope, sends ``publish``; every other operation ``admin``.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def queues_fragment() -> Fragment:
         f"{p}/{{name}}/messages": {
             "post": operation(
                 "sendMessage",
-                "Send a message (admin)",
+                "Send a message (publish)",
                 tag=TAG,
                 description=(
                     "Committed before the answer. Over 256 KiB is 413 naming both sizes; a FIFO"
@@ -222,7 +222,7 @@ def queues_fragment() -> Fragment:
         f"{p}/{{name}}/messages/batch": {
             "post": operation(
                 "sendMessageBatch",
-                "Send 1-10 messages in one commit (admin)",
+                "Send 1-10 messages in one commit (publish)",
                 tag=TAG,
                 description=(
                     "Each message is checked as a single send is; one that fails refuses the"
