@@ -13,6 +13,7 @@ from squall.engine.schedules.expressions import parse as parse_expression
 from squall.errors import ConfigError, InvalidInput
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
+from squall.model.queues import QUEUE_NAME_RE, QueueConfig, QueueTrigger
 from squall.model.rules import DEFAULT_BUS, RuleConfig, app_rule, rule_pattern
 from squall.model.schedules import ScheduleConfig
 from squall.model.streams import DEFAULT_RETENTION_S, StreamConfig, StreamTrigger
@@ -54,6 +55,8 @@ class App:
         self.streams: list[StreamConfig] = []
         self.stream_triggers: list[StreamTrigger] = []
         self.schedules: list[ScheduleConfig] = []
+        self.queues: dict[str, QueueConfig] = {}
+        self.queue_triggers: list[QueueTrigger] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -262,6 +265,72 @@ class App:
 
         return register
 
+    def queue_resource(
+        self,
+        name: str,
+        *,
+        fifo: bool = False,
+        visibility_timeout_s: int = 30,
+        retention_s: int = 345600,
+        delay_s: int = 0,
+        max_receive: int | None = None,
+        dead_letter: str | None = None,
+        content_based_dedup: bool = False,
+    ) -> QueueConfig:
+        """Declare a queue (SQS semantics). A message received ``max_receive`` times moves to
+        the ``dead_letter`` queue (declare it too)."""
+        config = QueueConfig(
+            name=name,
+            fifo=fifo,
+            visibility_timeout_s=visibility_timeout_s,
+            retention_s=retention_s,
+            delay_s=delay_s,
+            max_receive=max_receive,
+            dead_letter=dead_letter,
+            content_based_dedup=content_based_dedup,
+        )
+        try:
+            config.validate()
+        except InvalidInput as exc:
+            raise ConfigError(exc.message, field=exc.field, queue=str(name)) from None
+        if name in self.queues:
+            raise ConfigError(f"queue {name!r} is declared twice", field="name", queue=name)
+        self.queues[name] = config
+        return config
+
+    def queue(
+        self,
+        queue: str,
+        *,
+        batch_size: int = 10,
+        batch_window_s: float = 0,
+        max_concurrency: int | None = None,
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Run the function on batches of ``queue``'s messages (a queue not declared with
+        ``queue_resource`` is a standard one with its defaults). The handler gets a list of
+        messages and may return the ids that failed; only those are received again."""
+
+        def register(handler: F) -> F:
+            name = function_options.get("name") or handler.__name__.replace("_", "-")
+            existing = self.functions.get(name)
+            if existing is None:
+                self.function(**function_options)(handler)
+            elif existing.handler is not handler:
+                raise ConfigError(f"function {name!r} is declared twice", field="name")
+            self.queue_triggers.append(
+                QueueTrigger(
+                    queue=queue,
+                    function=name,
+                    batch_size=batch_size,
+                    batch_window_s=batch_window_s,
+                    max_concurrency=max_concurrency,
+                )
+            )
+            return handler
+
+        return register
+
     def schedule(
         self,
         expression: str,
@@ -328,6 +397,12 @@ class App:
         digest.update(repr((self.streams, self.stream_triggers)).encode())
         for schedule in self.schedules:
             digest.update(repr(schedule).encode())
+        queues = dict(self.queues)
+        for trigger in self.queue_triggers:
+            if isinstance(trigger.queue, str) and QUEUE_NAME_RE.match(trigger.queue):
+                queues.setdefault(trigger.queue, QueueConfig(name=trigger.queue))
+        digest.update(repr(sorted(queues.items())).encode())
+        digest.update(repr(self.queue_triggers).encode())
         digest.update(repr(self.settings).encode())
         manifest = Manifest(
             app=self.name,
@@ -339,6 +414,8 @@ class App:
             settings=self.settings,
             streams=list(self.streams),
             stream_triggers=list(self.stream_triggers),
+            queues=list(queues.values()),
+            queue_triggers=list(self.queue_triggers),
         )
         manifest.validate()
         return manifest

@@ -347,6 +347,60 @@ class SquallClient:
         path = _path("streams", name, "shards", str(shard), "records")
         return self._json("GET", path, params={"after": after, "limit": limit})
 
+    # queues
+
+    def queues(self) -> list[dict[str, Any]]:
+        queues: list[dict[str, Any]] = self._json("GET", "/queues")["queues"]
+        return queues
+
+    def queue(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("queues", name))
+
+    def create_queue(self, name: str, **config: Any) -> dict[str, Any]:
+        return self._json("POST", "/queues", json={"name": name, **_params(**config)})
+
+    def delete_queue(self, name: str) -> None:
+        self._json("DELETE", _path("queues", name))
+
+    def send_message(self, queue: str, body: Any, **options: Any) -> dict[str, Any]:
+        """Send a JSON-able ``body``; ``options``: attributes, delay_s, group_id, dedup_id."""
+        payload = {"body": body, **_params(**options)}
+        return self._json("POST", _path("queues", queue, "messages"), json=payload)
+
+    def send_message_batch(self, queue: str, entries: list[dict[str, Any]]) -> list[Any]:
+        """Send 1-10 messages (each ``{"body", ...}``) in one commit; their ids, in order."""
+        path = _path("queues", queue, "messages", "batch")
+        sent: list[Any] = self._json("POST", path, json={"messages": entries})["messages"]
+        return sent
+
+    def receive_messages(
+        self,
+        queue: str,
+        *,
+        max_messages: int = 1,
+        wait_s: float = 0,
+        visibility_s: int | None = None,
+    ) -> list[dict[str, Any]]:
+        body = _params(max_messages=max_messages, wait_s=wait_s, visibility_s=visibility_s)
+        # Long polling: the server may hold the request for wait_s.
+        timeout = max(self._http.timeout.read or 30.0, wait_s + 10)
+        data = self._json("POST", _path("queues", queue, "receive"), json=body, timeout=timeout)
+        messages: list[dict[str, Any]] = data["messages"]
+        return messages
+
+    def delete_message(self, queue: str, receipt: str) -> None:
+        self._json("DELETE", _path("queues", queue, "messages", receipt))
+
+    def change_visibility(self, queue: str, receipt: str, visibility_s: int) -> None:
+        path = _path("queues", queue, "messages", receipt, "visibility")
+        self._json("POST", path, json={"visibility_s": visibility_s})
+
+    def purge_queue(self, name: str) -> None:
+        self._json("POST", _path("queues", name, "purge"))
+
+    def redrive_queue(self, name: str) -> dict[str, Any]:
+        return self._json("POST", _path("queues", name, "redrive"))
+
     # transport
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from squall.gateway import (  # noqa: F401  (register their fragments)
     archive_openapi,
     events_openapi,
     keys_openapi,
+    queues_openapi,
     rules_openapi,
     schedules_openapi,
     schemas_openapi,
@@ -82,6 +84,11 @@ def on_records(event, ctx):
 @app.schedule("cron(0 9 ? * MON-FRI *)", tz="Europe/Paris", payload={"report": "daily"})
 def report(event, ctx):
     return None
+
+
+app.queue_resource("seeded-dlq")
+app.queue_resource("seeded", visibility_timeout_s=0, max_receive=1000, dead_letter="seeded-dlq")
+app.queue_resource("seeded.fifo", fifo=True)
 """
 
 # Every (path, method) of the document, for one test per operation.
@@ -101,6 +108,9 @@ SEED_SCHEMA = ("order.placed", {"type": "object", "properties": {"qty": {"type":
 SEED_ARCHIVE = {"name": "seeded", "bus": "default", "retention_s": 3600}
 SECRET_OPERATIONS = ("listSecrets", "setSecret", "deleteSecret")
 RULE_OPERATIONS = ("getRule", "putRule", "updateRule", "deleteRule")
+# Queues the fuzzer sends to and receives from; each holds a visible message after every call,
+# so a long-polling receive answers at once.
+SEED_QUEUES = ("seeded", "seeded.fifo")
 # Rules the fuzzer may change and delete (put back after every call), and one of the app's.
 RULES: dict[str, dict[str, Any]] = {
     "seed-rule": {
@@ -123,6 +133,7 @@ class Seeded:
     keys: list[str]  # ids of keys the fuzzer may revoke (admin and not)
     admin_id: str  # id of ADMIN_KEY: never revoked
     replay: str  # a replay's id
+    receipts: list[str]  # of messages received from the seeded queues
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +202,26 @@ def _seed(url: str) -> Seeded:
             f"/api/v1/streams/{SEED_STREAM}/records",
             json={"records": [{"data": {"n": n}, "partition_key": f"k{n}"} for n in range(8)]},
         ).raise_for_status()
-    return Seeded(invocations=ids, keys=keys, admin_id=admin_id, replay=replay)
+        receipts = []
+        for queue in SEED_QUEUES:
+            _put_messages(http)
+            received = http.post(
+                f"/api/v1/queues/{queue}/receive", json={"visibility_s": 3600}
+            ).json()["messages"]
+            receipts += [m["receipt"] for m in received]
+        _put_messages(http)
+    return Seeded(
+        invocations=ids, keys=keys, admin_id=admin_id, replay=replay, receipts=receipts
+    )
+
+
+def _put_messages(http: httpx.Client) -> None:
+    """One more visible message on each seeded queue (a FIFO group of its own)."""
+    for queue in SEED_QUEUES:
+        body: dict[str, Any] = {"body": {"seed": True}}
+        if queue.endswith(".fifo"):
+            body["group_id"] = body["dedup_id"] = f"seed-{time.monotonic_ns()}"
+        http.post(f"/api/v1/queues/{queue}/messages", json=body).raise_for_status()
 
 
 def _put_schema_and_archive(http: httpx.Client) -> None:
@@ -371,6 +401,28 @@ def only_bad_expressions(
         assert field in allowed, response.text
 
 
+# What the queue schemas cannot say: a dead-letter queue must exist, be of the same kind and
+# come with max_receive; content-based dedup is for FIFO queues; group and dedup ids are for
+# FIFO queues only, where a group id is required.
+QUEUE_ONLY_IN_HANDLER = ("dead_letter", "max_receive", "content_based_dedup", "group_id",
+                         "dedup_id")
+
+
+def only_queue_rules_beyond_the_schema(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For creating queues and sending messages with valid data: a 400 is right only for
+    one of QUEUE_ONLY_IN_HANDLER, a 409 only for a queue name that is taken."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return
+    if response.status_code == 400:
+        field = str(response.json()["error"].get("field")).split(".")[-1]
+        assert field in QUEUE_ONLY_IN_HANDLER, response.text
+    if response.status_code == 409:
+        assert response.json()["error"].get("field") == "name", response.text
+
+
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
     """(additional checks, excluded built-in checks) for one operation."""
     if operation_id == "invokeFunction":
@@ -391,6 +443,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_pattern_rejections], [positive_data_acceptance]
     if operation_id in ("nextScheduleTimes", "createSchedule", *SCHEDULE_OPERATIONS):
         return [only_bad_expressions], [positive_data_acceptance]
+    if operation_id in ("createQueue", "sendMessage", "sendMessageBatch"):
+        return [only_queue_rules_beyond_the_schema], [positive_data_acceptance]
     return [], []
 
 
@@ -436,6 +490,8 @@ def test_schemathesis(
         known = {"type": [SEED_SCHEMA[0]], "version": ["1"]}
     elif "Stream" in operation_id:
         known = {"name": [SEED_STREAM, str(SEED_MADE_STREAM["name"])], "shard": ["0", "1"]}
+    elif "Queue" in operation_id or "Message" in operation_id or operation_id == "changeVisibility":
+        known = {"name": list(SEED_QUEUES), "receipt": seeded.receipts}
     elif "Archive" in operation_id or "Replay" in operation_id:
         known = {"name": [str(SEED_ARCHIVE["name"])], "id": [seeded.replay]}
     else:
@@ -537,6 +593,13 @@ def _restorer(server: str, path: str, method: str, operation_id: str) -> Callabl
                 _put_schedule(http)
 
         return put_schedule_back
+    if "Queue" in operation_id or "Message" in operation_id:
+
+        def put_messages_back() -> None:
+            with httpx.Client(base_url=server, headers=AUTH) as http:
+                _put_messages(http)
+
+        return put_messages_back
     if operation_id == "deleteSecret":
 
         def put_secrets_back() -> None:

@@ -76,7 +76,7 @@ def test_jwt_routes_need_jwt_settings() -> None:
     assert secured.manifest().routes[0].auth == "jwt"
 
 
-@pytest.mark.parametrize("permission", ["invoke", "invoke:", "send:x", "*:x"])
+@pytest.mark.parametrize("permission", ["invoke", "invoke:", "send:", "mail:x", "*:x"])
 def test_bad_permissions_are_refused(permission: str) -> None:
     app = squall.App("a")
     with pytest.raises(ConfigError) as info:

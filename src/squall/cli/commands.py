@@ -28,6 +28,7 @@ from squall.cli.dlq import dlq
 from squall.cli.events import events, publish
 from squall.cli.keys import keys, login
 from squall.cli.parsing import InputError, parse_since, read_payload
+from squall.cli.queues import queues
 from squall.cli.render import (
     functions_table,
     invocation_detail,
@@ -64,6 +65,7 @@ app.add_typer(schemas, name="schemas")
 app.add_typer(archives, name="archives")
 app.add_typer(replays, name="replays")
 app.add_typer(schedules, name="schedules")
+app.add_typer(queues, name="queues")
 app.command()(replay)
 app.add_typer(streams, name="streams")
 

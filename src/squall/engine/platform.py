@@ -23,6 +23,8 @@ from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
+from squall.engine.queues.book import QueueBook
+from squall.engine.queues.consumer import QueueConsumers
 from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
 from squall.engine.schedules.delayed import DelayedPublisher, delayed_publish, start_at, when_of
@@ -144,6 +146,15 @@ class Platform:
             functions=lambda: self._functions,
         )
         self._delayed = DelayedPublisher(store, self.publish)
+        self.queues = QueueBook(store, manifest.queues)
+        self._queue_consumers = QueueConsumers(
+            manifest.queue_triggers,
+            self.queues,
+            store,
+            self._invoker,
+            lambda: self._functions,
+            self._running,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self.started = False
@@ -192,7 +203,10 @@ class Platform:
         await platform.streams.load()
         await platform._stream_consumers.start()
         await platform.scheduler.load()
+        await platform.queues.load()
         platform._tasks = [
+            asyncio.create_task(platform._queue_consumers.run()),
+            asyncio.create_task(platform.queues.sweep_forever()),
             asyncio.create_task(platform._dispatcher.run()),
             asyncio.create_task(platform._maintain()),
             asyncio.create_task(platform._targets.run()),
@@ -213,6 +227,7 @@ class Platform:
         await self.replays.close()
         await self._dispatcher.stop()
         await self._targets.stop()
+        await self._queue_consumers.stop()
         for pool in self._pools.values():
             pool.close()
         await self._launcher.close()
@@ -412,6 +427,10 @@ class Platform:
                 put = await self.streams.put_from(caller, sandbox.function, call.args)
                 sandbox.reply(CallReply(call.call_id, msgspec.json.encode(put), None))
                 return
+            if call.op == "send":
+                message_id = await self._send_from(sandbox, call.args)
+                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(message_id), None))
+                return
             if call.op != "invoke":
                 raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
             target = str(call.args.get("function"))
@@ -521,6 +540,33 @@ class Platform:
             self._delayed.wake()
             return event.id
         [outcome] = await self.publish([event], bus=bus)
+        return outcome.id
+
+    async def _send_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
+        """``ctx.send``: permission-checked like every call back into the platform."""
+        queue = str(args.get("queue") or "")
+        caller = self._functions.get(sandbox.function)
+        if caller is None or not caller.allows("send", queue):
+            raise AccessDenied(
+                f"function {sandbox.function!r} may not send to queue {queue!r}: add"
+                f' permissions=["send:{queue}"] to its declaration',
+                function=sandbox.function,
+                action="send",
+                resource=queue,
+            )
+        attributes = args.get("attributes") or {}
+        if not isinstance(attributes, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+        ):
+            raise InvalidInput("attributes must map strings to strings", field="attributes")
+        outcome = await self.queues.send(
+            queue,
+            bytes(args.get("body") or b"null"),
+            attributes=attributes,
+            delay_s=args.get("delay_s"),
+            group_id=args.get("group_id"),
+            dedup_id=args.get("dedup_id"),
+        )
         return outcome.id
 
     def rules(self) -> list[RuleConfig]:
@@ -639,6 +685,7 @@ class Platform:
             self._dispatcher.busy
             or self._targets.busy
             or self._stream_consumers.busy
+            or self._queue_consumers.busy
             or await self._store.depth()
         ):
             if time.monotonic() > deadline:

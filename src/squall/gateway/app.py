@@ -22,6 +22,7 @@ from squall.gateway.invoke import InvokeAPI
 from squall.gateway.keys_api import KeysAPI
 from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
+from squall.gateway.queues_api import QueuesAPI
 from squall.gateway.routes import Authorizer, FunctionRoutes
 from squall.gateway.rules_api import RulesAPI
 from squall.gateway.schedules_api import SchedulesAPI
@@ -80,6 +81,7 @@ def create_app(
         *ArchiveAPI(platform.archives, platform.replays).routes(),
         *StreamsAPI(platform.streams).routes(),
         *SchedulesAPI(platform.scheduler).routes(),
+        *QueuesAPI(platform.queues).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -4,6 +4,7 @@
     POST /functions/{name}/invoke             invoke
     POST /events…                             publish
     POST /streams/{name}/records              publish
+    POST /queues/{name}/messages[/batch]      publish  (sending to a queue)
     /keys…, /secrets… (any method)            admin
     anything else that changes state          admin   (config, dead-letter redrive/purge, …)
 
@@ -35,6 +36,7 @@ RULES: tuple[tuple[str | None, re.Pattern[str], str, str], ...] = (
     ("POST", re.compile(r"/functions/[^/]+/invoke"), "invoke", "invoke functions"),
     ("POST", re.compile(r"/events(/.*)?"), "publish", "publish events"),
     ("POST", re.compile(r"/streams/[^/]+/records"), "publish", "put records to streams"),
+    ("POST", re.compile(r"/queues/[^/]+/messages(/batch)?"), "publish", "send to queues"),
 )
 
 

@@ -13,13 +13,14 @@ import msgspec
 
 from squall.errors import ConfigError, InvalidInput
 from squall.model.http import AppSettings, RouteConfig
+from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
 from squall.model.schedules import ScheduleConfig
 from squall.model.streams import StreamConfig, StreamTrigger, check_streams
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-ACTIONS = ("invoke", "publish", "put")  # later: send, tables, buckets
+ACTIONS = ("invoke", "publish", "put", "send")  # later: tables, buckets
 
 # field -> (minimum, maximum), inclusive.
 RANGES: dict[str, tuple[int, int]] = {
@@ -169,10 +170,13 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     settings: AppSettings = AppSettings()
     streams: list[StreamConfig] = []
     stream_triggers: list[StreamTrigger] = []
+    queues: list[QueueConfig] = []
+    queue_triggers: list[QueueTrigger] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
         check_streams(self.streams, self.stream_triggers, names)
+        self._validate_queues(names)
         for fn in self.functions:
             fn.validate()
             for field in ("on_success", "on_failure"):
@@ -238,3 +242,20 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
             if schedule.name in schedule_names:
                 raise ConfigError(f"schedule {schedule.name!r} is declared twice", field="name")
             schedule_names.add(schedule.name)
+
+    def _validate_queues(self, functions: set[str]) -> None:
+        queues = {q.name: q for q in self.queues}
+        for queue in self.queues:
+            try:
+                queue.validate()
+                check_dead_letter(queue, queues)
+            except InvalidInput as exc:
+                raise ConfigError(exc.message, field=exc.field, queue=queue.name) from None
+        for trigger in self.queue_triggers:
+            if trigger.function not in functions:
+                raise ConfigError(
+                    f"queue trigger on {trigger.queue!r} names no function {trigger.function!r}",
+                    field="function",
+                    value=trigger.function,
+                )
+            trigger.validate(queues.get(trigger.queue))

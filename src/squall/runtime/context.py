@@ -166,6 +166,31 @@ class Context:
         )
         return str(msgspec.json.decode(body)) if body is not None else ""
 
+    def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        delay_s: int | None = None,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+        attributes: dict[str, str] | None = None,
+    ) -> str:
+        """Send a JSON-able ``body`` to ``queue`` (declared as ``send:<queue>`` in
+        ``permissions``); returns the message id (the first one's, for a FIFO duplicate)."""
+        reply = self._link.call(
+            "send",
+            {
+                "queue": queue,
+                "body": msgspec.json.encode(body),
+                "delay_s": delay_s,
+                "group_id": group_id,
+                "dedup_id": dedup_id,
+                "attributes": attributes,
+            },
+        )
+        return str(msgspec.json.decode(reply)) if reply is not None else ""
+
     def __repr__(self) -> str:
         return f"Context(function={self.function_name!r}, invocation={self.invocation_id!r})"
 

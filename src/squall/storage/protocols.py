@@ -15,6 +15,7 @@ import msgspec
 
 from squall.model.archive import ArchiveConfig, ArchivedEvent
 from squall.model.invocation import DeadLetter, InvocationRecord, LogEntry, LogRow
+from squall.model.queues import QueueConfig, QueueMessage, QueueStats, SendOutcome
 from squall.model.rules import RuleConfig
 from squall.model.schedules import ScheduleState
 from squall.model.schemas import SchemaRecord
@@ -137,6 +138,42 @@ class ExpireArchived(msgspec.Struct, frozen=True):
     now: float
 
 
+# User queues (SQS semantics): their own table, beside the engine's work queue.
+
+
+class PutQueue(msgspec.Struct, frozen=True):
+    """Create a queue made through the admin API."""
+
+    queue: QueueConfig
+
+
+class DropQueue(msgspec.Struct, frozen=True):
+    """Remove a queue made through the admin API, and every message it holds."""
+
+    name: str
+
+
+class PurgeQueue(msgspec.Struct, frozen=True):
+    name: str
+
+
+class DeleteMessages(msgspec.Struct, frozen=True):
+    """Delete received messages by receipt (a receipt of an earlier receive matches nothing)."""
+
+    queue: str
+    receipts: list[str]
+
+
+class ExpireMessages(msgspec.Struct, frozen=True):
+    """Delete ``queue``'s messages sent before ``before``, and dedup ids past their window."""
+
+    queue: str
+    before: float
+    now: float
+
+
+QueueOp = PutQueue | DropQueue | PurgeQueue | DeleteMessages | ExpireMessages
+
 CatalogOp = PutSchema | DeleteSchema | PutArchive | DeleteArchive | ArchiveEvent | ExpireArchived
 
 # Schedules: a tick's invocation is enqueued in the unit that advances its schedule.
@@ -178,6 +215,7 @@ Op = (
     | CatalogOp
     | LogOp
     | ScheduleOp
+    | QueueOp
 )
 
 
@@ -257,7 +295,55 @@ class ScheduleStore(Protocol):
     async def list_schedule_states(self) -> list[ScheduleState]: ...
 
 
-class Store(WorkQueue, StateStore, CatalogStore, PartitionedLog, ScheduleStore, Protocol):
+class QueueStore(Protocol):
+    async def list_queues(self) -> list[QueueConfig]:
+        """The queues made through the admin API, by name."""
+        ...
+
+    async def send_messages(
+        self, messages: Sequence[QueueMessage], dedup_window_s: float
+    ) -> list[SendOutcome]:
+        """Queue ``messages`` durably; one whose dedup id its queue saw within the window is
+        not queued again (its outcome names the first message)."""
+        ...
+
+    async def receive_messages(
+        self,
+        queue: str,
+        limit: int,
+        visibility_s: float,
+        *,
+        fifo: bool,
+        max_receive: int | None = None,
+        dead_letter: str | None = None,
+        per_group: int | None = None,
+    ) -> list[QueueMessage]:
+        """Take up to ``limit`` visible messages, each with a new receipt, invisible for
+        ``visibility_s``. FIFO: only heads of groups with nothing in flight or delayed, in
+        order, at most ``per_group`` of each. A message already received ``max_receive``
+        times moves to ``dead_letter`` (or is dropped when None) instead."""
+        ...
+
+    async def delete_message(self, queue: str, receipt: str) -> bool: ...
+
+    async def change_visibility(self, queue: str, receipt: str, visibility_s: float) -> bool:
+        """Make a received, undeleted message visible ``visibility_s`` from now."""
+        ...
+
+    async def redrive_messages(self, dead_letter: str) -> dict[str, int]:
+        """Move dead-lettered messages back to the queues they came from; counts by queue."""
+        ...
+
+    async def queue_stats(self, queue: str) -> QueueStats: ...
+
+    async def next_visible(self, queue: str) -> float | None:
+        """When the next message of ``queue`` that is invisible now becomes visible."""
+        ...
+
+
+class Store(
+    WorkQueue, StateStore, CatalogStore, PartitionedLog, ScheduleStore, QueueStore, Protocol
+):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         """Apply ``ops`` atomically and durably (group-committed with concurrent units).
 

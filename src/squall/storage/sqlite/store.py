@@ -44,6 +44,7 @@ from squall.storage.sqlite.schedules import (
     ScheduleReads,
     apply_schedules,
 )
+from squall.storage.sqlite.queues import QUEUE_RANK, QUEUE_SCHEMA, QueueReads, apply_queues
 from squall.storage.sqlite.schema import SCHEMA
 
 _pack = msgspec.msgpack.encode
@@ -73,6 +74,7 @@ _RANK: dict[type, int] = {
     **CATALOG_RANK,
     **LOG_RANK,
     **SCHEDULE_RANK,
+    **QUEUE_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -180,6 +182,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_log(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in SCHEDULE_RANK:
             apply_schedules(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in QUEUE_RANK:
+            apply_queues(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -209,14 +213,16 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads, LogReads, ScheduleReads):
+class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         db: Database[Op] = Database(path, _apply)
-        db.conn.executescript(SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA)
+        db.conn.executescript(
+            SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
+        )
         return cls(db)
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
