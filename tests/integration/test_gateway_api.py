@@ -353,6 +353,13 @@ def test_logs_reject_bad_query(http: httpx.Client, param: str, value: str) -> No
     assert error_of(response)["field"] == param
 
 
+def test_logs_cursor_past_the_largest_is_out_of_range(http: httpx.Client) -> None:
+    assert http.get("/api/v1/logs", params={"after": str(2**63 - 1)}).status_code == 200
+    response = http.get("/api/v1/logs", params={"after": "3990348376641754890240"})
+    assert response.status_code == 400
+    assert "out of range" in error_of(response)["message"]
+
+
 # dead letters
 
 

@@ -33,7 +33,7 @@ def query_str(request: Request, name: str) -> str | None:
 
 
 # Plain ASCII digits: int() would also take "1_000", " 7 " and non-ASCII digits.
-_INT_RE = re.compile(r"-?[0-9]{1,19}")
+_INT_RE = re.compile(r"-?[0-9]{1,100}")  # longer ones are out of range, said so below
 _FLOAT_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 

@@ -601,7 +601,11 @@ def _core() -> Fragment:
                     query("function", {"type": "string"}),
                     query("invocation_id", {"type": "string"}),
                     query("since", {"type": "number"}, "Epoch seconds"),
-                    query("after", {"type": "integer", "minimum": 0}, "Sequence cursor"),
+                    query(
+                        "after",
+                        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                        "Sequence cursor",
+                    ),
                     query("level", {"type": "string", "enum": list(LOG_LEVELS)}, "Minimum level"),
                     query("limit", limit_5000, "Default 500"),
                     query("grep", {"type": "string"}, "Only lines containing this text"),

@@ -38,13 +38,13 @@ from squall.storage.sqlite.catalog import (
 )
 from squall.storage.sqlite.db import Database
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
+from squall.storage.sqlite.queues import QUEUE_RANK, QUEUE_SCHEMA, QueueReads, apply_queues
 from squall.storage.sqlite.schedules import (
     SCHEDULE_RANK,
     SCHEDULES_SCHEMA,
     ScheduleReads,
     apply_schedules,
 )
-from squall.storage.sqlite.queues import QUEUE_RANK, QUEUE_SCHEMA, QueueReads, apply_queues
 from squall.storage.sqlite.schema import SCHEMA
 
 _pack = msgspec.msgpack.encode
