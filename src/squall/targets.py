@@ -6,6 +6,7 @@ app.rule(
     targets=[
         squall.targets.Function("fraud-check", input_path="$.data"),
         squall.targets.Bus("audit"),
+        squall.targets.Queue("emails", input_path="$.data"),
         squall.targets.Http(
             "https://hooks.example.com/orders",
             headers={"Authorization": "Bearer ..."},
@@ -19,5 +20,6 @@ from squall.model.targets import BusTarget as Bus
 from squall.model.targets import FunctionTarget as Function
 from squall.model.targets import HttpTarget as Http
 from squall.model.targets import InputTransformer, RetryPolicy
+from squall.model.targets import QueueTarget as Queue
 
-__all__ = ["Bus", "Function", "Http", "InputTransformer", "RetryPolicy"]
+__all__ = ["Bus", "Function", "Http", "InputTransformer", "Queue", "RetryPolicy"]

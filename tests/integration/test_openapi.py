@@ -325,12 +325,13 @@ def printable_key_names_only(
 
 
 # What a rule's schema cannot say, and the handler answers 400 for, naming the field: the
-# pattern's validity, that targets name a function or bus the platform has, unique target
+# pattern's validity, that targets name a function, bus or queue the platform has, unique target
 # ids, one input transform per target, JSON-looking templates, reserved headers, URLs httpx
 # cannot send to, a body name other than the path's, lone surrogates.
 RULE_ONLY_IN_HANDLER = re.compile(
-    r"pattern(\..*)?|name|body|targets\[\d+\]\.(function|bus|id|url|input_path"
-    r"|input_transformer(\..*)?|headers\..+)"
+    r"pattern(\..*)?|name|body|targets\[\d+\]\.(function|bus|queue|id|url|input_path"
+    r"|input_transformer(\..*)?|headers\..+)",
+    re.DOTALL,  # a pattern's field names may hold any character, line breaks too
 )
 
 
@@ -364,7 +365,9 @@ def only_unexpressed_rules(
 # (of the batch's n-th event): characters a String may not hold (controls, surrogates,
 # noncharacters), URI references, RFC 3339 times, the extensions the platform owns, and data
 # against the registered schema of its type.
-EVENT_ONLY_IN_HANDLER = re.compile(r"(\[\d+\]\.)?([a-z0-9]{1,20}|data_base64|data[.\[].*)")
+EVENT_ONLY_IN_HANDLER = re.compile(
+    r"(\[\d+\]\.)?([a-z0-9]{1,20}|data_base64|data[.\[].*)", re.DOTALL
+)
 
 
 def only_event_checks_beyond_the_schema(

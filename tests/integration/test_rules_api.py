@@ -138,7 +138,9 @@ def test_api_changes_what_matches_without_a_restart(http: httpx.Client) -> None:
             {"targets": [{"kind": "http", "url": "https://x", "retry": {"max_attempts": 200}}]},
             "targets[0].retry.max_attempts",
         ),
-        ({"targets": [{"kind": "queue"}]}, "targets[0].kind"),
+        ({"targets": [{"kind": "workflow"}]}, "targets[0].kind"),
+        ({"targets": [{"kind": "queue"}]}, "targets[0].queue"),
+        ({"targets": [{"kind": "queue", "queue": "nowhere"}]}, "targets[0].queue"),
         ({"colour": "red"}, "colour"),
     ],
 )

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from squall.engine.platform import Platform
+from squall.errors import InvalidInput
 from squall.model.cloudevent import CloudEvent
 from squall.model.rule_input import parse_rule
 
@@ -270,3 +271,55 @@ async def test_a_function_target_keeps_its_functions_retry_policy(platform) -> N
     assert (letter.error["rule"], letter.error["target"]) == ("failing", "boom")
     assert letter.error["condition"] == "RetriesExhausted"
     assert msgspec.json.decode(letter.payload) == {"n": 7}
+
+
+QUEUE_APP = """
+import squall
+
+app = squall.App("queue-targets")
+app.queue_resource("emails")
+app.queue_resource("ledger.fifo", fifo=True)
+
+app.rule(
+    "orders-to-queues",
+    event_type="order.placed",
+    targets=[
+        squall.targets.Queue("emails", input_path="$.data"),
+        squall.targets.Queue("ledger.fifo", group_id="ledger"),
+    ],
+)
+
+
+@app.function()
+def noop(event, ctx):
+    return None
+"""
+
+
+async def test_queue_targets_send_the_shaped_event_as_a_message(platform) -> None:  # type: ignore[no-untyped-def]
+    p = await platform(QUEUE_APP)
+    events = [
+        CloudEvent.create("order.placed", {"n": n}, source="shop", id=f"o-{n}") for n in range(3)
+    ]
+    for event in events:
+        await p.publish([event])
+    await p.wait_idle(timeout=20)
+    emails = await p.queues.receive("emails", max_messages=10, wait_s=5)
+    assert sorted(msgspec.json.decode(m.body)["n"] for m in emails) == [0, 1, 2]
+    ledger = await p.queues.receive("ledger.fifo", max_messages=10, wait_s=5)
+    # The whole event, in publish order, in the target's message group.
+    assert [msgspec.json.decode(m.body)["id"] for m in ledger] == ["o-0", "o-1", "o-2"]
+    assert {m.group_id for m in ledger} == {"ledger"}
+    assert not await p.list_dead_letters()
+
+
+async def test_a_rule_naming_no_queue_is_refused(platform) -> None:  # type: ignore[no-untyped-def]
+    p = await platform(QUEUE_APP)
+    rule = {
+        "name": "nowhere",
+        "pattern": {"type": ["x"]},
+        "targets": [{"kind": "queue", "queue": "missing"}],
+    }
+    with pytest.raises(InvalidInput) as info:
+        await p.rule_book.put(parse_rule(rule))
+    assert info.value.field == "targets[0].queue"

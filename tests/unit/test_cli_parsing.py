@@ -211,6 +211,7 @@ def test_compact_targets() -> None:
         "function": "fraud-check",
     }
     assert parse_target("bus:audit", 0) == {"kind": "bus", "bus": "audit"}
+    assert parse_target("queue:emails", 0) == {"kind": "queue", "queue": "emails"}
     assert parse_target("http:https://x.example/a?b=1", 0) == {
         "kind": "http",
         "url": "https://x.example/a?b=1",

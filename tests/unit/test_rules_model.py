@@ -50,7 +50,7 @@ def test_a_rule_body_becomes_an_api_rule_with_target_ids() -> None:
     [
         (body({"kind": "function", "function": 3}), "targets[0].function"),
         (body({"kind": "function"}), "targets[0].function"),
-        (body({"kind": "queue", "queue": "q"}), "targets[0].kind"),
+        (body({"kind": "workflow", "workflow": "w"}), "targets[0].kind"),
         (body({"function": "f"}), "targets[0].kind"),
         (body({"kind": "bus", "bus": "b", "input_path": "$.data"}), "targets[0].input_path"),
         (body({"kind": "http", "url": "https://x", "colour": "red"}), "targets[0].colour"),
@@ -126,6 +126,12 @@ def test_a_wrong_shape_names_the_field(data: dict[str, Any], field: str) -> None
                 "input_transformer": {"input_template": '{"a": <a'},
             },
             "targets[0].input_transformer.input_template",
+        ),
+        ({"kind": "queue", "queue": "-bad"}, "targets[0].queue"),
+        ({"kind": "queue", "queue": "q", "group_id": "has space"}, "targets[0].group_id"),
+        (
+            {"kind": "queue", "queue": "q", "retry": {"max_attempts": 999}},
+            "targets[0].retry.max_attempts",
         ),
     ],
 )

@@ -18,7 +18,7 @@ from squall.cli.parsing import InputError, read_payload
 rules = typer.Typer(help="Event rules, their targets, and buses.", no_args_is_help=True)
 
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The rule's name.")]
-KINDS = {"function": "function", "bus": "bus", "http": "url"}  # kind -> its field
+KINDS = {"function": "function", "bus": "bus", "http": "url", "queue": "queue"}  # kind -> field
 
 
 @rules.command("list")
@@ -78,7 +78,10 @@ def put(
         typer.Option(
             "--target",
             "-t",
-            help="function:NAME, bus:NAME, http:URL or a JSON object; repeat for several.",
+            help=(
+                "function:NAME, bus:NAME, http:URL, queue:NAME or a JSON object; repeat for"
+                " several."
+            ),
             show_default=False,
         ),
     ] = None,
@@ -195,7 +198,8 @@ def rule_body(
 
 
 def parse_target(spec: str, index: int) -> dict[str, Any]:
-    """``function:NAME``, ``bus:NAME``, ``http:URL`` or a JSON object, as a target object."""
+    """``function:NAME``, ``bus:NAME``, ``http:URL``, ``queue:NAME`` or a JSON object, as a
+    target object."""
     if spec.lstrip().startswith("{"):
         target = json.loads(read_payload(spec, sys.stdin.buffer, "--target"))
         if not isinstance(target, dict):  # pragma: no cover - '{' opens an object
@@ -204,8 +208,8 @@ def parse_target(spec: str, index: int) -> dict[str, Any]:
     kind, _, value = spec.partition(":")
     if kind not in KINDS or not value:
         raise InputError(
-            f"--target {spec!r} (targets[{index}]) is not function:NAME, bus:NAME, http:URL"
-            " or a JSON object"
+            f"--target {spec!r} (targets[{index}]) is not function:NAME, bus:NAME, http:URL,"
+            " queue:NAME or a JSON object"
         )
     return {"kind": kind, KINDS[kind]: value}
 

@@ -105,10 +105,16 @@ class Platform:
         self._claims = Claims(store)
         self._invoker = Invoker(self._pools, launcher, manifest.version)
         self._buses = Buses(manifest.rules, manifest.version, lambda: self._functions)
-        self.rule_book = RuleBook(store, self._buses, lambda: self._functions)
+        self.rule_book = RuleBook(
+            store,
+            self._buses,
+            lambda: self._functions,
+            lambda: [queue.name for queue in self.queues.all()],
+        )
         self._targets = TargetRunner.create(
             store,
             self._forward,
+            self._send_target,
             config.retry_base_s,
             config.retry_cap_s,
         )
@@ -568,6 +574,16 @@ class Platform:
             dedup_id=args.get("dedup_id"),
         )
         return outcome.id
+
+    async def _send_target(self, queue: str, body: bytes, group_id: str, dedup_id: str) -> None:
+        """A queue target's delivery: group and dedup ids apply to FIFO queues only."""
+        fifo = self.queues.get(queue).fifo
+        await self.queues.send(
+            queue,
+            body,
+            group_id=group_id if fifo else None,
+            dedup_id=dedup_id if fifo else None,
+        )
 
     def rules(self) -> list[RuleConfig]:
         return self._buses.rules()

@@ -25,11 +25,16 @@ log = logging.getLogger("squall.rules")
 
 class RuleBook:
     def __init__(
-        self, store: Store, buses: Buses, functions: Callable[[], Collection[str]]
+        self,
+        store: Store,
+        buses: Buses,
+        functions: Callable[[], Collection[str]],
+        queues: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self._store = store
         self._buses = buses
         self._functions = functions
+        self._queues = queues or frozenset
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
@@ -43,7 +48,7 @@ class RuleBook:
                 )
                 continue
             try:
-                check_references(rule, self._functions(), self._bus_names(rule))
+                check_references(rule, self._functions(), self._bus_names(rule), self._queues())
             except InvalidInput as exc:  # kept: its events are dead-lettered, saying why
                 log.warning("stored rule %r: %s", rule.name, exc.message)
             self._buses.put(rule)
@@ -110,7 +115,7 @@ class RuleBook:
                 f"rule {rule.name!r}: the pattern is invalid at {where}: {exc.message}",
                 field=where,
             ) from None
-        check_references(rule, self._functions(), self._bus_names(rule))
+        check_references(rule, self._functions(), self._bus_names(rule), self._queues())
 
     def _bus_names(self, rule: RuleConfig) -> set[str]:
         return {DEFAULT_BUS, rule.bus, *self._buses.names}

@@ -30,6 +30,8 @@ RULE_NAME = "^[A-Za-z0-9_.-]{1,64}$"
 BUS_NAME = "^[a-z][a-z0-9_.-]{0,63}$"
 FUNCTION_NAME = "^[a-zA-Z][a-zA-Z0-9_-]{0,63}$"
 TARGET_ID = "^[A-Za-z0-9_.-]{1,64}$"
+QUEUE_NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
+GROUP_ID = "^[!-~]{1,128}$"
 # The same expressions the handler checks (ECMA 262 and Python read them alike).
 JSON_PATH = r"^\$(\.[A-Za-z0-9_/-]+|\[(0|[1-9][0-9]{0,8})\])*$"
 VARIABLE = r"^(?![Ss][Qq][Uu][Aa][Ll][Ll]\.)[A-Za-z0-9_.-]{1,64}$"
@@ -77,7 +79,7 @@ def _target_schemas() -> dict[str, JSONSchema]:
             "properties": {"kind": {"const": kind}, "id": target_id, **fields},
         }
 
-    kinds = ("function", "bus", "http")
+    kinds = ("function", "bus", "http", "queue")
     return {
         "RetryPolicy": {
             "type": "object",
@@ -134,6 +136,18 @@ def _target_schemas() -> dict[str, JSONSchema]:
                 **delivery,
             },
             "A POST of the event (or its transformed input); 2xx is delivered",
+        ),
+        "QueueTarget": target(
+            "queue",
+            "queue",
+            {
+                "queue": _string(QUEUE_NAME),
+                "group_id": nullable({**_string(GROUP_ID), "description": "FIFO queues"}),
+                **transforms,
+                **delivery,
+            },
+            "A message on a queue of the platform (FIFO: in group_id's group, default the"
+            " event's source, deduplicated across retries)",
         ),
         "Target": {
             "oneOf": [ref(f"{kind.capitalize()}Target") for kind in kinds],

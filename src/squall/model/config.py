@@ -193,7 +193,12 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
         for rule in self.rules:
             try:
                 rule.validate()
-                check_references(rule, names, {DEFAULT_BUS, *(r.bus for r in self.rules)})
+                check_references(
+                    rule,
+                    names,
+                    {DEFAULT_BUS, *(r.bus for r in self.rules)},
+                    {q.name for q in self.queues},
+                )
             except InvalidInput as exc:
                 raise ConfigError(exc.message, field=exc.field, rule=rule.name) from None
             if rule.name in rule_names:

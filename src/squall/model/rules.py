@@ -13,6 +13,7 @@ from squall.model.targets import (
     BUS_RE,
     BusTarget,
     FunctionTarget,
+    QueueTarget,
     Target,
     validate_targets,
     with_ids,
@@ -71,15 +72,25 @@ class RuleConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_references(
-    rule: RuleConfig, functions: Collection[str], buses: Collection[str]
+    rule: RuleConfig,
+    functions: Collection[str],
+    buses: Collection[str],
+    queues: Collection[str] | None = None,
 ) -> None:
-    """Every function target names one of ``functions``, every bus target one of ``buses``."""
+    """Every function target names one of ``functions``, every bus target one of ``buses``,
+    every queue target one of ``queues`` (when given)."""
     for index, target in enumerate(rule.targets):
         if isinstance(target, FunctionTarget) and target.function not in functions:
             raise InvalidInput(
                 f"rule {rule.name!r}: targets[{index}].function {target.function!r} names no"
                 f" function of the app (functions: {', '.join(sorted(functions))})",
                 field=f"targets[{index}].function",
+            )
+        if isinstance(target, QueueTarget) and queues is not None and target.queue not in queues:
+            raise InvalidInput(
+                f"rule {rule.name!r}: targets[{index}].queue {target.queue!r} names no queue"
+                f" (queues: {', '.join(sorted(queues))})",
+                field=f"targets[{index}].queue",
             )
         if isinstance(target, BusTarget) and target.bus not in buses:
             raise InvalidInput(

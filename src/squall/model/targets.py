@@ -34,6 +34,8 @@ MAX_TARGETS = 5
 TARGET_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 FUNCTION_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 BUS_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")  # as model.queues.QUEUE_NAME_RE
+GROUP_ID_RE = re.compile(r"^[!-~]{1,128}$")
 VARIABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_VARIABLES = 100
 MAX_TEMPLATE = 8192
@@ -93,8 +95,21 @@ class HttpTarget(_Target, frozen=True, forbid_unknown_fields=True, tag="http"):
     dead_letter: bool = True
 
 
-Target = FunctionTarget | BusTarget | HttpTarget
-TRANSFORMING = (FunctionTarget, HttpTarget)
+class QueueTarget(_Target, frozen=True, forbid_unknown_fields=True, tag="queue"):
+    """A message on a queue of the platform; on a FIFO queue, in ``group_id``'s group and
+    deduplicated by the delivery's id, so a retried delivery is one message."""
+
+    queue: str
+    group_id: str | None = None  # FIFO queues: the message group (default: the event source)
+    input: Any = msgspec.UNSET
+    input_path: str | None = None
+    input_transformer: InputTransformer | None = None
+    retry: RetryPolicy = RetryPolicy()
+    dead_letter: bool = True
+
+
+Target = FunctionTarget | BusTarget | HttpTarget | QueueTarget
+TRANSFORMING = (FunctionTarget, HttpTarget, QueueTarget)
 
 
 def kind_of(target: Target) -> str:
@@ -137,11 +152,18 @@ def _check_target(target: Target, where: str) -> None:
         _check_name(target.function, FUNCTION_RE, f"{where}.function", "a function name")
     elif isinstance(target, BusTarget):
         _check_name(target.bus, BUS_RE, f"{where}.bus", "a bus name (lower case)")
+    elif isinstance(target, QueueTarget):
+        _check_name(target.queue, QUEUE_RE, f"{where}.queue", "a queue name")
+        if target.group_id is not None and not GROUP_ID_RE.fullmatch(target.group_id):
+            raise InvalidInput(
+                f"{where}.group_id {target.group_id!r} must be 1-128 printable ASCII characters",
+                field=f"{where}.group_id",
+            )
     else:
         _check_http(target, where)
-    if isinstance(target, BusTarget | HttpTarget):
+    if isinstance(target, BusTarget | HttpTarget | QueueTarget):
         _check_retry(target.retry, f"{where}.retry")
-    if isinstance(target, FunctionTarget | HttpTarget):
+    if isinstance(target, FunctionTarget | HttpTarget | QueueTarget):
         _check_input(target, where)
 
 
@@ -194,7 +216,7 @@ def _check_http(target: HttpTarget, where: str) -> None:
         )
 
 
-def _check_input(target: FunctionTarget | HttpTarget, where: str) -> None:
+def _check_input(target: FunctionTarget | HttpTarget | QueueTarget, where: str) -> None:
     given = [
         name
         for name, unset in (

@@ -1,4 +1,4 @@
-"""Input transforms: what a function or HTTP target receives instead of the whole event.
+"""Input transforms: what a function, HTTP or queue target receives instead of the whole event.
 
 As in EventBridge, a target takes at most one of:
 
@@ -27,7 +27,7 @@ from squall.errors import InvalidInput
 from squall.model.jsonpath import MISSING, Step, parse_path, select
 
 if TYPE_CHECKING:
-    from squall.model.targets import FunctionTarget, HttpTarget
+    from squall.model.targets import FunctionTarget, HttpTarget, QueueTarget
 
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]{1,64})>")
 
@@ -55,7 +55,9 @@ def check_template(template: str, variables: frozenset[str], *, field: str) -> N
         )
 
 
-def render(target: FunctionTarget | HttpTarget, event: dict[str, Any], whole: bytes) -> Rendered:
+def render(
+    target: FunctionTarget | HttpTarget | QueueTarget, event: dict[str, Any], whole: bytes
+) -> Rendered:
     """What ``target`` receives for ``event`` (``whole`` is the event's JSON)."""
     if target.input is not msgspec.UNSET:
         return Rendered(msgspec.json.encode(target.input), True)

@@ -24,13 +24,14 @@ from squall.engine.targets.letters import target_letter
 from squall.model.cloudevent import CloudEvent
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus, Trigger
 from squall.model.rules import MAX_HOPS, RuleConfig
-from squall.model.targets import BusTarget, FunctionTarget, Target
+from squall.model.targets import BusTarget, FunctionTarget, QueueTarget, Target
 from squall.model.transform import render
 from squall.storage.protocols import Bury, Delivery, Enqueue, Op, PutInvocation
 
 BUS_QUEUE = "target:bus"
 HTTP_QUEUE = "target:http"
-TARGET_QUEUES = (BUS_QUEUE, HTTP_QUEUE)
+QUEUE_QUEUE = "target:queue"  # deliveries that become messages on the platform's queues
+TARGET_QUEUES = (BUS_QUEUE, HTTP_QUEUE, QUEUE_QUEUE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,9 @@ def deliver(
     headers["target"] = msgspec.json.encode(target).decode()
     if isinstance(target, BusTarget):
         queue, payload = BUS_QUEUE, routed.body
+    elif isinstance(target, QueueTarget):
+        queue, payload = QUEUE_QUEUE, _payload(target, routed, headers)
+        headers["source"] = event.source  # a FIFO queue's default message group
     else:
         queue, payload = HTTP_QUEUE, _payload(target, routed, headers)
     delivery = Delivery(

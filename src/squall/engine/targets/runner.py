@@ -1,9 +1,10 @@
-"""Works off the deliveries of bus and HTTP targets: deliver, then ack, retry or bury.
+"""Works off the deliveries of bus, HTTP and queue targets: deliver, then ack, retry or bury.
 
 Each delivery carries its target (as it was when the event matched) in its headers, so a
 rule changed or deleted afterwards does not change deliveries already made. A bus target
 publishes the event onto its bus under the delivery's id, one hop further: a delivery
-repeated after a crash is then dropped as a duplicate there. Up to MAX_IN_FLIGHT
+repeated after a crash is then dropped as a duplicate there; a queue target sends a message
+(on a FIFO queue, deduplicated by the delivery's id for the same reason). Up to MAX_IN_FLIGHT
 deliveries per queue run at once; a slow endpoint holds only its own slots.
 """
 
@@ -25,14 +26,16 @@ from squall.engine.targets import http
 from squall.engine.targets.attempt import DELIVERED, Attempt, Backoff, settle
 from squall.engine.targets.letters import target_letter
 from squall.engine.targets.routing import TARGET_QUEUES
-from squall.errors import NotFound, SquallError
+from squall.errors import InvalidInput, NotFound, PayloadTooLarge, SquallError
 from squall.model.cloudevent import CloudEvent
-from squall.model.targets import BusTarget, HttpTarget, Target
+from squall.model.targets import BusTarget, HttpTarget, QueueTarget, Target
 from squall.storage.protocols import Ack, Bury, Delivery, Op, Retry, Store
 
 log = logging.getLogger("squall.targets")
 
 Publish = Callable[[Sequence[CloudEvent], str], Awaitable[Any]]
+# queue, JSON body, FIFO group id (the event's source unless the target names one), dedup id
+Send = Callable[[str, bytes, str, str], Awaitable[Any]]
 
 MAX_IN_FLIGHT = 64  # per queue
 POLL_S = 0.2
@@ -44,9 +47,10 @@ _decode_target = msgspec.json.Decoder(Target).decode
 
 
 class TargetRunner:
-    def __init__(self, store: Store, publish: Publish, backoff: Backoff) -> None:
+    def __init__(self, store: Store, publish: Publish, send: Send, backoff: Backoff) -> None:
         self._store = store
         self._publish = publish
+        self._send = send
         self._backoff = backoff
         self._client = httpx.AsyncClient(follow_redirects=False)
         self._in_flight = dict.fromkeys(TARGET_QUEUES, 0)
@@ -55,8 +59,10 @@ class TargetRunner:
         self._wakeup = asyncio.Event()
 
     @classmethod
-    def create(cls, store: Store, publish: Publish, base_s: float, cap_s: float) -> TargetRunner:
-        return cls(store, publish, Backoff(base_s, cap_s, random.Random()))
+    def create(
+        cls, store: Store, publish: Publish, send: Send, base_s: float, cap_s: float
+    ) -> TargetRunner:
+        return cls(store, publish, send, Backoff(base_s, cap_s, random.Random()))
 
     @property
     def busy(self) -> int:
@@ -130,7 +136,7 @@ class TargetRunner:
 
     async def _attempt(self, delivery: Delivery) -> list[Op]:
         target = _decode_target(delivery.headers["target"])
-        if not isinstance(target, BusTarget | HttpTarget):  # pragma: no cover - routing's job
+        if not isinstance(target, BusTarget | HttpTarget | QueueTarget):  # pragma: no cover
             raise TypeError(f"{type(target).__name__} is not delivered by the target runner")
         now = time.time()
         age = now - delivery.enqueued_at
@@ -146,6 +152,8 @@ class TargetRunner:
             return [Bury(delivery.id, letter)]
         if isinstance(target, HttpTarget):
             attempt = await http.post(self._client, target, delivery)
+        elif isinstance(target, QueueTarget):
+            attempt = await self._enqueue(target, delivery)
         else:
             attempt = await self._forward(target, delivery)
         if not attempt.ok:
@@ -157,6 +165,17 @@ class TargetRunner:
                 (attempt.error or {}).get("message"),
             )
         return settle(delivery, attempt, target.retry, target.dead_letter, self._backoff, now)
+
+    async def _enqueue(self, target: QueueTarget, delivery: Delivery) -> Attempt:
+        group = target.group_id or delivery.headers.get("source", "")[:128] or "default"
+        try:
+            # The delivery id dedups a FIFO queue's message across retries of this delivery.
+            await self._send(target.queue, delivery.payload, group, delivery.id)
+        except (NotFound, InvalidInput, PayloadTooLarge) as exc:  # no retry changes these
+            return Attempt(ok=False, error=exc.to_dict())
+        except SquallError as exc:
+            return Attempt(ok=False, retryable=True, error=exc.to_dict())
+        return DELIVERED
 
     async def _forward(self, target: BusTarget, delivery: Delivery) -> Attempt:
         event = CloudEvent.from_json_dict(msgspec.json.decode(delivery.payload))
