@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from squall.engine.archive import Archives
 from squall.engine.bus import Buses, Published
 from squall.engine.bus_stats import BusStats
+from squall.engine.calls import SandboxCalls
 from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.idempotency import Claims, expiry
@@ -27,7 +26,7 @@ from squall.engine.queues.book import QueueBook
 from squall.engine.queues.consumer import QueueConsumers
 from squall.engine.replay import Replays, refuse_replay_marks, replay_ops
 from squall.engine.rulebook import RuleBook
-from squall.engine.schedules.delayed import DelayedPublisher, delayed_publish, start_at, when_of
+from squall.engine.schedules.delayed import DelayedPublisher, start_at
 from squall.engine.schedules.scheduler import Scheduler
 from squall.engine.schemas import SchemaRegistry
 from squall.engine.streams.consumer import ConsumerSettings
@@ -35,7 +34,7 @@ from squall.engine.streams.log import Streams
 from squall.engine.streams.triggers import StreamConsumers
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
-from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
+from squall.errors import InvalidInput, NotFound
 from squall.model.archive import REPLAY_EXTENSION
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig, Manifest
@@ -50,8 +49,6 @@ from squall.model.invocation import (
 from squall.model.rules import DEFAULT_BUS, RuleConfig
 from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
 from squall.runtime.pool import Pool
-from squall.runtime.protocol import Call, CallReply
-from squall.runtime.sandbox import Sandbox
 from squall.security.keys import open_control
 from squall.storage import open_store
 from squall.storage.control import ControlStore
@@ -97,8 +94,9 @@ class Platform:
         self._launcher = launcher
         self._store = store
         self._functions = {fn.name: fn for fn in manifest.functions}
+        self._calls = SandboxCalls(self)  # ctx.publish, send, invoke … from the sandboxes
         self._pools = {
-            fn.name: Pool(fn, launcher, self._on_call, self._secret_values)
+            fn.name: Pool(fn, launcher, self._calls.on_call, self._secret_values)
             for fn in manifest.functions
         }
         self._running: dict[str, InvocationRecord] = {}
@@ -162,7 +160,6 @@ class Platform:
             self._running,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[Any]] = set()
         self.started = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -272,6 +269,10 @@ class Platform:
                 field="function",
                 function=name,
             ) from None
+
+    @property
+    def functions_by_name(self) -> dict[str, FunctionConfig]:
+        return self._functions
 
     def functions(self) -> list[FunctionConfig]:
         return list(self._functions.values())
@@ -417,54 +418,6 @@ class Platform:
                 return record
             await asyncio.sleep(0.05)
 
-    def _on_call(self, sandbox: Sandbox, call: Call) -> None:
-        task = asyncio.create_task(self._answer(sandbox, call))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _answer(self, sandbox: Sandbox, call: Call) -> None:
-        try:
-            if call.op in ("publish", "publish_at"):
-                event_id = await self._publish_from(sandbox, call.args)
-                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(event_id), None))
-                return
-            if call.op == "put_records":
-                caller = self._functions.get(sandbox.function)
-                put = await self.streams.put_from(caller, sandbox.function, call.args)
-                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(put), None))
-                return
-            if call.op == "send":
-                message_id = await self._send_from(sandbox, call.args)
-                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(message_id), None))
-                return
-            if call.op != "invoke":
-                raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
-            target = str(call.args.get("function"))
-            caller = self._functions.get(sandbox.function)
-            if caller is None or not caller.allows("invoke", target):
-                raise AccessDenied(
-                    f"function {sandbox.function!r} may not invoke {target!r}: add"
-                    f" permissions=[\"invoke:{target}\"] to its declaration",
-                    function=sandbox.function,
-                    action="invoke",
-                    resource=target,
-                )
-            payload = bytes(call.args.get("payload") or b"null")
-            if call.args.get("async"):
-                at = call.args.get("at")
-                queued = await self.invoke_async(
-                    target,
-                    payload,
-                    trigger=Trigger.FUNCTION,
-                    available_at=None if at is None else float(at),
-                )
-                sandbox.reply(CallReply(call.call_id, msgspec.json.encode(queued.id), None))
-                return
-            record = await self.invoke(target, payload, trigger=Trigger.FUNCTION)
-            sandbox.reply(CallReply(call.call_id, record.result, record.error))
-        except SquallError as exc:
-            sandbox.reply(CallReply(call.call_id, None, exc.to_dict()))
-
     # --- events --------------------------------------------------------------------------
 
     async def publish(
@@ -516,65 +469,6 @@ class Platform:
         else:
             await self.publish(events, bus=bus)
 
-    async def _publish_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
-        """``ctx.publish`` and ``ctx.publish_at`` (``args["when"]`` set): permission-checked,
-        sourced and hop-counted by the platform; a delayed event is made now, published later.
-        """
-        bus = str(args.get("bus") or DEFAULT_BUS)
-        caller = self._functions.get(sandbox.function)
-        if caller is None or not caller.allows("publish", bus):
-            raise AccessDenied(
-                f"function {sandbox.function!r} may not publish to bus {bus!r}: add"
-                f' permissions=["publish:{bus}"] to its declaration',
-                function=sandbox.function,
-                action="publish",
-                resource=bus,
-            )
-        data = msgspec.json.decode(bytes(args.get("data") or b"null"))
-        event = CloudEvent.create(
-            str(args.get("type") or ""),
-            data,
-            source=str(args.get("source") or f"squall://{self.manifest.app}/{sandbox.function}"),
-            subject=args.get("subject"),
-            hops=sandbox.running_hops + 1,
-        )
-        if args.get("when") is not None:  # refused now if it would be refused when due
-            if not self._buses.knows(bus):
-                raise NotFound(f"bus {bus!r} does not exist", field="bus", bus=bus)
-            self.schemas.check([event])
-            await self._store.commit([delayed_publish(event, bus, when_of(args), time.time())])
-            self._delayed.wake()
-            return event.id
-        [outcome] = await self.publish([event], bus=bus)
-        return outcome.id
-
-    async def _send_from(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
-        """``ctx.send``: permission-checked like every call back into the platform."""
-        queue = str(args.get("queue") or "")
-        caller = self._functions.get(sandbox.function)
-        if caller is None or not caller.allows("send", queue):
-            raise AccessDenied(
-                f"function {sandbox.function!r} may not send to queue {queue!r}: add"
-                f' permissions=["send:{queue}"] to its declaration',
-                function=sandbox.function,
-                action="send",
-                resource=queue,
-            )
-        attributes = args.get("attributes") or {}
-        if not isinstance(attributes, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
-        ):
-            raise InvalidInput("attributes must map strings to strings", field="attributes")
-        outcome = await self.queues.send(
-            queue,
-            bytes(args.get("body") or b"null"),
-            attributes=attributes,
-            delay_s=args.get("delay_s"),
-            group_id=args.get("group_id"),
-            dedup_id=args.get("dedup_id"),
-        )
-        return outcome.id
-
     async def _send_target(self, queue: str, body: bytes, group_id: str, dedup_id: str) -> None:
         """A queue target's delivery: group and dedup ids apply to FIFO queues only."""
         fifo = self.queues.get(queue).fifo
@@ -587,6 +481,14 @@ class Platform:
 
     def rules(self) -> list[RuleConfig]:
         return self._buses.rules()
+
+    def has_bus(self, bus: str) -> bool:
+        return self._buses.knows(bus)
+
+    async def delay(self, ops: Sequence[Op]) -> None:
+        """Commit delayed work (``publish_at``) and let its publisher know."""
+        await self._store.commit(ops)
+        self._delayed.wake()
 
     # --- reading -------------------------------------------------------------------------
 

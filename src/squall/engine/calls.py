@@ -1,0 +1,140 @@
+"""Calls from user code back to the platform: ``ctx.publish``, ``publish_at``, ``send``,
+``put_record(s)`` and ``invoke``.
+
+Each arrives on the sandbox channel as a :class:`Call`, is checked against the calling
+function's ``permissions`` (``AccessDenied`` naming the function, the action and the
+resource), carried out by the platform, and answered with a :class:`CallReply` holding the
+JSON result or the error. The platform, not user code, sets what user code must not choose:
+an event's default source and its hop count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from squall.engine.schedules.delayed import delayed_publish, when_of
+from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
+from squall.model.cloudevent import CloudEvent
+from squall.model.config import FunctionConfig
+from squall.model.invocation import Trigger
+from squall.model.rules import DEFAULT_BUS
+from squall.runtime.protocol import Call, CallReply
+from squall.runtime.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from squall.engine.platform import Platform
+
+_ACTIONS = {"invoke": "invoke", "publish": "publish to bus", "send": "send to queue"}
+
+
+def require(caller: FunctionConfig | None, function: str, action: str, resource: str) -> None:
+    """Refuse unless ``function``'s permissions allow ``action`` on ``resource``."""
+    if caller is None or not caller.allows(action, resource):
+        raise AccessDenied(
+            f"function {function!r} may not {_ACTIONS[action]} {resource!r}: add"
+            f' permissions=["{action}:{resource}"] to its declaration',
+            function=function,
+            action=action,
+            resource=resource,
+        )
+
+
+class SandboxCalls:
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_call(self, sandbox: Sandbox, call: Call) -> None:
+        task = asyncio.create_task(self._answer(sandbox, call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, sandbox: Sandbox, call: Call) -> None:
+        try:
+            if call.op == "invoke":
+                result, error = await self._invoke(sandbox, call.args)
+                sandbox.reply(CallReply(call.call_id, result, error))
+                return
+            answer: Any
+            if call.op in ("publish", "publish_at"):
+                answer = await self._publish(sandbox, call.args)
+            elif call.op == "send":
+                answer = await self._send(sandbox, call.args)
+            elif call.op == "put_records":
+                caller = self._platform.functions_by_name.get(sandbox.function)
+                answer = await self._platform.streams.put_from(caller, sandbox.function, call.args)
+            else:
+                raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
+            sandbox.reply(CallReply(call.call_id, msgspec.json.encode(answer), None))
+        except SquallError as exc:
+            sandbox.reply(CallReply(call.call_id, None, exc.to_dict()))
+
+    def _caller(self, sandbox: Sandbox) -> FunctionConfig | None:
+        return self._platform.functions_by_name.get(sandbox.function)
+
+    async def _invoke(
+        self, sandbox: Sandbox, args: dict[str, Any]
+    ) -> tuple[bytes | None, dict[str, Any] | None]:
+        target = str(args.get("function"))
+        require(self._caller(sandbox), sandbox.function, "invoke", target)
+        payload = bytes(args.get("payload") or b"null")
+        platform = self._platform
+        if args.get("async"):
+            at = args.get("at")
+            queued = await platform.invoke_async(
+                target,
+                payload,
+                trigger=Trigger.FUNCTION,
+                available_at=None if at is None else float(at),
+            )
+            return msgspec.json.encode(queued.id), None
+        record = await platform.invoke(target, payload, trigger=Trigger.FUNCTION)
+        return record.result, record.error
+
+    async def _publish(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
+        """``ctx.publish`` and ``ctx.publish_at`` (``args["when"]`` set): sourced and
+        hop-counted by the platform; a delayed event is made now, published later."""
+        bus = str(args.get("bus") or DEFAULT_BUS)
+        require(self._caller(sandbox), sandbox.function, "publish", bus)
+        platform = self._platform
+        data = msgspec.json.decode(bytes(args.get("data") or b"null"))
+        default_source = f"squall://{platform.manifest.app}/{sandbox.function}"
+        event = CloudEvent.create(
+            str(args.get("type") or ""),
+            data,
+            source=str(args.get("source") or default_source),
+            subject=args.get("subject"),
+            hops=sandbox.running_hops + 1,
+        )
+        if args.get("when") is None:
+            [outcome] = await platform.publish([event], bus=bus)
+            return outcome.id
+        # Refused now if it would be refused when due.
+        if not platform.has_bus(bus):
+            raise NotFound(f"bus {bus!r} does not exist", field="bus", bus=bus)
+        platform.schemas.check([event])
+        await platform.delay([delayed_publish(event, bus, when_of(args), time.time())])
+        return event.id
+
+    async def _send(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
+        """``ctx.send``: a message onto a queue the function declares."""
+        queue = str(args.get("queue") or "")
+        require(self._caller(sandbox), sandbox.function, "send", queue)
+        attributes = args.get("attributes") or {}
+        if not isinstance(attributes, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+        ):
+            raise InvalidInput("attributes must map strings to strings", field="attributes")
+        outcome = await self._platform.queues.send(
+            queue,
+            bytes(args.get("body") or b"null"),
+            attributes=attributes,
+            delay_s=args.get("delay_s"),
+            group_id=args.get("group_id"),
+            dedup_id=args.get("dedup_id"),
+        )
+        return outcome.id
