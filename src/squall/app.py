@@ -135,11 +135,7 @@ class App:
 
         def register(handler: F) -> F:
             name = function_options.get("name") or handler.__name__.replace("_", "-")
-            existing = self.functions.get(name)
-            if existing is None:
-                self.function(**function_options)(handler)
-            elif existing.handler is not handler:
-                raise ConfigError(f"function {name!r} is declared twice", field="name")
+            self._declare(name, handler, function_options)
             self.routes.append(
                 RouteConfig.parse(
                     route,
@@ -173,11 +169,7 @@ class App:
 
         def register(handler: F) -> F:
             name = function_options.get("name") or handler.__name__.replace("_", "-")
-            existing = self.functions.get(name)
-            if existing is None:
-                self.function(**function_options)(handler)
-            elif existing.handler is not handler:
-                raise ConfigError(f"function {name!r} is declared twice", field="name")
+            self._declare(name, handler, function_options)
             count = len([r for r in self.rules if name in r.functions()])
             config = app_rule(
                 rule or f"{name}-{count}", bus=bus, pattern=full, targets=(FunctionTarget(name),)
@@ -255,11 +247,7 @@ class App:
                 raise ConfigError(
                     f"function {name!r} is triggered by stream {stream!r} twice", field="stream"
                 )
-            existing = self.functions.get(name)
-            if existing is None:
-                self.function(**function_options)(handler)
-            elif existing.handler is not handler:
-                raise ConfigError(f"function {name!r} is declared twice", field="name")
+            self._declare(name, handler, function_options)
             self.stream_triggers.append(trigger)
             return handler
 
@@ -313,11 +301,7 @@ class App:
 
         def register(handler: F) -> F:
             name = function_options.get("name") or handler.__name__.replace("_", "-")
-            existing = self.functions.get(name)
-            if existing is None:
-                self.function(**function_options)(handler)
-            elif existing.handler is not handler:
-                raise ConfigError(f"function {name!r} is declared twice", field="name")
+            self._declare(name, handler, function_options)
             self.queue_triggers.append(
                 QueueTrigger(
                     queue=queue,
@@ -353,11 +337,7 @@ class App:
 
         def register(handler: F) -> F:
             fn = function_options.get("name") or handler.__name__.replace("_", "-")
-            existing = self.functions.get(fn)
-            if existing is None:
-                self.function(**function_options)(handler)
-            elif existing.handler is not handler:
-                raise ConfigError(f"function {fn!r} is declared twice", field="name")
+            self._declare(fn, handler, function_options)
             count = len([s for s in self.schedules if s.function == fn])
             config = ScheduleConfig(
                 name=name or (fn if count == 0 else f"{fn}-{count}"),
@@ -383,6 +363,14 @@ class App:
             return handler
 
         return register
+
+    def _declare(self, name: str, handler: Any, function_options: dict[str, Any]) -> None:
+        """Declare ``handler`` as function ``name`` the first time a trigger names it."""
+        existing = self.functions.get(name)
+        if existing is None:
+            self.function(**function_options)(handler)
+        elif existing.handler is not handler:
+            raise ConfigError(f"function {name!r} is declared twice", field="name")
 
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
