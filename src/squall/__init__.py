@@ -4,6 +4,7 @@ from squall import targets
 from squall.app import App
 from squall.errors import (
     AccessDenied,
+    ConditionFailed,
     ConfigError,
     Conflict,
     Forbidden,
@@ -20,6 +21,7 @@ from squall.errors import (
     Timeout,
     TooManyRequests,
     Unauthorized,
+    WriteConflict,
 )
 from squall.model.http import CorsConfig, JwtConfig, RateLimit
 from squall.request import Request
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessDenied",
     "App",
+    "ConditionFailed",
     "ConfigError",
     "Conflict",
     "Context",
@@ -53,6 +56,7 @@ __all__ = [
     "Timeout",
     "TooManyRequests",
     "Unauthorized",
+    "WriteConflict",
     "__version__",
     "targets",
 ]

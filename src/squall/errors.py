@@ -12,6 +12,8 @@ are translated at the edge into an HTTP status with a JSON body, or a CLI line.
     │   └── AccessDenied       a function used a resource it did not declare
     ├── NotFound               unknown function, invocation, …           (404)
     ├── Conflict               resource in a state that forbids the call (409)
+    │   ├── ConditionFailed    a conditional write's condition did not hold
+    │   └── WriteConflict      what an invocation wrote changed before it committed
     ├── PayloadTooLarge        payload over the configured limit         (413)
     ├── UnsupportedMediaType   a body in a content type the API does not read (415)
     ├── TooManyRequests        concurrency exhausted for a sync call     (429)
@@ -92,6 +94,16 @@ class Conflict(SquallError):
     status = 409
 
 
+class ConditionFailed(Conflict):
+    """A conditional table write (``if_not_exists``, ``if_version``, a condition on an
+    attribute) found the item otherwise; nothing was written."""
+
+
+class WriteConflict(Conflict):
+    """An item the invocation wrote was changed by someone else before the invocation's
+    effects committed; none of them were applied (an async attempt is retried)."""
+
+
 class PayloadTooLarge(SquallError):
     status = 413
 
@@ -143,6 +155,8 @@ ERROR_TYPES: dict[str, type[SquallError]] = {
         AccessDenied,
         NotFound,
         Conflict,
+        ConditionFailed,
+        WriteConflict,
         PayloadTooLarge,
         UnsupportedMediaType,
         TooManyRequests,
