@@ -1,6 +1,10 @@
 """Calls from user code back to the platform: ``ctx.publish``, ``publish_at``, ``send``,
 ``put_record(s)`` and ``invoke``.
 
+What a call changes is held in the effects of the invocation that made it (see
+``engine.effects``) and committed with that invocation's success; a call made while no
+invocation runs (the init hook) takes effect at once.
+
 Each arrives on the sandbox channel as a :class:`Call`, is checked against the calling
 function's ``permissions`` (``AccessDenied`` naming the function, the action and the
 resource), carried out by the platform, and answered with a :class:`CallReply` holding the
@@ -16,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from squall.engine.effects import Effects
 from squall.engine.schedules.delayed import delayed_publish, when_of
-from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
+from squall.errors import AccessDenied, Conflict, InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig
 from squall.model.invocation import Trigger
@@ -49,24 +54,33 @@ class SandboxCalls:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_call(self, sandbox: Sandbox, call: Call) -> None:
-        task = asyncio.create_task(self._answer(sandbox, call))
+        # Taken now: the call belongs to the invocation running as it arrives.
+        effects = sandbox.running_effects
+        task = asyncio.create_task(self._answer(sandbox, call, effects))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, sandbox: Sandbox, call: Call) -> None:
+    async def _answer(self, sandbox: Sandbox, call: Call, effects: Effects | None) -> None:
         try:
+            if effects is not None and effects.closed:
+                raise Conflict(
+                    "the invocation that made this call has ended; its effects are settled",
+                    field="op",
+                )
             if call.op == "invoke":
-                result, error = await self._invoke(sandbox, call.args)
+                result, error = await self._invoke(sandbox, call.args, effects)
                 sandbox.reply(CallReply(call.call_id, result, error))
                 return
             answer: Any
             if call.op in ("publish", "publish_at"):
-                answer = await self._publish(sandbox, call.args)
+                answer = await self._publish(sandbox, call.args, effects)
             elif call.op == "send":
-                answer = await self._send(sandbox, call.args)
+                answer = await self._send(sandbox, call.args, effects)
             elif call.op == "put_records":
                 caller = self._platform.functions_by_name.get(sandbox.function)
-                answer = await self._platform.streams.put_from(caller, sandbox.function, call.args)
+                answer = await self._platform.streams.put_from(
+                    caller, sandbox.function, call.args, effects
+                )
             else:
                 raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
             sandbox.reply(CallReply(call.call_id, msgspec.json.encode(answer), None))
@@ -77,8 +91,10 @@ class SandboxCalls:
         return self._platform.functions_by_name.get(sandbox.function)
 
     async def _invoke(
-        self, sandbox: Sandbox, args: dict[str, Any]
+        self, sandbox: Sandbox, args: dict[str, Any], effects: Effects | None
     ) -> tuple[bytes | None, dict[str, Any] | None]:
+        """A sync invoke runs now (its own effects commit with its own success); an async
+        one is queued with the caller's effects."""
         target = str(args.get("function"))
         require(self._caller(sandbox), sandbox.function, "invoke", target)
         payload = bytes(args.get("payload") or b"null")
@@ -90,12 +106,15 @@ class SandboxCalls:
                 payload,
                 trigger=Trigger.FUNCTION,
                 available_at=None if at is None else float(at),
+                effects=effects,
             )
             return msgspec.json.encode(queued.id), None
         record = await platform.invoke(target, payload, trigger=Trigger.FUNCTION)
         return record.result, record.error
 
-    async def _publish(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
+    async def _publish(
+        self, sandbox: Sandbox, args: dict[str, Any], effects: Effects | None
+    ) -> str:
         """``ctx.publish`` and ``ctx.publish_at`` (``args["when"]`` set): sourced and
         hop-counted by the platform; a delayed event is made now, published later."""
         bus = str(args.get("bus") or DEFAULT_BUS)
@@ -111,16 +130,20 @@ class SandboxCalls:
             hops=sandbox.running_hops + 1,
         )
         if args.get("when") is None:
-            [outcome] = await platform.publish([event], bus=bus)
+            [outcome] = await platform.publish([event], bus=bus, effects=effects)
             return outcome.id
         # Refused now if it would be refused when due.
         if not platform.has_bus(bus):
             raise NotFound(f"bus {bus!r} does not exist", field="bus", bus=bus)
         platform.schemas.check([event])
-        await platform.delay([delayed_publish(event, bus, when_of(args), time.time())])
+        await platform.delay(
+            [delayed_publish(event, bus, when_of(args), time.time())], effects
+        )
         return event.id
 
-    async def _send(self, sandbox: Sandbox, args: dict[str, Any]) -> str:
+    async def _send(
+        self, sandbox: Sandbox, args: dict[str, Any], effects: Effects | None
+    ) -> str:
         """``ctx.send``: a message onto a queue the function declares."""
         queue = str(args.get("queue") or "")
         require(self._caller(sandbox), sandbox.function, "send", queue)
@@ -136,5 +159,6 @@ class SandboxCalls:
             delay_s=args.get("delay_s"),
             group_id=args.get("group_id"),
             dedup_id=args.get("dedup_id"),
+            effects=effects,
         )
         return outcome.id

@@ -10,12 +10,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from squall.engine.destinations import destination_ops, function_of, queue_name
+from squall.engine.effects import Effects
 from squall.engine.invoker import Invoker
 from squall.engine.retry import backoff_delay
-from squall.errors import InitError, SandboxCrashed
+from squall.errors import InitError, SandboxCrashed, SquallError, WriteConflict
 from squall.model.config import FunctionConfig
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
 from squall.runtime.protocol import Result
@@ -184,6 +185,7 @@ class Dispatcher:
                             break
                     delivery = self._take(name, buffer)
                     record = self._record(config, delivery)
+                    effects = Effects()
                     try:
                         headers = delivery.headers
                         sent = self._invoker.send(
@@ -193,6 +195,7 @@ class Dispatcher:
                             delivery.payload,
                             headers.get("kind", "json"),
                             int(headers.get("hops", "-1")),
+                            effects,
                         )
                     except SandboxGone:
                         buffer.appendleft(delivery)
@@ -200,7 +203,7 @@ class Dispatcher:
                         sandbox = None
                         break
                     self._running[record.id] = record
-                    queued.append(_Sent(delivery, record, config, sandbox, cold, sent))
+                    queued.append(_Sent(delivery, record, config, sandbox, cold, sent, effects))
                     cold = False
                 if not queued:
                     continue
@@ -210,10 +213,11 @@ class Dispatcher:
                         head.sandbox, head.cold, head.config, head.record, head.sent
                     )
                 except SandboxGone:  # queued behind an invocation that killed the sandbox
+                    head.effects.discarded()
                     buffer.appendleft(head.delivery)
                     healthy = False
                 else:
-                    self._settle_soon(head.config, head.delivery, head.record)
+                    self._settle_soon(head.config, head.delivery, head.record, head.effects)
                 finally:
                     self._running.pop(head.record.id, None)
                 if head.sandbox is sandbox and sandbox is not None:
@@ -225,6 +229,7 @@ class Dispatcher:
                         sandbox = None
         finally:
             for entry in queued:
+                entry.effects.discarded()
                 self._running.pop(entry.record.id, None)
             if sandbox is not None:
                 pool.release(sandbox, not sandbox.closed and not queued)
@@ -259,19 +264,45 @@ class Dispatcher:
         )
 
     def _settle_soon(
-        self, config: FunctionConfig, delivery: Delivery, record: InvocationRecord
+        self,
+        config: FunctionConfig,
+        delivery: Delivery,
+        record: InvocationRecord,
+        effects: Effects | None = None,
     ) -> None:
-        """Commit the outcome without waiting: the worker moves on to its next delivery."""
+        """Commit the outcome without waiting: the worker moves on to its next delivery.
+
+        A success commits the invocation's effects in the same unit; a failure drops them.
+        When the effects cannot commit (an item they wrote changed meanwhile), the attempt
+        is settled again as failed, without them.
+        """
         ops = self._settle(config, delivery, record)
+        held = effects is not None and bool(effects)
+        if effects is not None:
+            if record.status == InvocationStatus.SUCCEEDED:
+                ops += effects.ops()
+            else:
+                effects.discarded()
         committed = self._store.submit(ops, within_s=SETTLE_WINDOW_S)
 
         def settled(future: asyncio.Future[None]) -> None:
-            self._inflight[config.name] -= 1
             if future.cancelled():
+                self._inflight[config.name] -= 1
                 return
-            if future.exception() is not None:  # stays leased; redelivered after visibility
-                log.error("settling %s failed", record.id, exc_info=future.exception())
+            error = future.exception()
+            if error is not None and held and record.status == InvocationStatus.SUCCEEDED:
+                assert effects is not None
+                effects.discarded()
+                record.status = InvocationStatus.FAILED
+                record.error = _effects_failed(error)
+                self._settle_soon(config, delivery, record)
                 return
+            self._inflight[config.name] -= 1
+            if error is not None:  # stays leased; redelivered after visibility
+                log.error("settling %s failed", record.id, exc_info=error)
+                return
+            if effects is not None and record.status == InvocationStatus.SUCCEEDED:
+                effects.committed()
             for op in ops:
                 if isinstance(op, Enqueue):  # a destination was queued
                     self.wake(function_of(op.delivery.queue))
@@ -334,6 +365,14 @@ class _Sent(NamedTuple):
     sandbox: Sandbox
     cold: bool
     sent: asyncio.Future[Result]
+    effects: Effects
+
+
+def _effects_failed(error: BaseException) -> dict[str, Any]:
+    """The error of an attempt that succeeded but whose effects could not commit."""
+    if isinstance(error, SquallError):
+        return error.to_dict()
+    return WriteConflict(f"the invocation's effects could not be committed: {error}").to_dict()
 
 
 def _rule_of(delivery: Delivery) -> dict[str, str]:

@@ -109,7 +109,9 @@ async def commit_or_hold(
     now = Effects()
     now.add(ops, build=build, after=after, discard=discard)
     try:
-        await store.commit(now.ops())
+        built = now.ops()
+        if built:
+            await store.commit(built)
     except BaseException:
         now.discarded()
         raise

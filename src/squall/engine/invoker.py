@@ -7,6 +7,7 @@ import math
 import time
 from typing import Any
 
+from squall.engine.effects import Effects
 from squall.errors import InitError, OutOfMemory, SandboxCrashed, Timeout
 from squall.model.config import FunctionConfig
 from squall.model.invocation import InvocationRecord, InvocationStatus
@@ -35,13 +36,18 @@ class Invoker:
         *,
         wait_s: float | None,
         kind: str = "json",
+        effects: Effects | None = None,
     ) -> InvocationRecord:
-        """Run ``payload`` through ``config``'s function; fill in and return ``record``."""
+        """Run ``payload`` through ``config``'s function; fill in and return ``record``.
+
+        What the invocation's calls do to platform state is held in ``effects``, for the
+        caller to commit with the invocation's success.
+        """
         pool = self._pools[config.name]
         sandbox, cold = await pool.acquire(wait_s)
         healthy = False
         try:
-            sent = self.send(sandbox, config, record, payload, kind)
+            sent = self.send(sandbox, config, record, payload, kind, effects=effects)
             healthy = await self.finish(sandbox, cold, config, record, sent)
         finally:
             pool.release(sandbox, healthy)
@@ -55,11 +61,12 @@ class Invoker:
         payload: bytes,
         kind: str = "json",
         hops: int = -1,
+        effects: Effects | None = None,
     ) -> asyncio.Future[Result]:
         record.start = time.time()
         timeout = float(config.timeout_s)
         message = Invoke(record.id, payload, record.attempt, timeout, record.trigger, kind)
-        return sandbox.invoke(message, hops)
+        return sandbox.invoke(message, hops, effects)
 
     async def finish(
         self,

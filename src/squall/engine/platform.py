@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from squall.engine.bus_stats import BusStats
 from squall.engine.calls import SandboxCalls
 from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
+from squall.engine.effects import Effects, commit_or_hold
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
@@ -34,7 +35,7 @@ from squall.engine.streams.log import Streams
 from squall.engine.streams.triggers import StreamConsumers
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
-from squall.errors import InvalidInput, NotFound
+from squall.errors import InvalidInput, NotFound, SquallError
 from squall.model.archive import REPLAY_EXTENSION
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig, Manifest
@@ -128,7 +129,9 @@ class Platform:
             self.streams,
             manifest.stream_triggers,
             ConsumerSettings(
-                invoke=lambda fn, payload: self.invoke(fn, payload, trigger=Trigger.STREAM),
+                invoke=lambda fn, payload, also: self.invoke(
+                    fn, payload, trigger=Trigger.STREAM, also=also
+                ),
                 wake=lambda fn: self._dispatcher.wake(fn),
                 max_payload=config.max_sync_payload,
                 retry_base_s=config.retry_base_s,
@@ -310,11 +313,13 @@ class Platform:
         kind: str = "json",
         request_id: str | None = None,
         invocation_id: str | None = None,
+        also: Callable[[InvocationRecord], Sequence[Op]] | None = None,
     ) -> InvocationRecord:
         """Run a function now and return its record (a failure is in ``record.error``).
 
         ``kind="http"`` marks ``payload`` as a JSON-encoded HttpRequest built by the
-        gateway (the handler then gets a ``squall.Request``).
+        gateway (the handler then gets a ``squall.Request``). ``also(record)`` gives ops to
+        commit in the invocation's own unit (a stream consumer's checkpoint).
         """
         config = self.function(name)
         payload = check_payload(payload, self.config.max_sync_payload, "sync", kind)
@@ -334,25 +339,68 @@ class Platform:
             request_id=request_id,
         )
         self._running[record.id] = record
+        effects = Effects()
         try:
             await self._invoker.run(
-                config, record, payload, wait_s=self.config.sync_wait_s, kind=kind
+                config, record, payload, wait_s=self.config.sync_wait_s, kind=kind,
+                effects=effects,
             )
         except BaseException:
+            effects.discarded()
             self._claims.release(name, idempotency_key, None)
             raise
         finally:
             self._running.pop(record.id, None)
-        ops: list[Op] = [PutInvocation(record)]
-        if record.logs:
-            ops.append(AppendLogs(record.id, name, record.logs, record.request_id))
-        if idempotency_key is None:
-            self._store.commit_soon(ops)
-        else:
-            ops.append(PutIdempotency(name, idempotency_key, record.id, expiry()))
-            await self._store.commit(ops)
-            self._claims.release(name, idempotency_key, record.id)
+        await self._commit_sync(record, effects, idempotency_key, also)
         return record
+
+    async def _commit_sync(
+        self,
+        record: InvocationRecord,
+        effects: Effects,
+        idempotency_key: str | None,
+        also: Callable[[InvocationRecord], Sequence[Op]] | None,
+    ) -> None:
+        """Record a sync invocation, with its effects when it succeeded.
+
+        A record nobody waits on rides a lazy group commit; effects and idempotency claims
+        are committed before the caller hears the result. Effects that cannot commit (an
+        item they wrote changed meanwhile) turn the invocation into a failure.
+        """
+        name = record.function
+
+        def record_ops() -> list[Op]:
+            ops: list[Op] = [PutInvocation(record)]
+            if record.logs:
+                ops.append(AppendLogs(record.id, name, record.logs, record.request_id))
+            if idempotency_key is not None:
+                ops.append(PutIdempotency(name, idempotency_key, record.id, expiry()))
+            if also is not None:
+                ops += also(record)
+            return ops
+
+        try:
+            if record.status != InvocationStatus.SUCCEEDED or not effects:
+                effects.discarded()
+                if idempotency_key is None:
+                    self._store.commit_soon(record_ops())
+                    return
+                await self._store.commit(record_ops())
+                return
+            try:
+                await self._store.commit(record_ops() + effects.ops())
+            except SquallError as exc:
+                effects.discarded()
+                record.status = InvocationStatus.FAILED
+                record.error = exc.to_dict()
+                record.result = None
+                record.response = None
+                await self._store.commit(record_ops())
+                return
+            effects.committed()
+        finally:
+            if idempotency_key is not None:
+                self._claims.release(name, idempotency_key, record.id)
 
     async def invoke_async(
         self,
@@ -364,9 +412,11 @@ class Platform:
         kind: str = "json",
         request_id: str | None = None,
         available_at: float | None = None,
+        effects: Effects | None = None,
     ) -> InvocationRecord:
         """Durably queue an invocation (to run from ``available_at``, epoch s, if given);
-        returns once it is committed to the store."""
+        returns once it is committed to the store, or held in ``effects`` (an async invoke
+        from a function, queued with the caller's success)."""
         self.function(name)
         payload = check_payload(payload, self.config.max_async_payload, "async", kind)
         now = time.time()
@@ -402,6 +452,10 @@ class Platform:
             headers=headers,
         )
         ops.append(Enqueue(delivery))
+        if effects is not None:
+            assert idempotency_key is None, "a held invocation takes no idempotency key"
+            effects.add(ops, after=lambda: self._dispatcher.wake(name))
+            return record
         try:
             await self._store.commit(ops)
         except BaseException:
@@ -421,9 +475,14 @@ class Platform:
     # --- events --------------------------------------------------------------------------
 
     async def publish(
-        self, events: Sequence[CloudEvent], *, bus: str = DEFAULT_BUS
+        self,
+        events: Sequence[CloudEvent],
+        *,
+        bus: str = DEFAULT_BUS,
+        effects: Effects | None = None,
     ) -> list[Published]:
-        """Deliver ``events`` to every matching rule of ``bus``, durably, in one commit.
+        """Deliver ``events`` to every matching rule of ``bus``, durably, in one commit
+        (or, held in ``effects``, with the success of the invocation that publishes them).
 
         An event whose (source, id) was published within the dedup window is dropped. Data
         its registered schema rejects fails the whole call (nothing is delivered); the bus's
@@ -441,11 +500,13 @@ class Platform:
         seen = await self._store.seen_events(keys, time.time())
         ops, outcomes, queues = self._buses.route(bus, events, seen)
         ops += self.archives.ops_for(bus, events, outcomes)
-        if ops:
-            await self._store.commit(ops)
-        self.bus_stats.count(bus, outcomes)
-        for queue in queues:
-            self._wake(queue)
+
+        def delivered() -> None:
+            self.bus_stats.count(bus, outcomes)
+            for queue in queues:
+                self._wake(queue)
+
+        await commit_or_hold(self._store, effects, ops, after=delivered)
         return outcomes
 
     def _wake(self, queue: str) -> None:
@@ -485,10 +546,10 @@ class Platform:
     def has_bus(self, bus: str) -> bool:
         return self._buses.knows(bus)
 
-    async def delay(self, ops: Sequence[Op]) -> None:
-        """Commit delayed work (``publish_at``) and let its publisher know."""
-        await self._store.commit(ops)
-        self._delayed.wake()
+    async def delay(self, ops: Sequence[Op], effects: Effects | None = None) -> None:
+        """Commit delayed work (``publish_at``), or hold it in ``effects``, and let its
+        publisher know once it lands."""
+        await commit_or_hold(self._store, effects, ops, after=self._delayed.wake)
 
     # --- reading -------------------------------------------------------------------------
 

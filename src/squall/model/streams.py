@@ -112,7 +112,7 @@ class StreamRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 class PutResult(msgspec.Struct, frozen=True):
     shard: int
-    sequence: int
+    sequence: int | None  # None from inside an invocation: numbered when its effects commit
 
 
 def shard_for(partition_key: str, shards: int) -> int:

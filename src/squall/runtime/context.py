@@ -21,6 +21,8 @@ class Context:
 
     ``ctx.invoke(name, payload)`` runs another function (sync, returns its result;
     ``async_=True`` returns the new invocation id at once, ``at=`` delays its start).
+    What the calls change (events, messages, records, async invokes) is committed with
+    this invocation's success and dropped with its failure.
     Times (``at``, ``publish_at``'s ``when``) are aware datetimes, timedeltas from now, or
     epoch seconds.
     """
@@ -114,18 +116,20 @@ class Context:
         )
         return str(msgspec.json.decode(body)) if body is not None else ""
 
-    def put_record(self, stream: str, data: Any, partition_key: str) -> dict[str, int]:
-        """Append a record to ``stream`` (``put:<stream>`` in ``permissions``); returns its
-        ``{"shard", "sequence"}``."""
+    def put_record(self, stream: str, data: Any, partition_key: str) -> dict[str, int | None]:
+        """Append a record to ``stream`` (``put:<stream>`` in ``permissions``) when this
+        invocation succeeds; returns ``{"shard", "sequence": None}`` (numbered at commit)."""
         return self._put(stream, [{"data": data, "partition_key": partition_key}], False)[0]
 
-    def put_records(self, stream: str, records: list[dict[str, Any]]) -> list[dict[str, int]]:
+    def put_records(
+        self, stream: str, records: list[dict[str, Any]]
+    ) -> list[dict[str, int | None]]:
         """Append ``[{"data", "partition_key"}, ...]`` to ``stream`` at once, all or none."""
         return self._put(stream, records, True)
 
     def _put(
         self, stream: str, records: list[dict[str, Any]], batch: bool
-    ) -> list[dict[str, int]]:
+    ) -> list[dict[str, int | None]]:
         body = self._link.call(
             "put_records",
             {

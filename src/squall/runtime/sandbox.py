@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from squall.runtime.protocol import (
     HEADER,
@@ -64,9 +64,11 @@ class Sandbox(asyncio.BufferedProtocol):
         self._end = 0  # end of the bytes received
         self._need = 0  # size of the frame waiting for more bytes
         self._transport: asyncio.Transport | None = None
-        # (result, timeout_s, hops): hops is the event chain length of the invocation's
-        # trigger (-1 when no event triggered it), for loop protection of what it publishes.
-        self._queue: collections.deque[tuple[asyncio.Future[Result], float, int]] = (
+        # (result, timeout_s, hops, effects): hops is the event chain length of the
+        # invocation's trigger (-1 when no event triggered it), for loop protection of what
+        # it publishes; effects is the engine's holder of what the invocation's calls do
+        # (opaque here: the runtime knows nothing of the engine).
+        self._queue: collections.deque[tuple[asyncio.Future[Result], float, int, Any]] = (
             collections.deque()
         )
         self.deadline = math.inf  # time.monotonic() by which the running invocation must end
@@ -123,7 +125,7 @@ class Sandbox(asyncio.BufferedProtocol):
         if isinstance(message, Result):
             if not self._queue:
                 return
-            future, _, _ = self._queue.popleft()
+            future, _, _, _ = self._queue.popleft()
             if self._queue:
                 self._arm(self._queue[0][1])
             else:
@@ -150,19 +152,21 @@ class Sandbox(asyncio.BufferedProtocol):
             self.ready.exception()  # mark retrieved: nobody may be waiting on a dead start
         started = True
         while self._queue:
-            future, _, _ = self._queue.popleft()
+            future, _, _, _ = self._queue.popleft()
             if not future.done():
                 future.set_exception(SandboxGone(reason, started=started))
             started = False
 
     # --- platform side ------------------------------------------------------------------
 
-    def invoke(self, message: Invoke, hops: int = -1) -> asyncio.Future[Result]:
+    def invoke(
+        self, message: Invoke, hops: int = -1, effects: Any = None
+    ) -> asyncio.Future[Result]:
         """Send an invocation; it runs once those sent before it have answered."""
         if self.closed or self._transport is None:
             raise SandboxGone(self.kill_reason or "channel closed", started=False)
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._queue.append((future, message.timeout_s, hops))
+        self._queue.append((future, message.timeout_s, hops, effects))
         if len(self._queue) == 1:
             self._arm(message.timeout_s)
         self._transport.write(frame(message))
@@ -194,6 +198,11 @@ class Sandbox(asyncio.BufferedProtocol):
     def running_hops(self) -> int:
         """Hops of the event behind the running invocation, -1 if no event triggered it."""
         return self._queue[0][2] if self._queue else -1
+
+    @property
+    def running_effects(self) -> Any:
+        """What the running invocation's calls do, held by the engine (None: none running)."""
+        return self._queue[0][3] if self._queue else None
 
     @property
     def busy(self) -> bool:

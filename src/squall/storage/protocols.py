@@ -172,7 +172,15 @@ class ExpireMessages(msgspec.Struct, frozen=True):
     now: float
 
 
-QueueOp = PutQueue | DropQueue | PurgeQueue | DeleteMessages | ExpireMessages
+class SendMessages(msgspec.Struct, frozen=True):
+    """Queue messages as part of a unit (a function's sends, committed with its success);
+    one whose dedup id its queue saw within ``dedup_window_s`` is dropped."""
+
+    messages: list[QueueMessage]
+    dedup_window_s: float
+
+
+QueueOp = PutQueue | DropQueue | PurgeQueue | DeleteMessages | ExpireMessages | SendMessages
 
 CatalogOp = PutSchema | DeleteSchema | PutArchive | DeleteArchive | ArchiveEvent | ExpireArchived
 

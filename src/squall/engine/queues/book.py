@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from squall.engine.effects import Effects
 from squall.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from squall.model.ids import new_id
 from squall.model.queues import (
@@ -32,7 +33,14 @@ from squall.model.queues import (
     SendOutcome,
     check_dead_letter,
 )
-from squall.storage.protocols import DropQueue, ExpireMessages, PurgeQueue, PutQueue, Store
+from squall.storage.protocols import (
+    DropQueue,
+    ExpireMessages,
+    PurgeQueue,
+    PutQueue,
+    SendMessages,
+    Store,
+)
 
 log = logging.getLogger("squall.queues")
 
@@ -131,9 +139,20 @@ class QueueBook:
         delay_s: int | None = None,
         group_id: str | None = None,
         dedup_id: str | None = None,
+        effects: Effects | None = None,
     ) -> SendOutcome:
-        """Queue one message (``body`` is JSON); returns once it is committed."""
+        """Queue one message (``body`` is JSON); returns once it is committed.
+
+        Held in ``effects`` (a send from inside an invocation), it is queued when the
+        invocation's effects commit; a FIFO duplicate is then dropped, so the id returned is
+        the new message's own."""
         message = self.message(name, body, attributes, delay_s, group_id, dedup_id)
+        if effects is not None:
+            effects.add(
+                [SendMessages([message], DEDUP_WINDOW_S)],
+                after=lambda: self.signals.notify(name),
+            )
+            return SendOutcome(message.id, False)
         [outcome] = await self._store.send_messages([message], DEDUP_WINDOW_S)
         self.signals.notify(name)
         return outcome

@@ -20,9 +20,10 @@ from typing import Any
 
 import msgspec
 
+from squall.engine.effects import Effects
 from squall.engine.invoker import Invoker
 from squall.engine.queues.book import QueueBook
-from squall.errors import InitError, SandboxCrashed
+from squall.errors import InitError, SandboxCrashed, SquallError
 from squall.model.config import FunctionConfig
 from squall.model.ids import new_id
 from squall.model.invocation import InvocationRecord, InvocationStatus
@@ -171,8 +172,9 @@ class QueueConsumers:
         )
         payload = msgspec.json.encode([m.public() for m in batch])
         self._running[record.id] = record
+        effects = Effects()
         try:
-            await self._invoker.run(config, record, payload, wait_s=None)
+            await self._invoker.run(config, record, payload, wait_s=None, effects=effects)
         except (OSError, InitError) as exc:  # no sandbox could start: the batch failed
             record.status = InvocationStatus.FAILED
             error = exc if isinstance(exc, InitError) else SandboxCrashed(str(exc))
@@ -190,16 +192,35 @@ class QueueConsumers:
         receipts = [m.receipt for m in batch if m.id not in kept and m.receipt is not None]
         if receipts:
             ops.append(DeleteMessages(trigger.queue, receipts))
+        # A batch that ran commits its effects with the deletes of the messages it
+        # handled (reported failures included: they are redelivered, and the handler's
+        # effects for the others stand, as with SQS).
+        ran = record.status == InvocationStatus.SUCCEEDED
+        if ran:
+            ops += effects.ops()
+        else:
+            effects.discarded()
         # Settled in the background, sharing commits: the slot is free for the next batch.
         committed = self._store.submit(ops, within_s=SETTLE_WINDOW_S)
 
         def settled(future: asyncio.Future[None]) -> None:
             if future.cancelled():
                 return
-            if future.exception() is not None:  # stays in flight; reappears after its timeout
-                log.error("settling %s failed", record.id, exc_info=future.exception())
-            elif fifo and receipts:
-                self._book.signals.notify(trigger.queue)  # its groups may go on
+            error = future.exception()
+            if error is not None and ran and isinstance(error, SquallError):
+                # Its effects could not commit: the batch failed; its messages reappear
+                # after their visibility timeout, like any failed batch.
+                effects.discarded()
+                record.status = InvocationStatus.FAILED
+                record.error = error.to_dict()
+                self._store.commit_soon([PutInvocation(record)])
+            elif error is not None:  # stays in flight; reappears after its timeout
+                log.error("settling %s failed", record.id, exc_info=error)
+            else:
+                if ran:
+                    effects.committed()
+                if fifo and receipts:
+                    self._book.signals.notify(trigger.queue)  # its groups may go on
 
         committed.add_done_callback(settled)
 

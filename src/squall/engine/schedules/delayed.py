@@ -11,7 +11,6 @@ else is retried with backoff.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -22,6 +21,7 @@ from typing import Any
 import msgspec
 
 from squall.engine.retry import backoff_delay
+from squall.engine.waiting import wait_woken
 from squall.errors import InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.ids import new_id
@@ -102,8 +102,7 @@ class DelayedPublisher:
             due = await self._store.next_due(QUEUE)
             pause = POLL_S if due is None else min(POLL_S, due - time.time())
             if pause > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), pause)
+                await wait_woken(self._wakeup, pause)
 
     async def _publish_all(self, deliveries: Sequence[Delivery]) -> list[Op]:
         ops: list[Op] = []

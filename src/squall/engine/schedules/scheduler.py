@@ -11,7 +11,6 @@ missed policy: ``skip`` them, or ``fire_once`` for the latest of them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -23,6 +22,7 @@ import msgspec
 
 from squall.engine.destinations import queue_name
 from squall.engine.schedules.expressions import Expression, isoformat, jitter, parse
+from squall.engine.waiting import wait_woken
 from squall.errors import Conflict, InvalidInput, NotFound
 from squall.model.invocation import InvocationRecord, InvocationStatus, Trigger
 from squall.model.schedules import ScheduleConfig, ScheduleState
@@ -220,8 +220,7 @@ class Scheduler:
             dues = [d for d in (e.due_at for e in self._entries.values()) if d is not None]
             pause = min([MAX_SLEEP_S, *(d - self._clock() for d in dues)])
             if pause > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), pause)
+                await wait_woken(self._changed, pause)
 
     async def fire_due(self, now: float) -> int:
         """Fire every tick due by ``now`` (in order, each once); return how many fired.

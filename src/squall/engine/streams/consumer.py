@@ -14,11 +14,10 @@ records are delivered at least once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ import msgspec
 from squall.engine.retry import backoff_delay
 from squall.engine.streams.failure import failure_ops
 from squall.engine.streams.reports import first_failed
+from squall.engine.waiting import wait_woken
 from squall.errors import SquallError, TooManyRequests
 from squall.model.invocation import InvocationRecord, InvocationStatus, Trigger
 from squall.model.streams import StreamRecord, StreamTrigger
@@ -35,7 +35,10 @@ from squall.storage.protocols import Op, Store
 
 log = logging.getLogger("squall.streams")
 
-Invoke = Callable[[str, bytes], Awaitable[InvocationRecord]]
+# (function, payload, also): ``also(record)`` gives the ops to commit in the invocation's
+# own unit (the checkpoint its success moves), so effects and checkpoint land together.
+Also = Callable[[InvocationRecord], Sequence[Op]]
+Invoke = Callable[[str, bytes, Also], Awaitable[InvocationRecord]]
 POLL_S = 1.0  # longest wait for new records when nothing wakes the consumer
 PAYLOAD_MARGIN = 64 * 1024  # room for the envelope around the records' data
 
@@ -84,8 +87,7 @@ class ShardConsumer:
                 self.busy = False
 
     async def _wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        await wait_woken(self._wakeup, timeout)
         self._wakeup.clear()
 
     async def _read(self) -> list[StreamRecord]:
@@ -128,15 +130,14 @@ class ShardConsumer:
                 return
             record = await self._invoke(batch)
             error = record.error
-            if error is None and trigger.report_batch_item_failures:
-                retry_from, reason = first_failed(record.result, batch)
-                if retry_from is not None:
-                    error = {"type": "BatchItemFailures", "message": reason}
-                    if retry_from > 0:  # the records before it are done
-                        await self._checkpoint(batch[retry_from - 1].sequence)
-                        batch = batch[retry_from:]
+            done = self._done(record, batch)  # checkpointed with the invocation
+            if done:
+                self.checkpoint = max(self.checkpoint, batch[done - 1].sequence)
+            if error is None and done < len(batch):
+                _, reason = first_failed(record.result, batch)
+                error = {"type": "BatchItemFailures", "message": reason}
+                batch = batch[done:]
             if error is None:
-                await self._checkpoint(batch[-1].sequence)
                 return
             failures += 1
             invocation_id = record.id
@@ -169,11 +170,30 @@ class ShardConsumer:
             cut += 1
         return batch[:cut], batch[cut:]
 
+    def _done(self, record: InvocationRecord, batch: list[StreamRecord]) -> int:
+        """How many leading records of ``batch`` the invocation handled."""
+        if record.error is not None or record.status != InvocationStatus.SUCCEEDED:
+            return 0
+        if self.trigger.report_batch_item_failures:
+            retry_from, _ = first_failed(record.result, batch)
+            if retry_from is not None:
+                return retry_from
+        return len(batch)
+
     async def _invoke(self, batch: list[StreamRecord]) -> InvocationRecord:
         payload = msgspec.json.encode({"records": batch})
+        trigger = self.trigger
+
+        def checkpoint(record: InvocationRecord) -> list[Op]:
+            done = self._done(record, batch)
+            if not done:
+                return []
+            sequence = batch[done - 1].sequence
+            return [PutCheckpoint(trigger.function, trigger.stream, self.shard, sequence)]
+
         while True:
             try:
-                return await self._settings.invoke(self.trigger.function, payload)
+                return await self._settings.invoke(self.trigger.function, payload, checkpoint)
             except TooManyRequests:
                 # Every sandbox stayed busy for the whole sync wait: not the batch's fault, so
                 # not a failed attempt; ask again at once, spread out a little.
@@ -210,10 +230,6 @@ class ShardConsumer:
         await self._commit(ops)
         if trigger.on_failure is not None:
             self._settings.wake(trigger.on_failure)
-
-    async def _checkpoint(self, sequence: int) -> None:
-        trigger = self.trigger
-        await self._commit([PutCheckpoint(trigger.function, trigger.stream, self.shard, sequence)])
 
     async def _commit(self, ops: list[Op]) -> None:
         """Commit, trying again until it lands: the shard cannot move on without it."""

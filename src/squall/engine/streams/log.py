@@ -3,7 +3,9 @@
 Sequence numbers are given out here, from each shard's head kept in memory (loaded from the
 store at start), and the appends of one put are one unit of work. Units are committed in the
 order they are submitted, so a shard's records become visible in sequence order; a unit that
-fails leaves a gap in the numbering, never a reordering.
+fails leaves a gap in the numbering, never a reordering. A put made inside an invocation is
+numbered when the invocation's effects are submitted, not when it is made, for the same
+reason.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from squall.engine.effects import Effects
 from squall.errors import AccessDenied, ConfigError, Conflict, InvalidInput, NotFound
 from squall.model.config import FunctionConfig
 from squall.model.streams import (
@@ -127,10 +130,18 @@ class Streams:
         return config
 
     async def put(
-        self, stream: str, records: Sequence[tuple[bytes, Any]], *, batch: bool | None = None
+        self,
+        stream: str,
+        records: Sequence[tuple[bytes, Any]],
+        *,
+        batch: bool | None = None,
+        effects: Effects | None = None,
     ) -> list[PutResult]:
         """Append ``(data JSON, partition key)`` pairs, all or none; errors name the field,
-        as ``records[i].field`` in a ``batch`` (by default: more than one record)."""
+        as ``records[i].field`` in a ``batch`` (by default: more than one record).
+
+        Held in ``effects`` (a put from inside an invocation), the records are numbered when
+        the invocation's effects are submitted, so a shard still fills in commit order."""
         config = self.get(stream)
         if not 1 <= len(records) <= MAX_PUT_RECORDS:
             raise InvalidInput(
@@ -141,23 +152,36 @@ class Streams:
             where = f"records[{index}]." if batch else ""
             check_partition_key(key, f"{where}partition_key")
             check_record_size(data, key, f"{where}data")
-        now = time.time()
-        ops: list[Op] = []
-        results: list[PutResult] = []
-        for data, key in records:
-            shard = shard_for(key, config.shards)
-            seq = self._heads.get((stream, shard), 0) + 1
-            self._heads[(stream, shard)] = seq
-            ops.append(AppendRecord(stream, shard, seq, key, data, now))
-            results.append(PutResult(shard, seq))
+        keyed = [(data, key, shard_for(key, config.shards)) for data, key in records]
+        shards = {shard for _, _, shard in keyed}
+
+        def appends() -> list[Op]:
+            now = time.time()
+            ops: list[Op] = []
+            for data, key, shard in keyed:
+                seq = self._heads.get((stream, shard), 0) + 1
+                self._heads[(stream, shard)] = seq
+                ops.append(AppendRecord(stream, shard, seq, key, data, now))
+            return ops
+
+        def landed() -> None:
+            for listener in self._listeners:
+                listener(stream, shards)
+
+        if effects is not None:
+            effects.add(build=appends, after=landed)
+            return [PutResult(shard, None) for _, _, shard in keyed]
+        ops = appends()
         await self._store.commit(ops)
-        shards = {result.shard for result in results}
-        for listener in self._listeners:
-            listener(stream, shards)
-        return results
+        landed()
+        return [PutResult(op.shard, op.sequence) for op in ops if isinstance(op, AppendRecord)]
 
     async def put_from(
-        self, caller: FunctionConfig | None, function: str, args: dict[str, Any]
+        self,
+        caller: FunctionConfig | None,
+        function: str,
+        args: dict[str, Any],
+        effects: Effects | None = None,
     ) -> list[PutResult]:
         """``ctx.put_record(s)``: allowed by ``put:<stream>`` in the caller's permissions."""
         stream = str(args.get("stream"))
@@ -176,6 +200,7 @@ class Streams:
             stream,
             [(bytes(r.get("data") or b"null"), r.get("partition_key")) for r in records],
             batch=bool(args.get("batch")),
+            effects=effects,
         )
 
     async def read(self, stream: str, shard: int, after: int, limit: int) -> list[StreamRecord]:

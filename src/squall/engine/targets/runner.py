@@ -11,7 +11,6 @@ deliveries per queue run at once; a slow endpoint holds only its own slots.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -26,6 +25,7 @@ from squall.engine.targets import http
 from squall.engine.targets.attempt import DELIVERED, Attempt, Backoff, settle
 from squall.engine.targets.letters import target_letter
 from squall.engine.targets.routing import TARGET_QUEUES
+from squall.engine.waiting import wait_woken
 from squall.errors import InvalidInput, NotFound, PayloadTooLarge, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.targets import BusTarget, HttpTarget, QueueTarget, Target
@@ -102,8 +102,7 @@ class TargetRunner:
             if pause <= 0:
                 await asyncio.sleep(0)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), pause)
+            await wait_woken(self._wakeup, pause)
 
     async def stop(self) -> None:
         """Cancel deliveries under way (their leases come back at the next start)."""

@@ -24,6 +24,7 @@ from squall.storage.protocols import (
     PurgeQueue,
     PutQueue,
     QueueOp,
+    SendMessages,
 )
 from squall.storage.sqlite.db import Database
 
@@ -71,6 +72,7 @@ QUEUE_RANK: dict[type, int] = {
     PurgeQueue: 42,
     DropQueue: 43,
     PutQueue: 44,
+    SendMessages: 45,
 }
 
 _COLUMNS = (
@@ -109,6 +111,8 @@ def apply_queues(conn: sqlite3.Connection, kind: type, ops: Sequence[QueueOp]) -
                 "INSERT INTO queues (name, config) VALUES (?, ?)",
                 (op.queue.name, msgspec.json.encode(op.queue)),
             )
+        elif isinstance(op, SendMessages):
+            _send(conn, op.messages, op.dedup_window_s)
 
 
 def _send(

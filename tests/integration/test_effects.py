@@ -1,0 +1,144 @@
+"""A function's effects commit with its success: a failed attempt leaves none behind, the
+retry that succeeds leaves exactly one of each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+APP = """
+import json, os, time
+import squall
+
+app = squall.App("effects")
+app.queue_resource("outbox")
+app.stream_resource("audit")
+
+def note(kind, **fields):
+    fd = os.open({out!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps({{"kind": kind, **fields}}) + "\\n").encode())
+    finally:
+        os.close(fd)
+
+EFFECTS = ["publish:default", "send:outbox", "put:audit", "invoke:follow-up"]
+
+def act(ctx, event):
+    ctx.publish("order.noted", {{"n": event["n"], "attempt": ctx.attempt}})
+    ctx.send("outbox", {{"n": event["n"]}})
+    ctx.put_record("audit", {{"n": event["n"]}}, partition_key="k")
+    ctx.invoke("follow-up", {{"n": event["n"]}}, async_=True)
+    ctx.publish_at(time.time() + 0.2, "order.later", {{"n": event["n"]}})
+
+@app.function(permissions=EFFECTS, retries=2)
+def flaky(event, ctx):
+    act(ctx, event)
+    note("attempt", attempt=ctx.attempt)
+    if ctx.attempt < event["succeed_on"]:
+        raise RuntimeError("not yet")
+    return "done"
+
+@app.function(permissions=EFFECTS, timeout_s=1)
+def slow(event, ctx):
+    act(ctx, event)
+    time.sleep(5)
+
+@app.function(permissions=EFFECTS)
+def failing(event, ctx):
+    act(ctx, event)
+    raise RuntimeError("boom")
+
+@app.function(permissions=EFFECTS)
+def fine(event, ctx):
+    act(ctx, event)
+    return "ok"
+
+@app.on("order.noted")
+def seen(event, ctx):
+    note("event", data=event["data"])
+
+@app.on("order.later")
+def later(event, ctx):
+    note("later", data=event["data"])
+
+@app.function()
+def follow_up(event, ctx):
+    note("follow-up", data=event)
+"""
+
+
+def notes(path: Path, kind: str) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [line for line in lines if line["kind"] == kind]
+
+
+async def counts(platform: Any) -> dict[str, int]:
+    stats = await platform.queues.stats("outbox")
+    records = await platform.streams.read("audit", 0, 0, 100)
+    return {"messages": stats.visible + stats.in_flight + stats.delayed, "records": len(records)}
+
+
+async def test_a_failed_attempt_leaves_nothing_and_its_successful_retry_one_of_each(
+    platform, tmp_path, eventually
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "notes.txt"
+    p = await platform(APP.format(out=str(out)))
+    await p.invoke_async("flaky", b'{"n": 1, "succeed_on": 3}')
+    await p.wait_idle()
+    await eventually(lambda: _later(out, 1))
+    await asyncio.sleep(0.5)  # anything a failed attempt leaked would have landed by now
+    assert [n["attempt"] for n in notes(out, "attempt")] == [1, 2, 3]
+    [event] = notes(out, "event")
+    assert event["data"] == {"n": 1, "attempt": 3}  # the successful attempt's event only
+    assert len(notes(out, "follow-up")) == 1
+    assert len(notes(out, "later")) == 1
+    assert await counts(p) == {"messages": 1, "records": 1}
+
+
+async def _later(out: Path, expected: int) -> bool:
+    return len(notes(out, "later")) >= expected
+
+
+async def test_a_sync_invocation_that_raises_or_times_out_leaves_nothing(
+    platform, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "notes.txt"
+    p = await platform(APP.format(out=str(out)))
+    failed = await p.invoke("failing", b'{"n": 2}')
+    assert failed.error is not None and "boom" in failed.error["message"]
+    timed_out = await p.invoke("slow", b'{"n": 3}')
+    assert timed_out.error is not None and timed_out.error["type"] == "Timeout"
+    await p.wait_idle()
+    await asyncio.sleep(0.6)
+    assert notes(out, "event") == [] and notes(out, "follow-up") == []
+    assert notes(out, "later") == []
+    assert await counts(p) == {"messages": 0, "records": 0}
+
+
+async def test_a_successful_sync_invocation_commits_its_effects_before_it_answers(
+    platform, tmp_path, eventually
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "notes.txt"
+    p = await platform(APP.format(out=str(out)))
+    record = await p.invoke("fine", b'{"n": 4}')
+    assert record.error is None
+    assert await counts(p) == {"messages": 1, "records": 1}  # landed: no waiting needed
+    await eventually(lambda: _later(out, 1))
+    await p.wait_idle()
+    assert len(notes(out, "event")) == 1 and len(notes(out, "follow-up")) == 1
+
+
+async def test_stream_records_put_by_functions_are_numbered_in_commit_order(
+    platform, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "notes.txt"
+    p = await platform(APP.format(out=str(out)))
+    await asyncio.gather(*(p.invoke("fine", json.dumps({"n": n}).encode()) for n in range(12)))
+    await p.invoke("failing", b'{"n": 99}')
+    records = await p.streams.read("audit", 0, 0, 100)
+    assert [r.sequence for r in records] == list(range(1, 13))
+    assert sorted(json.loads(bytes(r.data))["n"] for r in records) == list(range(12))
