@@ -69,6 +69,8 @@ def test_every_error_class_is_registered() -> None:
         (errors.InvalidInput, 400),
         (errors.NotFound, 404),
         (errors.Conflict, 409),
+        (errors.ConditionFailed, 409),
+        (errors.WriteConflict, 409),
         (errors.PayloadTooLarge, 413),
         (errors.TooManyRequests, 429),
         (errors.ResultNotSerializable, 502),
@@ -99,6 +101,7 @@ def test_public_api_is_pinned() -> None:
     assert squall.__all__ == [
         "AccessDenied",
         "App",
+        "ConditionFailed",
         "ConfigError",
         "Conflict",
         "Context",
@@ -121,6 +124,7 @@ def test_public_api_is_pinned() -> None:
         "Timeout",
         "TooManyRequests",
         "Unauthorized",
+        "WriteConflict",
         "__version__",
         "targets",
     ]

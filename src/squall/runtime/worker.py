@@ -6,6 +6,7 @@ This module runs in the sandbox process only (forked from the zygote, or spawned
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import os
@@ -58,6 +59,9 @@ class Link:
         self._sock = sock
         self._rfile = sock.makefile("rb", buffering=256 * 1024)
         self._next_call = 0
+        # Invocations the platform queued in the channel (it pipelines them) that arrived
+        # while the running one waited for a call's reply: served next, in order.
+        self._queued: collections.deque[Invoke] = collections.deque()
 
     def send(self, message: msgspec.Struct) -> None:
         try:
@@ -66,6 +70,11 @@ class Link:
             os._exit(0)  # the platform closed the channel: nothing left to serve
 
     def recv(self) -> ToSandbox:
+        if self._queued:
+            return self._queued.popleft()
+        return self._read()
+
+    def _read(self) -> ToSandbox:
         header = self._rfile.read(4)
         if len(header) < 4:
             os._exit(0)  # the platform closed the channel: nothing left to serve
@@ -83,8 +92,10 @@ class Link:
         call_id = self._next_call
         self.send(Call(call_id, op, args))
         while True:
-            message = self.recv()
-            if isinstance(message, CallReply) and message.call_id == call_id:
+            message = self._read()
+            if isinstance(message, Invoke):
+                self._queued.append(message)
+            elif isinstance(message, CallReply) and message.call_id == call_id:
                 if message.error is not None:
                     raise SquallError.from_dict(message.error)
                 return message.value
