@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import inspect
 import logging
 import os
@@ -68,6 +69,19 @@ class Link:
             self._sock.sendall(frame(message))
         except OSError:
             os._exit(0)  # the platform closed the channel: nothing left to serve
+
+    def linger(self, timeout_s: float = 5.0) -> None:
+        """Close the sending side and read until the platform closes the channel.
+
+        Exiting at once could make a write of the platform (an invocation sent as the init
+        hook failed) hit a closed socket, and a failed write drops what it had not yet read
+        — the Ready that says why the sandbox is going away.
+        """
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+            self._sock.settimeout(timeout_s)
+            while self._sock.recv(65536):
+                pass
 
     def recv(self) -> ToSandbox:
         if self._queued:
@@ -205,6 +219,7 @@ def serve(
     capture.flush_streams()
     link.send(Ready((time.perf_counter() - started) * 1000, init_error, captured.drain()))
     if init_error is not None:
+        link.linger()
         os._exit(3)
     _loop(link, fdef, ctx, captured)
 
