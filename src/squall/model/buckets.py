@@ -1,9 +1,10 @@
 """Buckets and their objects: configuration, object metadata, and the rules names and keys obey.
 
 A bucket name is S3-like (3-63 lowercase letters, digits, '-' and '.', starting and ending with
-a letter or digit). An object key is 1-1,024 bytes of UTF-8 with no NUL and no ``.`` or ``..``
-path segment, so a key can never name a file outside its bucket (files are not named after
-keys anyway: see ``engine/buckets/files.py``).
+a letter or digit). An object key is 1-1,024 bytes of UTF-8 with no control characters or
+noncharacters (it is its events' subject) and no ``.`` or ``..`` path segment, so a key can
+never name a file outside its bucket (files are not named after keys anyway: see
+``engine/buckets/files.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import msgspec
 
 from squall.errors import ConfigError, InvalidInput, PayloadTooLarge
+from squall.model.cloudevent_syntax import check_chars
 
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 MAX_KEY_BYTES = 1024
@@ -103,6 +105,10 @@ def check_key(key: object, field: str = "key") -> str:
         )
     if "\x00" in key:
         raise InvalidInput(f"{field} holds a NUL character", field=field)
+    try:
+        check_chars(field, key)  # the key is its events' subject, a CloudEvents String
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message.replace("attribute ", "", 1), field=field) from None
     if any(segment in (".", "..") for segment in key.split("/")):
         raise InvalidInput(f"{field} {key!r} has a '.' or '..' path segment", field=field)
     return key
