@@ -3,6 +3,7 @@ calls held in an invocation's effects."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ import pytest
 from squall.app import App
 from squall.engine.buckets.calls import answer
 from squall.engine.buckets.service import Buckets
+from squall.engine.buckets.uploads import ABANDONED_S
 from squall.engine.effects import Effects
 from squall.errors import AccessDenied, ConfigError, Forbidden, InvalidInput, NotFound
 from squall.gateway.ranges import RangeNotSatisfiable, parse_range
@@ -188,3 +190,15 @@ async def test_an_upload_in_parts_committed_with_its_effects(platform: Any) -> N
     assert await _call(platform, READER, "bucket.read", key="big") == b"final"
     with pytest.raises(NotFound):
         await _call(platform, WRITER, "bucket.part", upload=upload, data=b"late")
+
+
+async def test_an_abandoned_upload_is_dropped_with_its_staging_file(platform: Any) -> None:
+    upload = await _call(platform, WRITER, "bucket.begin", key="left")
+    await _call(platform, WRITER, "bucket.part", upload=upload, data=b"half")
+    staging = platform.buckets.files.staging
+    assert len(list(staging.iterdir())) == 1
+    assert platform.buckets.uploads.expire() == 0
+    assert platform.buckets.uploads.expire(now=time.monotonic() + ABANDONED_S + 1) == 1
+    assert list(staging.iterdir()) == []
+    with pytest.raises(NotFound):
+        await _call(platform, WRITER, "bucket.complete", upload=upload)

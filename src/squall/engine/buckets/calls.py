@@ -11,15 +11,13 @@ with its success) when it has one, else committed at once.
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from squall.engine.buckets.files import StagedFile
+from squall.engine.buckets.uploads import Upload, Uploads
 from squall.engine.effects import Effects
-from squall.errors import Conflict, InvalidInput, NotFound
+from squall.errors import Conflict, InvalidInput
 from squall.model.buckets import check_content_type, check_key, check_metadata
 from squall.model.config import FunctionConfig
 
@@ -27,20 +25,6 @@ if TYPE_CHECKING:
     from squall.engine.platform import Platform
 
 PART_BYTES = 8 * 1024 * 1024
-MAX_UPLOADS = 64  # open uploads per function
-
-
-@dataclass
-class Upload:
-    function: str
-    bucket: str
-    key: str
-    content_type: str
-    metadata: dict[str, str]
-    staged: StagedFile
-
-
-_uploads: dict[str, Upload] = {}
 
 
 def allow(caller: FunctionConfig | None, function: str, bucket: str, *, write: bool) -> None:
@@ -65,17 +49,18 @@ async def answer(
 ) -> bytes:
     """Carry out ``op`` for ``function``; the reply's value (JSON, or raw bytes for a read)."""
     buckets = platform.buckets
+    uploads: Uploads = buckets.uploads
     if op in ("bucket.part", "bucket.complete", "bucket.abort"):
-        upload = _upload(args, function)
+        upload = uploads.get(args, function)
         if op == "bucket.part":
             data = _data(args)
             try:
                 upload.staged.write(data)
             except BaseException:
-                _uploads.pop(str(args["upload"]), None)
+                uploads.close(args)
                 raise
             return msgspec.json.encode(upload.staged.size)
-        _uploads.pop(str(args["upload"]))
+        uploads.close(args)
         if op == "bucket.abort":
             upload.staged.abort()
             return b"null"
@@ -110,15 +95,12 @@ async def answer(
         )
         return msgspec.json.encode(info.public())
     if op == "bucket.begin":
-        if sum(1 for u in _uploads.values() if u.function == function) >= MAX_UPLOADS:
-            raise Conflict(f"function {function!r} has {MAX_UPLOADS} uploads open", field="key")
-        upload_id = secrets.token_hex(12)
         content_type = check_content_type(args.get("content_type"))
         metadata = check_metadata(args.get("metadata"))
         size = args.get("size")
         staged = buckets.stage(bucket, check_key(key), size if isinstance(size, int) else None)
-        _uploads[upload_id] = Upload(function, bucket, str(key), content_type, metadata, staged)
-        return msgspec.json.encode(upload_id)
+        upload = Upload(function, bucket, str(key), content_type, metadata, staged)
+        return msgspec.json.encode(uploads.begin(upload))
     if op == "bucket.head":
         stored = await buckets.head(bucket, check_key(key), effects=effects)
         return msgspec.json.encode(stored.info.public())
@@ -167,13 +149,6 @@ async def answer(
         path, expires_at = buckets.presign(bucket, check_key(key), str(args.get("method")), expires)
         return msgspec.json.encode({"url": buckets.base_url + path, "expires_at": expires_at})
     raise InvalidInput(f"unknown platform call {op!r}", field="op")
-
-
-def _upload(args: dict[str, Any], function: str) -> Upload:
-    upload = _uploads.get(str(args.get("upload")))
-    if upload is None or upload.function != function:
-        raise NotFound(f"upload {args.get('upload')!r} is not open", field="upload")
-    return upload
 
 
 def _data(args: dict[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ after the commit that let go of it (see ``storage/buckets.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, Callable, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from squall.engine.buckets.files import CHUNK, ObjectFiles, StagedFile
+from squall.engine.buckets.uploads import Uploads
 from squall.engine.effects import Effects, commit_or_hold
 from squall.errors import Conflict, InvalidInput, NotFound
 from squall.model.buckets import (
@@ -47,6 +49,7 @@ Hook = Callable[[], None]
 EventOps = Callable[[Sequence[CloudEvent]], tuple[list[Op], Hook]]
 Overlay = dict[tuple[str, str], StoredObject | None]
 SWEEP_BATCH = 1000
+UPLOADS_CHECK_S = 60.0
 
 
 class Buckets:
@@ -68,6 +71,7 @@ class Buckets:
         self.presigner: Presigner | None = None
         self.base_url = ""  # where the gateway listens, for ctx.presign's full URLs
         self._sweep = asyncio.Event()
+        self.uploads = Uploads()  # ctx.buckets puts in parts, open now
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -99,9 +103,13 @@ class Buckets:
             done += len(garbage)
 
     async def sweep_forever(self) -> None:
+        """Unlink let-go files after each commit that lets some go; drop uploads abandoned by
+        their sandboxes once a minute."""
         while True:
-            await self._sweep.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sweep.wait(), UPLOADS_CHECK_S)
             self._sweep.clear()
+            self.uploads.expire()
             try:
                 await self.sweep()
             except Exception:
