@@ -12,7 +12,7 @@ import pytest
 
 from squall.engine.buckets.service import Buckets
 from squall.engine.effects import Effects
-from squall.errors import InvalidInput, NotFound, PayloadTooLarge
+from squall.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from squall.model.buckets import BucketConfig
 from squall.model.cloudevent import CloudEvent
 from squall.storage.sqlite.store import SqliteStore
@@ -220,3 +220,20 @@ async def test_buckets_made_and_deleted(
     again = Buckets(store, tmp_path, [], events, "t")
     await again.load()
     assert [b.name for b in again.all()] == ["kept-one"]
+
+
+async def test_a_write_after_its_invocation_ended_is_refused(
+    buckets: Buckets, tmp_path: Path
+) -> None:
+    effects = Effects()
+    effects.ops()
+    effects.committed()
+    with pytest.raises(Conflict):
+        await buckets.put("uploads", "late", b"late", effects=effects)
+    assert files(tmp_path) == []
+
+
+async def test_metadata_values_are_printable_ascii(buckets: Buckets) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await buckets.put("uploads", "k", b"x", metadata={"price": "5 \u20ac"})
+    assert caught.value.field == "metadata.price"

@@ -128,9 +128,10 @@ def check_metadata(metadata: object, field: str = "metadata") -> dict[str, str]:
                 f"{field} name {name!r} is invalid: 1-128 letters, digits, '-' or '_'",
                 field=f"{field}.{name}",
             )
-        if not isinstance(value, str) or not value.isprintable():
+        if not isinstance(value, str) or not (value.isprintable() and value.isascii()):
+            # Values travel as HTTP headers (x-squall-meta-<name>), as S3's do: ASCII.
             raise InvalidInput(
-                f"{field}.{name} must be a printable string", field=f"{field}.{name}"
+                f"{field}.{name} must be a printable ASCII string", field=f"{field}.{name}"
             )
         total += len(name) + len(value.encode("utf-8", "replace"))
         checked[name.lower()] = value

@@ -45,7 +45,7 @@ async def answer(
     args: dict[str, Any],
     effects: Effects | None,
     *,
-    hops: int = 0,
+    hops: int | None = None,
 ) -> bytes:
     """Carry out ``op`` for ``function``; the reply's value (JSON, or raw bytes for a read)."""
     buckets = platform.buckets

@@ -213,7 +213,7 @@ class Buckets:
         metadata: object = None,
         declared_size: int | None = None,
         effects: Effects | None = None,
-        hops: int = 0,
+        hops: int | None = None,
     ) -> ObjectInfo:
         """Stream ``chunks`` to a staging file, then make it the object at ``key``."""
         content_type = check_content_type(content_type)
@@ -249,7 +249,7 @@ class Buckets:
         content_type: str,
         metadata: dict[str, str],
         effects: Effects | None,
-        hops: int = 0,
+        hops: int | None = None,
     ) -> ObjectInfo:
         """Make a fully written staging file the object at ``key`` (or hold that)."""
         try:
@@ -286,7 +286,7 @@ class Buckets:
         to_key: str,
         *,
         effects: Effects | None = None,
-        hops: int = 0,
+        hops: int | None = None,
     ) -> ObjectInfo:
         source = await self.head(bucket, key, effects=effects)
         config = self.get(to_bucket)
@@ -310,7 +310,7 @@ class Buckets:
         return info
 
     async def delete_object(
-        self, bucket: str, key: str, *, effects: Effects | None = None, hops: int = 0
+        self, bucket: str, key: str, *, effects: Effects | None = None, hops: int | None = None
     ) -> bool:
         """Remove the object at ``key``; False when there was none (and no event)."""
         try:
@@ -331,10 +331,18 @@ class Buckets:
         key: str,
         stored: StoredObject | None,
         effects: Effects | None,
-        hops: int,
+        hops: int | None,
         *,
         removed: ObjectInfo | None = None,
     ) -> None:
+        if effects is not None and effects.closed:  # a call that outlived its invocation
+            if stored is not None:
+                self.files.unlink(stored.file)
+            raise Conflict(
+                f"the invocation that wrote {key!r} has ended: its writes are settled",
+                field="key",
+                key=key,
+            )
         if stored is not None:
             event = self._event(CREATED, stored.info.public(), bucket, key, hops)
         else:
@@ -377,7 +385,7 @@ class Buckets:
             _overlay(effects)[(bucket, key)] = stored
 
     def _event(
-        self, kind: str, data: dict[str, Any], bucket: str, key: str, hops: int
+        self, kind: str, data: dict[str, Any], bucket: str, key: str, hops: int | None
     ) -> CloudEvent:
         if kind == CREATED:
             data = {**data, "sequencer": data["version"]}
