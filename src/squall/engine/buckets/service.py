@@ -11,6 +11,7 @@ after the commit that let go of it (see ``storage/buckets.py``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -50,6 +51,8 @@ EventOps = Callable[[Sequence[CloudEvent]], tuple[list[Op], Hook]]
 Overlay = dict[tuple[str, str], StoredObject | None]
 SWEEP_BATCH = 1000
 UPLOADS_CHECK_S = 60.0
+# Hash and write put blocks off the event loop, overlapping the next block's arrival.
+_WRITERS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="squall-objects")
 
 
 class Buckets:
@@ -224,9 +227,7 @@ class Buckets:
                 for start in range(0, len(chunks), CHUNK):
                     staged.write(chunks[start : start + CHUNK])
             else:
-                async for chunk in chunks:
-                    if chunk:
-                        staged.write(chunk)
+                await _stream_into(staged, chunks)
         except BaseException:
             staged.abort()
             raise
@@ -513,6 +514,34 @@ class Buckets:
         check_key(key)
         assert self.presigner is not None, "Buckets.load() first"
         return self.presigner.url(method, bucket, key, expires_s)
+
+
+async def _stream_into(staged: StagedFile, chunks: AsyncIterable[bytes]) -> None:
+    """Append ``chunks`` in blocks of ``CHUNK``, each hashed and written on a worker thread
+    while the next one arrives (both release the GIL), refused as soon as the bytes received
+    pass the limit. At most one block is being written at a time, and none is once this
+    returns or raises (the caller may then close the file)."""
+    in_thread: concurrent.futures.Future[None] | None = None
+    block = bytearray()
+    received = 0
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > staged.limit:
+                raise object_too_large(received, staged.limit, complete=False)
+            block += chunk
+            if len(block) >= CHUNK:
+                if in_thread is not None:
+                    await asyncio.wrap_future(in_thread)
+                in_thread = _WRITERS.submit(staged.write, bytes(block))
+                block.clear()
+        if in_thread is not None:
+            await asyncio.wrap_future(in_thread)
+        if block:
+            staged.write(bytes(block))
+    finally:
+        if in_thread is not None and not in_thread.done():
+            concurrent.futures.wait([in_thread])  # one block at most: then the file is ours
 
 
 def _overlay(effects: Effects) -> Overlay:
