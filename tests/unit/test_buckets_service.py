@@ -237,3 +237,25 @@ async def test_metadata_values_are_printable_ascii(buckets: Buckets) -> None:
     with pytest.raises(InvalidInput) as caught:
         await buckets.put("uploads", "k", b"x", metadata={"price": "5 \u20ac"})
     assert caught.value.field == "metadata.price"
+
+
+async def test_object_events_carry_what_a_consumer_needs(buckets: Buckets, events: Events) -> None:
+    info = await buckets.put(
+        "uploads", "photos/a.jpg", b"jpeg", content_type="image/jpeg", metadata={"k": "v"}
+    )
+    await buckets.delete_object("uploads", "photos/a.jpg")
+    created, removed = events.made
+    assert created.type == "squall.object.created" and removed.type == "squall.object.removed"
+    assert created.source == "squall://t/buckets/uploads" and created.subject == "photos/a.jpg"
+    assert created.data == {
+        "bucket": "uploads",
+        "key": "photos/a.jpg",
+        "version": info.version,
+        "sequencer": info.version,
+        "size": 4,
+        "etag": info.etag,
+        "content_type": "image/jpeg",
+        "metadata": {"k": "v"},
+    }
+    assert removed.data["version"] == info.version and removed.data["size"] == 4
+    assert removed.data["sequencer"] > created.data["sequencer"]
