@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from squall.engine.router.patterns import validate_pattern
 from squall.engine.schedules.expressions import parse as parse_expression
 from squall.errors import ConfigError, InvalidInput
+from squall.model.buckets import BucketConfig, event_types, object_pattern
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 from squall.model.queues import QUEUE_NAME_RE, QueueConfig, QueueTrigger
@@ -57,6 +58,7 @@ class App:
         self.schedules: list[ScheduleConfig] = []
         self.queues: dict[str, QueueConfig] = {}
         self.queue_triggers: list[QueueTrigger] = []
+        self.buckets: dict[str, BucketConfig] = {}
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -364,6 +366,40 @@ class App:
 
         return register
 
+    def bucket(self, name: str, *, max_object_bytes: int | None = None) -> BucketConfig:
+        """Declare a bucket of objects (5 GiB each at most unless ``max_object_bytes``)."""
+        config = (
+            BucketConfig(name=name)
+            if max_object_bytes is None
+            else BucketConfig(name=name, max_object_bytes=max_object_bytes)
+        )
+        try:
+            config.validate()
+        except InvalidInput as exc:
+            raise ConfigError(exc.message, field=exc.field, bucket=str(name)) from None
+        if name in self.buckets:
+            raise ConfigError(f"bucket {name!r} is declared twice", field="name", bucket=name)
+        self.buckets[name] = config
+        return config
+
+    def on_object(
+        self,
+        bucket: str,
+        *,
+        events: list[str] | tuple[str, ...] = ("created",),
+        prefix: str | None = None,
+        suffix: str | None = None,
+        rule: str | None = None,
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Run the function for ``bucket``'s object events (``"created"``, ``"removed"``)
+        whose key starts with ``prefix`` and ends with ``suffix``: a rule on the default bus
+        (the handler gets the ``squall.object.*`` CloudEvent, as ``@app.on`` handlers do)."""
+        types = event_types(list(events), f"on_object({bucket!r})")
+        return self.on(
+            pattern=object_pattern(bucket, types, prefix, suffix), rule=rule, **function_options
+        )
+
     def _declare(self, name: str, handler: Any, function_options: dict[str, Any]) -> None:
         """Declare ``handler`` as function ``name`` the first time a trigger names it."""
         existing = self.functions.get(name)
@@ -392,6 +428,7 @@ class App:
         digest.update(repr(sorted(queues.items())).encode())
         digest.update(repr(self.queue_triggers).encode())
         digest.update(repr(self.settings).encode())
+        digest.update(repr(sorted(self.buckets.items())).encode())
         manifest = Manifest(
             app=self.name,
             version=digest.hexdigest()[:12],
@@ -404,6 +441,7 @@ class App:
             stream_triggers=list(self.stream_triggers),
             queues=list(queues.values()),
             queue_triggers=list(self.queue_triggers),
+            buckets=list(self.buckets.values()),
         )
         manifest.validate()
         return manifest

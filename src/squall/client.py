@@ -8,13 +8,15 @@ subclass (``NotFound``, ``FunctionError``, …); a server that cannot be reached
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from squall.errors import SquallError
+from squall.errors import NotFound, SquallError
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 API = "/api/v1"
@@ -402,6 +404,96 @@ class SquallClient:
         return self._json("POST", _path("queues", name, "redrive"))
 
     # transport
+
+    # buckets
+
+    def buckets(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._json("GET", "/buckets")["buckets"]
+        return found
+
+    def bucket(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("buckets", name))
+
+    def create_bucket(self, name: str, *, max_object_bytes: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name}
+        if max_object_bytes is not None:
+            body["max_object_bytes"] = max_object_bytes
+        return self._json("POST", "/buckets", json=body)
+
+    def delete_bucket(self, name: str) -> None:
+        self._json("DELETE", _path("buckets", name))
+
+    def list_objects(self, bucket: str, **params: Any) -> dict[str, Any]:
+        """``prefix``, ``delimiter``, ``cursor``, ``limit``: one page."""
+        query = {k: v for k, v in params.items() if v is not None}
+        return self._json("GET", _path("buckets", bucket, "objects"), params=query)
+
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: Iterable[bytes] | bytes,
+        *,
+        size: int | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Stream ``body`` (bytes, or an iterable of chunks of ``size`` bytes in all)."""
+        headers = {f"x-squall-meta-{k}": v for k, v in (metadata or {}).items()}
+        if content_type:
+            headers["content-type"] = content_type
+        if size is not None:
+            headers["content-length"] = str(size)
+        return self._json(
+            "PUT",
+            _path("buckets", bucket, "object"),
+            params={"key": key},
+            content=body,
+            headers=headers,
+            timeout=httpx.Timeout(None, connect=self._http.timeout.connect),
+        )
+
+    @contextmanager
+    def get_object(
+        self, bucket: str, key: str, *, range: str | None = None
+    ) -> Iterator[httpx.Response]:
+        """The object's response, its body not read yet (``iter_bytes`` streams it)."""
+        headers = {"range": range} if range else {}
+        try:
+            with self._http.stream(
+                "GET",
+                _path("buckets", bucket, "object"),
+                params={"key": key},
+                headers=headers,
+                timeout=httpx.Timeout(None, connect=self._http.timeout.connect),
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise _error(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise PlatformUnreachable(f"cannot reach Squall at {self.url}: {exc}") from exc
+
+    def head_object(self, bucket: str, key: str) -> dict[str, str]:
+        response = self._send("HEAD", _path("buckets", bucket, "object"), params={"key": key})
+        if response.status_code == 404:
+            raise NotFound(f"object {key!r} does not exist in bucket {bucket!r}", field="key")
+        if response.is_error:
+            raise SquallError(f"HTTP {response.status_code} for HEAD of {key!r}")
+        return dict(response.headers)
+
+    def copy_object(
+        self, bucket: str, key: str, to_key: str, *, to_bucket: str | None = None
+    ) -> dict[str, Any]:
+        body = {"key": key, "to_key": to_key, "to_bucket": to_bucket or bucket}
+        return self._json("POST", _path("buckets", bucket, "copy"), json=body)
+
+    def delete_object(self, bucket: str, key: str) -> dict[str, Any]:
+        return self._json("DELETE", _path("buckets", bucket, "object"), params={"key": key})
+
+    def presign(self, bucket: str, key: str, *, method: str, expires_s: int) -> dict[str, Any]:
+        body = {"key": key, "method": method, "expires_s": expires_s}
+        return self._json("POST", _path("buckets", bucket, "presign"), json=body)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)

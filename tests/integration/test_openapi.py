@@ -36,6 +36,7 @@ from support import start_squall, wait_for
 import squall.gateway.buses_api  # noqa: F401  (registers the bus stats fragment)
 from squall.gateway import (  # noqa: F401  (register their fragments)
     archive_openapi,
+    buckets_openapi,
     events_openapi,
     keys_openapi,
     queues_openapi,
@@ -89,6 +90,7 @@ def report(event, ctx):
 app.queue_resource("seeded-dlq")
 app.queue_resource("seeded", visibility_timeout_s=0, max_receive=1000, dead_letter="seeded-dlq")
 app.queue_resource("seeded.fifo", fifo=True)
+app.bucket("seeded-bucket")
 """
 
 # Every (path, method) of the document, for one test per operation.
@@ -125,6 +127,9 @@ RULES: dict[str, dict[str, Any]] = {
 APP_RULE = "app-rule"
 SCHEDULE_OPERATIONS = ("getSchedule", "putSchedule", "updateSchedule", "deleteSchedule")
 SEED_SCHEDULE = {"function": "hello", "expression": "cron(0 3 * * ? *)", "tz": "Europe/Paris"}
+# The app's bucket, holding SEED_OBJECT after every call, and an empty one made through the API.
+SEED_BUCKETS = ("seeded-bucket", "made-bucket")
+SEED_OBJECT = "seed.txt"
 
 
 @dataclass(frozen=True)
@@ -210,9 +215,8 @@ def _seed(url: str) -> Seeded:
             ).json()["messages"]
             receipts += [m["receipt"] for m in received]
         _put_messages(http)
-    return Seeded(
-        invocations=ids, keys=keys, admin_id=admin_id, replay=replay, receipts=receipts
-    )
+        _put_bucket_seeds(http)
+    return Seeded(invocations=ids, keys=keys, admin_id=admin_id, replay=replay, receipts=receipts)
 
 
 def _put_messages(http: httpx.Client) -> None:
@@ -237,6 +241,15 @@ def _put_made_stream(http: httpx.Client) -> None:
     """The seeded stream made through the API, for getStream and deleteStream."""
     if http.get(f"/api/v1/streams/{SEED_MADE_STREAM['name']}").status_code == 404:
         http.post("/api/v1/streams", json=SEED_MADE_STREAM).raise_for_status()
+
+
+def _put_bucket_seeds(http: httpx.Client) -> None:
+    if http.get(f"/api/v1/buckets/{SEED_BUCKETS[1]}").status_code == 404:
+        http.post("/api/v1/buckets", json={"name": SEED_BUCKETS[1]}).raise_for_status()
+    for bucket in SEED_BUCKETS:
+        http.put(
+            f"/api/v1/buckets/{bucket}/object", params={"key": SEED_OBJECT}, content=b"seed"
+        ).raise_for_status()
 
 
 def _put_schedule(http: httpx.Client) -> None:
@@ -407,8 +420,13 @@ def only_bad_expressions(
 # What the queue schemas cannot say: a dead-letter queue must exist, be of the same kind and
 # come with max_receive; content-based dedup is for FIFO queues; group and dedup ids are for
 # FIFO queues only, where a group id is required.
-QUEUE_ONLY_IN_HANDLER = ("dead_letter", "max_receive", "content_based_dedup", "group_id",
-                         "dedup_id")
+QUEUE_ONLY_IN_HANDLER = (
+    "dead_letter",
+    "max_receive",
+    "content_based_dedup",
+    "group_id",
+    "dedup_id",
+)
 
 
 def only_queue_rules_beyond_the_schema(
@@ -422,6 +440,35 @@ def only_queue_rules_beyond_the_schema(
     if response.status_code == 400:
         field = str(response.json()["error"].get("field")).split(".")[-1]
         assert field in QUEUE_ONLY_IN_HANDLER, response.text
+    if response.status_code == 409:
+        assert response.json()["error"].get("field") == "name", response.text
+
+
+# What the object operations check beyond the document: a key's UTF-8 length (the document
+# counts characters), NUL and '.'/'..' segments; a bucket name's '..'.
+BUCKET_OPERATIONS = (
+    "createBucket",
+    "putObject",
+    "getObject",
+    "headObject",
+    "deleteObject",
+    "copyObject",
+    "presignObject",
+)
+
+
+def only_key_rules_beyond_the_schema(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For the object operations with valid data: a 400 is right only when it names a key
+    (or a made bucket's name), a 409 only for a bucket name that is taken. (A HEAD has no
+    body to name anything.)"""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or case.method.upper() == "HEAD":
+        return
+    if response.status_code == 400:
+        field = response.json()["error"].get("field")
+        assert field in ("key", "to_key", "name"), response.text
     if response.status_code == 409:
         assert response.json()["error"].get("field") == "name", response.text
 
@@ -448,6 +495,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_bad_expressions], [positive_data_acceptance]
     if operation_id in ("createQueue", "sendMessage", "sendMessageBatch"):
         return [only_queue_rules_beyond_the_schema], [positive_data_acceptance]
+    if operation_id in BUCKET_OPERATIONS:
+        return [only_key_rules_beyond_the_schema], [positive_data_acceptance]
     return [], []
 
 
@@ -495,6 +544,8 @@ def test_schemathesis(
         known = {"name": [SEED_STREAM, str(SEED_MADE_STREAM["name"])], "shard": ["0", "1"]}
     elif "Queue" in operation_id or "Message" in operation_id or operation_id == "changeVisibility":
         known = {"name": list(SEED_QUEUES), "receipt": seeded.receipts}
+    elif "Bucket" in operation_id or "Object" in operation_id:
+        known = {"bucket": list(SEED_BUCKETS)}
     elif "Archive" in operation_id or "Replay" in operation_id:
         known = {"name": [str(SEED_ARCHIVE["name"])], "id": [seeded.replay]}
     else:
@@ -603,6 +654,13 @@ def _restorer(server: str, path: str, method: str, operation_id: str) -> Callabl
                 _put_messages(http)
 
         return put_messages_back
+    if "Bucket" in operation_id or "Object" in operation_id:
+
+        def put_bucket_seeds_back() -> None:
+            with httpx.Client(base_url=server, headers=AUTH) as http:
+                _put_bucket_seeds(http)
+
+        return put_bucket_seeds_back
     if operation_id == "deleteSecret":
 
         def put_secrets_back() -> None:

@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from squall.cli.archives import archives, replay, replays
+from squall.cli.buckets import buckets
 from squall.cli.common import (
     JsonOption,
     KeyOption,
@@ -68,6 +69,7 @@ app.add_typer(schedules, name="schedules")
 app.add_typer(queues, name="queues")
 app.command()(replay)
 app.add_typer(streams, name="streams")
+app.add_typer(buckets, name="buckets")
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024

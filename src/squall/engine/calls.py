@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from squall.engine.buckets.calls import answer as buckets_answer
 from squall.engine.effects import Effects
 from squall.engine.schedules.delayed import delayed_publish, when_of
 from squall.errors import AccessDenied, Conflict, InvalidInput, NotFound, SquallError
@@ -33,7 +34,13 @@ from squall.runtime.sandbox import Sandbox
 if TYPE_CHECKING:
     from squall.engine.platform import Platform
 
-_ACTIONS = {"invoke": "invoke", "publish": "publish to bus", "send": "send to queue"}
+_ACTIONS = {
+    "invoke": "invoke",
+    "publish": "publish to bus",
+    "send": "send to queue",
+    "bucket": "write to bucket",
+    "bucket.read": "read bucket",
+}
 
 
 def require(caller: FunctionConfig | None, function: str, action: str, resource: str) -> None:
@@ -70,6 +77,18 @@ class SandboxCalls:
             if call.op == "invoke":
                 result, error = await self._invoke(sandbox, call.args, effects)
                 sandbox.reply(CallReply(call.call_id, result, error))
+                return
+            if call.op.startswith("bucket."):
+                value = await buckets_answer(
+                    self._platform,
+                    self._caller(sandbox),
+                    sandbox.function,
+                    call.op,
+                    call.args,
+                    effects,
+                    hops=sandbox.running_hops + 1,
+                )
+                sandbox.reply(CallReply(call.call_id, value, None))
                 return
             answer: Any
             if call.op in ("publish", "publish_at"):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from squall.engine.archive import Archives
+from squall.engine.buckets.service import Buckets
 from squall.engine.bus import Buses, Published
 from squall.engine.bus_stats import BusStats
 from squall.engine.calls import SandboxCalls
@@ -162,6 +163,9 @@ class Platform:
             lambda: self._functions,
             self._running,
         )
+        self.buckets = Buckets(
+            store, config.data_dir, manifest.buckets, self.event_ops, manifest.app
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -210,7 +214,9 @@ class Platform:
         await platform._stream_consumers.start()
         await platform.scheduler.load()
         await platform.queues.load()
+        await platform.buckets.load()
         platform._tasks = [
+            asyncio.create_task(platform.buckets.sweep_forever()),
             asyncio.create_task(platform._queue_consumers.run()),
             asyncio.create_task(platform.queues.sweep_forever()),
             asyncio.create_task(platform._dispatcher.run()),
@@ -508,6 +514,23 @@ class Platform:
 
         await commit_or_hold(self._store, effects, ops, after=delivered)
         return outcomes
+
+    def event_ops(
+        self, events: Sequence[CloudEvent], bus: str = DEFAULT_BUS
+    ) -> tuple[list[Op], Callable[[], None]]:
+        """The ops that publish fresh ``events`` (new ids: no dedup lookup) for a caller to
+        commit in its own unit (an object's metadata and its event land together), and what
+        to run once that unit landed."""
+        self.schemas.check(events)
+        ops, outcomes, queues = self._buses.route(bus, events, set())
+        ops += self.archives.ops_for(bus, events, outcomes)
+
+        def landed() -> None:
+            self.bus_stats.count(bus, outcomes)
+            for queue in queues:
+                self._wake(queue)
+
+        return ops, landed
 
     def _wake(self, queue: str) -> None:
         if queue.startswith("fn:"):

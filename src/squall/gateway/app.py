@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from squall.gateway.admin import AdminAPI
 from squall.gateway.archive_api import ArchiveAPI
 from squall.gateway.auth import AdminAuthMiddleware
+from squall.gateway.buckets_api import BucketsAPI
 from squall.gateway.buses_api import BusesAPI
 from squall.gateway.errors import EXCEPTION_HANDLERS
 from squall.gateway.events_api import EventsAPI
@@ -22,6 +23,7 @@ from squall.gateway.invoke import InvokeAPI
 from squall.gateway.keys_api import KeysAPI
 from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
+from squall.gateway.presign import PresignedRoutes
 from squall.gateway.queues_api import QueuesAPI
 from squall.gateway.routes import Authorizer, FunctionRoutes
 from squall.gateway.rules_api import RulesAPI
@@ -82,6 +84,7 @@ def create_app(
         *StreamsAPI(platform.streams).routes(),
         *SchedulesAPI(platform.scheduler).routes(),
         *QueuesAPI(platform.queues).routes(),
+        *BucketsAPI(platform.buckets).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -89,6 +92,7 @@ def create_app(
         Route(f"{API_PREFIX}/openapi.json", openapi_json, methods=["GET"]),
         Mount(API_PREFIX, routes=api),
         *events.ingest_routes(),
+        *PresignedRoutes(platform.buckets).routes(),
         *FunctionRoutes(platform, authorizer).routes(),
     ]
     # Outermost first: the request id covers every response; a CORS preflight needs no key.

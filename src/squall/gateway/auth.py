@@ -5,6 +5,8 @@
     POST /events…                             publish
     POST /streams/{name}/records              publish
     POST /queues/{name}/messages[/batch]      publish  (sending to a queue)
+    PUT, DELETE /buckets/{name}/object        publish  (writing objects)
+    POST /buckets/{name}/copy                 publish
     /keys…, /secrets… (any method)            admin
     anything else that changes state          admin   (config, dead-letter redrive/purge, …)
 
@@ -37,6 +39,9 @@ RULES: tuple[tuple[str | None, re.Pattern[str], str, str], ...] = (
     ("POST", re.compile(r"/events(/.*)?"), "publish", "publish events"),
     ("POST", re.compile(r"/streams/[^/]+/records"), "publish", "put records to streams"),
     ("POST", re.compile(r"/queues/[^/]+/messages(/batch)?"), "publish", "send to queues"),
+    ("PUT", re.compile(r"/buckets/[^/]+/object"), "publish", "write objects"),
+    ("DELETE", re.compile(r"/buckets/[^/]+/object"), "publish", "write objects"),
+    ("POST", re.compile(r"/buckets/[^/]+/copy"), "publish", "write objects"),
 )
 
 

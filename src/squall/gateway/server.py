@@ -71,6 +71,7 @@ async def serve_async(
 
     bound = sock.getsockname()
     url = f"http://{_url_host(host)}:{bound[1]}"
+    platform.buckets.base_url = url  # ctx.presign gives full URLs
     try:
         app = create_app(platform, lifespan=lifespan)
     except BaseException:

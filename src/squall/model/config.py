@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from squall.errors import ConfigError, InvalidInput
+from squall.model.buckets import BucketConfig
 from squall.model.http import AppSettings, RouteConfig
 from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
@@ -20,7 +21,7 @@ from squall.model.streams import StreamConfig, StreamTrigger, check_streams
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-ACTIONS = ("invoke", "publish", "put", "send")  # later: tables, buckets
+ACTIONS = ("invoke", "publish", "put", "send", "bucket", "bucket.read")  # later: tables
 
 # field -> (minimum, maximum), inclusive.
 RANGES: dict[str, tuple[int, int]] = {
@@ -172,9 +173,11 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     stream_triggers: list[StreamTrigger] = []
     queues: list[QueueConfig] = []
     queue_triggers: list[QueueTrigger] = []
+    buckets: list[BucketConfig] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
+        self._validate_buckets()
         check_streams(self.streams, self.stream_triggers, names)
         self._validate_queues(names)
         for fn in self.functions:
@@ -230,6 +233,17 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                     field="jwt",
                     value=route.path,
                 )
+
+    def _validate_buckets(self) -> None:
+        seen: set[str] = set()
+        for bucket in self.buckets:
+            try:
+                bucket.validate()
+            except InvalidInput as exc:
+                raise ConfigError(exc.message, field=exc.field, bucket=str(bucket.name)) from None
+            if bucket.name in seen:
+                raise ConfigError(f"bucket {bucket.name!r} is declared twice", field="name")
+            seen.add(bucket.name)
 
     def _validate_schedules(self, functions: set[str]) -> None:
         schedule_names: set[str] = set()

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import msgspec
 
+from squall.runtime.buckets_client import Buckets
+
 
 class PlatformLink(Protocol):
     """The sandbox's channel back to the platform."""
@@ -69,6 +71,11 @@ class Context:
         self.attempt = attempt
         self.trigger = trigger
         self._deadline = deadline
+
+    @property
+    def buckets(self) -> Buckets:
+        """``ctx.buckets["uploads"].put(...)``: objects (``bucket:<name>`` in permissions)."""
+        return Buckets(self._link)
 
     def remaining_ms(self) -> int:
         """Milliseconds left before the platform kills this invocation."""

@@ -19,6 +19,7 @@ from squall.model.queues import QueueConfig, QueueMessage, QueueStats, SendOutco
 from squall.model.rules import RuleConfig
 from squall.model.schedules import ScheduleState
 from squall.model.schemas import SchemaRecord
+from squall.storage.buckets import BucketOp, BucketStore
 from squall.storage.logs import LogOp, PartitionedLog
 
 
@@ -224,6 +225,7 @@ Op = (
     | LogOp
     | ScheduleOp
     | QueueOp
+    | BucketOp
 )
 
 
@@ -350,7 +352,14 @@ class QueueStore(Protocol):
 
 
 class Store(
-    WorkQueue, StateStore, CatalogStore, PartitionedLog, ScheduleStore, QueueStore, Protocol
+    WorkQueue,
+    StateStore,
+    CatalogStore,
+    PartitionedLog,
+    ScheduleStore,
+    QueueStore,
+    BucketStore,
+    Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         """Apply ``ops`` atomically and durably (group-committed with concurrent units).

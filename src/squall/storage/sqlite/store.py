@@ -30,6 +30,12 @@ from squall.storage.protocols import (
     Retry,
     TakeDeadLetter,
 )
+from squall.storage.sqlite.buckets import (
+    BUCKET_RANK,
+    BUCKETS_SCHEMA,
+    BucketReads,
+    apply_buckets,
+)
 from squall.storage.sqlite.catalog import (
     CATALOG_RANK,
     CATALOG_SCHEMA,
@@ -75,6 +81,7 @@ _RANK: dict[type, int] = {
     **LOG_RANK,
     **SCHEDULE_RANK,
     **QUEUE_RANK,
+    **BUCKET_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -184,6 +191,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_schedules(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in QUEUE_RANK:
             apply_queues(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in BUCKET_RANK:
+            apply_buckets(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -213,7 +222,7 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads):
+class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads, BucketReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
@@ -221,7 +230,7 @@ class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads):
     async def open(cls, path: Path) -> SqliteStore:
         db: Database[Op] = Database(path, _apply)
         db.conn.executescript(
-            SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
+            SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA + BUCKETS_SCHEMA
         )
         return cls(db)
 

@@ -1,0 +1,1 @@
+"""Buckets: object storage under the data dir, metadata in the store, events on the bus."""
