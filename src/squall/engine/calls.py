@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from squall.engine.schedules.delayed import delayed_publish, when_of
+from squall.engine.tables import calls as tables_calls
 from squall.errors import AccessDenied, InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig
@@ -28,7 +29,13 @@ from squall.runtime.sandbox import Sandbox
 if TYPE_CHECKING:
     from squall.engine.platform import Platform
 
-_ACTIONS = {"invoke": "invoke", "publish": "publish to bus", "send": "send to queue"}
+_ACTIONS = {
+    "invoke": "invoke",
+    "publish": "publish to bus",
+    "send": "send to queue",
+    "table": "write to table",
+    "table.read": "read table",
+}
 
 
 def require(caller: FunctionConfig | None, function: str, action: str, resource: str) -> None:
@@ -64,6 +71,15 @@ class SandboxCalls:
                 answer = await self._publish(sandbox, call.args)
             elif call.op == "send":
                 answer = await self._send(sandbox, call.args)
+            elif call.op.startswith("table."):
+                answer = await tables_calls.answer(
+                    self._platform,
+                    self._caller(sandbox),
+                    sandbox.function,
+                    call.op,
+                    call.args,
+                    getattr(sandbox, "running_effects", None),
+                )
             elif call.op == "put_records":
                 caller = self._platform.functions_by_name.get(sandbox.function)
                 answer = await self._platform.streams.put_from(caller, sandbox.function, call.args)

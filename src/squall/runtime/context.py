@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import msgspec
 
+from squall.runtime.tables_client import Tables
+
 
 class PlatformLink(Protocol):
     """The sandbox's channel back to the platform."""
@@ -35,6 +37,7 @@ class Context:
         "memory_mb",
         "secrets",
         "state",
+        "tables",
         "trigger",
         "version",
     )
@@ -57,6 +60,7 @@ class Context:
         self.logger = logger
         self.state = state
         self.secrets: dict[str, str] = dict(secrets or {})  # the declared secrets only
+        self.tables = Tables(link)  # ctx.tables["orders"].get(...), see runtime.tables_client
         self.invocation_id = ""
         self.attempt = 1
         self.trigger = ""

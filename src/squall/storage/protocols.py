@@ -20,6 +20,7 @@ from squall.model.rules import RuleConfig
 from squall.model.schedules import ScheduleState
 from squall.model.schemas import SchemaRecord
 from squall.storage.logs import LogOp, PartitionedLog
+from squall.storage.tables import TableOp, TableStore
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -216,6 +217,7 @@ Op = (
     | LogOp
     | ScheduleOp
     | QueueOp
+    | TableOp
 )
 
 
@@ -342,7 +344,14 @@ class QueueStore(Protocol):
 
 
 class Store(
-    WorkQueue, StateStore, CatalogStore, PartitionedLog, ScheduleStore, QueueStore, Protocol
+    WorkQueue,
+    StateStore,
+    CatalogStore,
+    PartitionedLog,
+    ScheduleStore,
+    QueueStore,
+    TableStore,
+    Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         """Apply ``ops`` atomically and durably (group-committed with concurrent units).

@@ -46,6 +46,7 @@ from squall.storage.sqlite.schedules import (
     apply_schedules,
 )
 from squall.storage.sqlite.schema import SCHEMA
+from squall.storage.sqlite.tables import TABLES_RANK, TABLES_SCHEMA, TableReads, apply_tables
 
 _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
@@ -75,6 +76,7 @@ _RANK: dict[type, int] = {
     **LOG_RANK,
     **SCHEDULE_RANK,
     **QUEUE_RANK,
+    **TABLES_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -184,6 +186,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_schedules(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in QUEUE_RANK:
             apply_queues(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in TABLES_RANK:
+            apply_tables(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -213,7 +217,7 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads):
+class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads, TableReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
@@ -222,6 +226,7 @@ class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads):
         db: Database[Op] = Database(path, _apply)
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
+            + TABLES_SCHEMA
         )
         return cls(db)
 
