@@ -434,6 +434,10 @@ class Tables:
     async def _apply(self, planned: list[Planned], effects: Effects | None) -> None:
         ops: list[Op] = [p.op for p in planned]
         tables = sorted({p.op.table for p in planned if p.op.stream is not None})
+        if effects is not None:  # one wake per table after the invocation's commit
+            waking: set[str] = effects.state("tables.wake", set)
+            tables = [table for table in tables if table not in waking]
+            waking.update(tables)
 
         def wake() -> None:
             for table in tables:
