@@ -5,6 +5,8 @@
     POST /events…                             publish
     POST /streams/{name}/records              publish
     POST /queues/{name}/messages[/batch]      publish  (sending to a queue)
+    PUT, PATCH, DELETE /tables/{name}/items…  publish  (writing items; POST …/transact too)
+    POST /tables/{name}/query                 read
     /keys…, /secrets… (any method)            admin
     anything else that changes state          admin   (config, dead-letter redrive/purge, …)
 
@@ -37,6 +39,11 @@ RULES: tuple[tuple[str | None, re.Pattern[str], str, str], ...] = (
     ("POST", re.compile(r"/events(/.*)?"), "publish", "publish events"),
     ("POST", re.compile(r"/streams/[^/]+/records"), "publish", "put records to streams"),
     ("POST", re.compile(r"/queues/[^/]+/messages(/batch)?"), "publish", "send to queues"),
+    ("POST", re.compile(r"/tables/transact"), "publish", "write table items"),
+    ("POST", re.compile(r"/tables/[^/]+/query"), "read", "query tables"),
+    ("PUT", re.compile(r"/tables/[^/]+/items"), "publish", "write table items"),
+    ("PATCH", re.compile(r"/tables/[^/]+/items/[^/]+"), "publish", "write table items"),
+    ("DELETE", re.compile(r"/tables/[^/]+/items/[^/]+"), "publish", "write table items"),
 )
 
 
