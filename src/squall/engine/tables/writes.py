@@ -133,7 +133,8 @@ def plan_delete(
         keys=msgspec.json.encode(key_dict(table, pk, sk)),
         stream=table.stream,
     )
-    return Planned((table.name, pk, sk), op, Seen(None, 0), seen.item)
+    old = None if seen.item is None else with_version(seen.item, seen.version)
+    return Planned((table.name, pk, sk), op, Seen(None, 0), old)
 
 
 def plan_check(table: TableConfig, pk: KeyValue, sk: KeyValue | None, seen: Seen) -> Planned:
