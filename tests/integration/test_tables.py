@@ -210,3 +210,42 @@ async def test_bad_input_names_the_field_and_stores_nothing(platform: Any) -> No
     assert cond.value.details["key"] == {"id": "x"}
     assert cond.value.field == "condition"
     assert (await p.tables.scan("orders"))["items"] == []
+
+
+FRAGILE = """
+import squall
+
+app = squall.App("fragile")
+app.table("jobs", partition_key="id", stream="new")
+
+
+@app.on_change("jobs", batch_size=10, batch_window_s=0.3, max_retries=0, bisect_on_error=True,
+               on_failure="report", starting_position="trim_horizon")
+def work(event, ctx):
+    if any(r["new"].get("bad") for r in event["records"]):
+        raise ValueError("a bad job")
+    return [r["keys"]["id"] for r in event["records"]]
+
+
+@app.function()
+def report(event, ctx):
+    return event["streamBatchInfo"]
+"""
+
+
+async def test_a_failing_change_is_isolated_by_bisection_and_reported(
+    platform: Any, eventually: Any
+) -> None:
+    p = await platform(FRAGILE)
+    await p.tables.transact([
+        {"op": "put", "table": "jobs", "item": {"id": f"j{n}", "bad": n == 3}} for n in range(6)
+    ])
+
+    async def reported() -> list[Any] | None:
+        return await _batches(p, "report") or None
+
+    [info] = await eventually(reported, timeout=30)
+    assert info["stream"] == "table:jobs" and info["batchSize"] == 1
+    await p.wait_idle(30)
+    done = sorted(key for batch in await _batches(p, "work") for key in batch)
+    assert done == ["j0", "j1", "j2", "j4", "j5"]

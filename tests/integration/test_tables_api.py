@@ -160,3 +160,27 @@ def test_the_cli_makes_a_table_writes_reads_and_deletes(url: str) -> None:
     helped = subprocess.run([SQUALL, "tables", "query", "--help"], capture_output=True,
                             text=True, timeout=60, env=client_env(), check=False)
     assert helped.returncode == 0 and "--index" in helped.stdout
+
+
+def test_scopes_a_read_key_queries_a_publish_key_writes_only_admin_makes_tables(url: str) -> None:
+    with _api(url) as http:
+        keys = {
+            scope: http.post("/keys", json={"name": f"t-{scope}", "scopes": [scope]}).json()["key"]
+            for scope in ("read", "publish")
+        }
+    item = {"item": {"user": "scoped", "at": 1}}
+    with httpx.Client(base_url=f"{url}/api/v1", timeout=30,
+                      headers={"Authorization": f"Bearer {keys['read']}"}) as reader:
+        assert reader.post("/tables/events/query", json={"partition": "u1"}).status_code == 200
+        assert reader.get("/tables/events/items").status_code == 200
+        assert reader.put("/tables/events/items", json=item).status_code == 403
+    with httpx.Client(base_url=f"{url}/api/v1", timeout=30,
+                      headers={"Authorization": f"Bearer {keys['publish']}"}) as writer:
+        assert writer.put("/tables/events/items", json=item).status_code == 200
+        patched = writer.patch("/tables/events/items/scoped", params={"sort": "1"},
+                               json={"set": {"x": 1}})
+        assert patched.status_code == 200
+        assert writer.delete("/tables/events/items/scoped", params={"sort": "1"}).status_code \
+            == 200
+        made = writer.post("/tables", json={"name": "nope", "partition_key": "id"})
+        assert made.status_code == 403
