@@ -53,7 +53,8 @@ from squall.storage.tables import DropTable, ExpireItems, PutTable, StoredItem
 
 log = logging.getLogger("squall.tables")
 
-SWEEP_EVERY_S = 1.0
+SWEEP_EVERY_S = 1.0  # TTL expiry
+TRIM_EVERY = 60  # sweeps between trims of the change streams
 MAX_ATTEMPTS = 20  # plans of a write outside an invocation, when others keep winning
 SORT_OPS = ("eq", "lt", "lte", "gt", "gte", "between", "begins_with")
 Overlay = dict[Key, Seen]
@@ -451,14 +452,15 @@ class Tables:
 
     # --- TTL -------------------------------------------------------------------------------
 
-    async def sweep(self, now: float | None = None) -> None:
-        """Delete items whose TTL passed and trim change streams past their retention."""
+    async def sweep(self, now: float | None = None, *, trim: bool = True) -> None:
+        """Delete items whose TTL passed; with ``trim``, also change records past their
+        retention."""
         at = time.time() if now is None else now
         ops: list[Op] = []
         for config in self._configs.values():
             if config.ttl_attribute is not None:
                 ops.append(ExpireItems(config.name, at, config.stream))
-            if config.stream is not None:
+            if trim and config.stream is not None:
                 ops.append(TrimLog(change_stream(config.name), at - CHANGE_RETENTION_S))
         if not ops:
             return
@@ -468,11 +470,13 @@ class Tables:
                 self._wake(config.name)
 
     async def sweep_forever(self) -> None:
+        turn = 0
         while True:
             try:
-                await self.sweep()
+                await self.sweep(trim=turn % TRIM_EVERY == 0)
             except Exception:
                 log.exception("table TTL sweep failed; trying again")
+            turn += 1
             await asyncio.sleep(SWEEP_EVERY_S)
 
 
