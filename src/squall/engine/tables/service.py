@@ -10,8 +10,6 @@ whole unit with ``WriteConflict`` if someone else wrote the item in between.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +18,8 @@ from typing import Any, ClassVar
 import msgspec
 
 from squall.engine.effects import Effects, commit_or_hold
-from squall.engine.tables.conditions import check_condition, failed_test
+from squall.engine.tables import pages
+from squall.engine.tables.pages import Overlay
 from squall.engine.tables.writes import (
     Key,
     Planned,
@@ -38,27 +37,23 @@ from squall.engine.tables.writes import (
 from squall.errors import ConfigError, Conflict, InvalidInput, NotFound, WriteConflict
 from squall.model.tables import (
     CHANGE_RETENTION_S,
-    MAX_PAGE,
     MAX_TRANSACT,
     KeyValue,
     TableConfig,
     change_stream,
     check_key_value,
-    expires_at,
     key_of,
 )
 from squall.storage.logs import TrimLog
 from squall.storage.protocols import Op, Store
-from squall.storage.tables import DropTable, ExpireItems, PutTable, StoredItem
+from squall.storage.tables import DropTable, ExpireItems, PutTable
 
 log = logging.getLogger("squall.tables")
 
 SWEEP_EVERY_S = 1.0  # TTL expiry
 TRIM_EVERY = 60  # sweeps between trims of the change streams
 MAX_ATTEMPTS = 20  # plans of a write outside an invocation, when others keep winning
-SORT_OPS = ("eq", "lt", "lte", "gt", "gte", "between", "begins_with")
-Overlay = dict[Key, Seen]
-_decode_item = msgspec.json.Decoder(dict[str, Any]).decode
+_decode_item = pages.decode_item
 
 
 class Tables:
@@ -142,7 +137,7 @@ class Tables:
         if overlay is not None:
             pending = overlay.get((config.name, pk, sk))
             if pending is not None:
-                return _visible(config, pending, now)
+                return pages.visible(config, pending, now)
         stored = await self._store.get_item(config.name, pk, sk, now)
         if stored is None:
             return Seen(None, 0)
@@ -177,11 +172,11 @@ class Tables:
         pk_name = chosen.partition_key if chosen else config.partition_key
         sk_name = chosen.sort_key if chosen else config.sort_key
         pk = check_key_value(config, pk_name, partition, "partition")
-        sort_test = _sort_test(config, sk_name, sort)
-        size = _limit(limit)
+        sort_test = pages.sort_test(config, sk_name, sort)
+        size = pages.limit(limit)
         if not isinstance(descending, bool):
             raise InvalidInput("descending must be true or false", field="descending")
-        after = _cursor(cursor, 1 if chosen is None else 3)
+        after = pages.cursor(cursor, 1 if chosen is None else 3)
         overlay = _overlay(effects)
         now = time.time()
         pending = [] if overlay is None else [k for k in overlay if k[0] == name]
@@ -194,16 +189,16 @@ class Tables:
             if chosen is None:
                 return (sk,)
             isk = item.get(chosen.sort_key) if chosen.sort_key is not None else None
-            return (_plain(isk), pk, sk)
+            return (pages.plain(isk), pk, sk)
 
         def wanted(item: dict[str, Any]) -> bool:
             if item.get(pk_name) != pk or (sk_name is not None and item.get(sk_name) is None):
                 return False
             if sort_test is None or sk_name is None:
                 return True
-            return _sort_holds(sort_test, item.get(sk_name))
+            return pages.sort_holds(sort_test, item.get(sk_name))
 
-        return self._merge(
+        return pages.merge(
             config, stored, overlay, wanted, position, after, size, descending, now
         )
 
@@ -212,57 +207,18 @@ class Tables:
         effects: Effects | None = None,
     ) -> dict[str, Any]:
         config = self.get(name)
-        size = _limit(limit)
-        after = _cursor(cursor, 2)
+        size = pages.limit(limit)
+        after = pages.cursor(cursor, 2)
         overlay = _overlay(effects)
         now = time.time()
         pending = [] if overlay is None else [k for k in overlay if k[0] == name]
         stored = await self._store.scan_items(
             name, after=after, limit=size + 1 + len(pending), now=now
         )
-        return self._merge(
+        return pages.merge(
             config, stored, overlay, lambda item: True, lambda item, pk, sk: (pk, sk),
             after, size, False, now,
         )
-
-    def _merge(
-        self,
-        config: TableConfig,
-        stored: list[StoredItem],
-        overlay: Overlay | None,
-        wanted: Callable[[dict[str, Any]], bool],
-        position: Callable[[dict[str, Any], Any, Any], tuple[Any, ...]],
-        after: list[Any] | None,
-        size: int,
-        descending: bool,
-        now: float,
-    ) -> dict[str, Any]:
-        """The page of ``stored`` rows with the overlay's pending writes laid over them."""
-        rows: list[tuple[tuple[Any, ...], dict[str, Any], int]] = []
-        pending = {} if overlay is None else {
-            k: v for k, v in overlay.items() if k[0] == config.name
-        }
-        for row in stored:
-            if (config.name, row.pk, row.sk) in pending:
-                continue
-            item = _decode_item(row.item)
-            rows.append((position(item, row.pk, _plain(row.sk)), item, row.version))
-        start = None if after is None else tuple(_plain(v) for v in after)
-        for (_, pk, sk), seen in pending.items():
-            seen = _visible(config, seen, now)
-            if seen.item is None or not wanted(seen.item):
-                continue
-            place = position(seen.item, pk, _plain(sk))
-            if start is not None and (place <= start if not descending else place >= start):
-                continue
-            rows.append((place, seen.item, seen.version))
-        rows.sort(key=lambda row: row[0], reverse=descending)
-        page = rows[:size]
-        more = len(rows) > size
-        return {
-            "items": [with_version(item, version) for _, item, version in page],
-            "cursor": _encode_cursor(list(page[-1][0])) if more and page else None,
-        }
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -485,77 +441,3 @@ def _overlay(effects: Effects | None) -> Overlay | None:
         return None
     overlay: Overlay = effects.state("tables", dict)
     return overlay
-
-
-def _visible(config: TableConfig, seen: Seen, now: float) -> Seen:
-    if seen.item is not None:
-        expiry = expires_at(config, seen.item)
-        if expiry is not None and expiry <= now:
-            return Seen(None, 0)
-    return seen
-
-
-def _plain(value: Any) -> Any:
-    return "" if value is None else value
-
-
-def _limit(limit: Any) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be an integer 1-{MAX_PAGE}", field="limit")
-    return limit
-
-
-def _sort_test(
-    config: TableConfig, sort_key: str | None, sort: Any
-) -> tuple[str, list[KeyValue]] | None:
-    if sort is None:
-        return None
-    if sort_key is None:
-        raise InvalidInput("sort: this table (or index) has no sort key", field="sort")
-    if not isinstance(sort, list | tuple) or not sort or sort[0] not in SORT_OPS:
-        raise InvalidInput(
-            f"sort must be [op, value] or ['between', low, high] with op one of"
-            f" {', '.join(SORT_OPS)}",
-            field="sort",
-        )
-    op = str(sort[0])
-    values = list(sort[1:])
-    if len(values) != (2 if op == "between" else 1):
-        raise InvalidInput(f"sort {op!r} takes {2 if op == 'between' else 1} value(s)",
-                           field="sort")
-    checked = [check_key_value(config, sort_key, v, "sort") for v in values]
-    if op == "begins_with" and config.key_type(sort_key) != "S":
-        raise InvalidInput("sort begins_with needs a string sort key", field="sort")
-    return op, checked
-
-
-def _sort_holds(test: tuple[str, list[KeyValue]], value: Any) -> bool:
-    op, values = test
-    condition = {"v": {op: values if op == "between" else values[0]}}
-    return failed_test(check_condition(condition), {"v": value}) is None
-
-
-def _encode_cursor(position: list[Any]) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(position)).decode().rstrip("=")
-
-
-def _cursor(cursor: Any, length: int) -> list[Any] | None:
-    if cursor is None:
-        return None
-    try:
-        if not isinstance(cursor, str):
-            raise ValueError
-        padded = cursor + "=" * (-len(cursor) % 4)
-        position = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, msgspec.DecodeError):
-        raise InvalidInput("cursor is not a cursor this API returned", field="cursor") from None
-    if (
-        not isinstance(position, list)
-        or len(position) != length
-        or not all(
-            isinstance(v, str) or (isinstance(v, int | float) and not isinstance(v, bool))
-            for v in position
-        )
-    ):
-        raise InvalidInput("cursor is not a cursor of this query", field="cursor")
-    return position
