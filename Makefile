@@ -35,6 +35,7 @@ bench: $(BIN)/squall
 	$(BIN)/python benchmarks/async_throughput.py
 	$(BIN)/python benchmarks/bus_throughput.py
 	$(BIN)/python benchmarks/stream_throughput.py
+	$(BIN)/python benchmarks/tables.py
 	$(BIN)/python benchmarks/http_throughput.py
 
 clean:

@@ -18,6 +18,13 @@ from squall.model.queues import QUEUE_NAME_RE, QueueConfig, QueueTrigger
 from squall.model.rules import DEFAULT_BUS, RuleConfig, app_rule, rule_pattern
 from squall.model.schedules import ScheduleConfig
 from squall.model.streams import DEFAULT_RETENTION_S, StreamConfig, StreamTrigger
+from squall.model.tables import (
+    IMAGES,
+    ChangeTrigger,
+    TableConfig,
+    stream_trigger,
+    table_config,
+)
 from squall.model.targets import FunctionTarget, Target
 
 Handler = Callable[..., Any]
@@ -59,6 +66,8 @@ class App:
         self.queues: dict[str, QueueConfig] = {}
         self.queue_triggers: list[QueueTrigger] = []
         self.buckets: dict[str, BucketConfig] = {}
+        self.tables: list[TableConfig] = []
+        self.change_triggers: list[ChangeTrigger] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -400,6 +409,81 @@ class App:
             pattern=object_pattern(bucket, types, prefix, suffix), rule=rule, **function_options
         )
 
+    def table(
+        self,
+        name: str,
+        *,
+        partition_key: str,
+        sort_key: str | None = None,
+        key_types: dict[str, str] | None = None,
+        indexes: dict[str, dict[str, str]] | None = None,
+        ttl_attribute: str | None = None,
+        stream: str | None = None,
+    ) -> TableConfig:
+        """Declare a table (see ``squall.engine.tables``): key attributes typed ``"S"`` or
+        ``"N"`` in ``key_types`` (default ``"S"``), ``indexes`` as ``{"by_customer":
+        {"partition_key": "customer", "sort_key": "created"}}``, items expiring at the epoch
+        seconds in ``ttl_attribute``, and a change stream of ``"new_and_old"``, ``"new"``,
+        ``"old"`` or ``"keys"`` images for ``on_change`` triggers."""
+        config = table_config(
+            name, partition_key=partition_key, sort_key=sort_key, key_types=key_types,
+            indexes=indexes, ttl_attribute=ttl_attribute, stream=stream,
+        )
+        config.validate()
+        self.tables.append(config)
+        return config
+
+    def on_change(
+        self,
+        table: str,
+        *,
+        images: str | None = None,
+        pattern: dict[str, Any] | None = None,
+        batch_size: int = 100,
+        batch_window_s: float = 0.0,
+        starting_position: str = "latest",
+        max_retries: int = -1,
+        bisect_on_error: bool = False,
+        on_failure: str | None = None,
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Feed the function ``{"records": [change, ...]}`` batches of ``table``'s changes,
+        each key's in commit order; ``pattern`` (an event pattern over the change record)
+        filters them, ``images`` ("new_and_old", "new", "old", "keys") trims them."""
+        if images is not None and images not in IMAGES:
+            raise ConfigError(
+                f"on_change({table!r}): images={images!r} is not one of {', '.join(IMAGES)}",
+                field="images",
+            )
+        if starting_position not in ("latest", "trim_horizon"):
+            raise ConfigError(
+                f"on_change({table!r}): starting_position={starting_position!r} is not"
+                " 'latest' or 'trim_horizon'",
+                field="starting_position",
+            )
+        if pattern is not None:
+            _checked_pattern(f"changes of {table}", pattern)
+
+        def register(handler: F) -> F:
+            name = function_options.get("name") or handler.__name__.replace("_", "-")
+            trigger = ChangeTrigger(
+                function=name, table=table, images=images, pattern=pattern,
+                batch_size=batch_size, batch_window_s=batch_window_s,
+                starting_position=starting_position, max_retries=max_retries,
+                bisect_on_error=bisect_on_error, on_failure=on_failure,
+            )
+            stream_trigger(trigger).validate()
+            if any(t.function == name and t.table == table for t in self.change_triggers):
+                raise ConfigError(
+                    f"function {name!r} is triggered by changes of {table!r} twice",
+                    field="table",
+                )
+            self._declare(name, handler, function_options)
+            self.change_triggers.append(trigger)
+            return handler
+
+        return register
+
     def _declare(self, name: str, handler: Any, function_options: dict[str, Any]) -> None:
         """Declare ``handler`` as function ``name`` the first time a trigger names it."""
         existing = self.functions.get(name)
@@ -427,6 +511,7 @@ class App:
                 queues.setdefault(trigger.queue, QueueConfig(name=trigger.queue))
         digest.update(repr(sorted(queues.items())).encode())
         digest.update(repr(self.queue_triggers).encode())
+        digest.update(repr((self.tables, self.change_triggers)).encode())
         digest.update(repr(self.settings).encode())
         digest.update(repr(sorted(self.buckets.items())).encode())
         manifest = Manifest(
@@ -442,6 +527,8 @@ class App:
             queues=list(queues.values()),
             queue_triggers=list(self.queue_triggers),
             buckets=list(self.buckets.values()),
+            tables=list(self.tables),
+            change_triggers=list(self.change_triggers),
         )
         manifest.validate()
         return manifest

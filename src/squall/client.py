@@ -494,6 +494,45 @@ class SquallClient:
     def presign(self, bucket: str, key: str, *, method: str, expires_s: int) -> dict[str, Any]:
         body = {"key": key, "method": method, "expires_s": expires_s}
         return self._json("POST", _path("buckets", bucket, "presign"), json=body)
+    # tables
+
+    def tables(self) -> list[dict[str, Any]]:
+        tables: list[dict[str, Any]] = self._json("GET", "/tables")["tables"]
+        return tables
+
+    def table(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("tables", name))
+
+    def create_table(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/tables", json=body)
+
+    def delete_table(self, name: str) -> None:
+        self._json("DELETE", _path("tables", name))
+
+    def get_item(self, table: str, partition: str, sort: str | None = None) -> dict[str, Any]:
+        params = {} if sort is None else {"sort": sort}
+        return self._json("GET", _path("tables", table, "items", partition), params=params)
+
+    def put_item(self, table: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` is ``{"item", "if_not_exists"?, "if_version"?, "condition"?}``."""
+        return self._json("PUT", _path("tables", table, "items"), json=body)
+
+    def delete_item(
+        self, table: str, partition: str, sort: str | None = None, if_version: int | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {} if sort is None else {"sort": sort}
+        if if_version is not None:
+            params["if_version"] = if_version
+        return self._json("DELETE", _path("tables", table, "items", partition), params=params)
+
+    def query_table(self, table: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", _path("tables", table, "query"), json=body)
+
+    def scan_table(self, table: str, *, limit: int, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return self._json("GET", _path("tables", table, "items"), params=params)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)

@@ -15,6 +15,7 @@ import squall
 app = squall.App("effects")
 app.queue_resource("outbox")
 app.stream_resource("audit")
+app.table("counters", partition_key="id")
 
 def note(kind, **fields):
     fd = os.open({out!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -62,6 +63,15 @@ def seen(event, ctx):
 @app.on("order.later")
 def later(event, ctx):
     note("later", data=event["data"])
+
+@app.function(permissions=["table:counters"], retries=2)
+def bump(event, ctx):
+    counters = ctx.tables["counters"]
+    seen = counters.get({{"id": "c"}})
+    counters.put({{"id": "c", "value": seen["value"] + 1}})
+    note("bump", attempt=ctx.attempt, value=seen["value"])
+    if ctx.attempt == 1:
+        time.sleep(0.6)  # someone else writes the counter before this attempt commits
 
 @app.function()
 def follow_up(event, ctx):
@@ -142,3 +152,24 @@ async def test_stream_records_put_by_functions_are_numbered_in_commit_order(
     records = await p.streams.read("audit", 0, 0, 100)
     assert [r.sequence for r in records] == list(range(1, 13))
     assert sorted(json.loads(bytes(r.data))["n"] for r in records) == list(range(12))
+
+
+async def test_an_item_changed_since_the_function_read_it_fails_the_attempt_not_the_data(
+    platform, tmp_path, eventually
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "notes.txt"
+    p = await platform(APP.format(out=str(out)))
+    await p.tables.put("counters", {"id": "c", "value": 0})
+    await p.invoke_async("bump", b"null")
+    await eventually(lambda: _bumped(out))
+    await p.tables.put("counters", {"id": "c", "value": 10})  # lands while bump sleeps
+    await p.wait_idle()
+    item = await p.tables.get_item("counters", {"id": "c"})
+    assert item is not None and item["value"] == 11  # 10 + 1: no lost update
+    assert [(n["attempt"], n["value"]) for n in notes(out, "bump")] == [(1, 0), (2, 10)]
+    [record] = await p.list_invocations(function="bump")
+    assert record.status == "succeeded" and record.attempt == 2
+
+
+async def _bumped(out: Path) -> bool:
+    return bool(notes(out, "bump"))

@@ -44,6 +44,7 @@ from squall.gateway import (  # noqa: F401  (register their fragments)
     schedules_openapi,
     schemas_openapi,
     streams_openapi,
+    tables_openapi,
 )
 from squall.gateway.openapi import openapi_document
 from squall.model.config import UPDATABLE
@@ -91,6 +92,8 @@ app.queue_resource("seeded-dlq")
 app.queue_resource("seeded", visibility_timeout_s=0, max_receive=1000, dead_letter="seeded-dlq")
 app.queue_resource("seeded.fifo", fifo=True)
 app.bucket("seeded-bucket")
+app.table("seeded-table", partition_key="id", sort_key="n", key_types={"n": "N"},
+          indexes={"by_kind": {"partition_key": "kind"}}, stream="new_and_old")
 """
 
 # Every (path, method) of the document, for one test per operation.
@@ -126,6 +129,8 @@ RULES: dict[str, dict[str, Any]] = {
 }
 APP_RULE = "app-rule"
 SCHEDULE_OPERATIONS = ("getSchedule", "putSchedule", "updateSchedule", "deleteSchedule")
+SEED_TABLE = "seeded-table"
+SEED_MADE_TABLE = {"name": "seeded-made-table", "partition_key": "id"}
 SEED_SCHEDULE = {"function": "hello", "expression": "cron(0 3 * * ? *)", "tz": "Europe/Paris"}
 # The app's bucket, holding SEED_OBJECT after every call, and an empty one made through the API.
 SEED_BUCKETS = ("seeded-bucket", "made-bucket")
@@ -203,6 +208,7 @@ def _seed(url: str) -> Seeded:
         _put_schedule(http)
         replay = http.post("/api/v1/replays", json={"bus": "default", "from": 0}).json()["id"]
         _put_made_stream(http)
+        _put_tables(http)
         http.post(
             f"/api/v1/streams/{SEED_STREAM}/records",
             json={"records": [{"data": {"n": n}, "partition_key": f"k{n}"} for n in range(8)]},
@@ -250,6 +256,16 @@ def _put_bucket_seeds(http: httpx.Client) -> None:
         http.put(
             f"/api/v1/buckets/{bucket}/object", params={"key": SEED_OBJECT}, content=b"seed"
         ).raise_for_status()
+def _put_tables(http: httpx.Client) -> None:
+    """The seeded table made through the API, and items in both, for the item operations."""
+    if http.get(f"/api/v1/tables/{SEED_MADE_TABLE['name']}").status_code == 404:
+        http.post("/api/v1/tables", json=SEED_MADE_TABLE).raise_for_status()
+    for n in range(3):
+        item = {"id": "0", "n": n, "kind": "k"}
+        http.put(f"/api/v1/tables/{SEED_TABLE}/items", json={"item": item}).raise_for_status()
+    http.put(
+        f"/api/v1/tables/{SEED_MADE_TABLE['name']}/items", json={"item": {"id": "0"}}
+    ).raise_for_status()
 
 
 def _put_schedule(http: httpx.Client) -> None:
@@ -471,6 +487,37 @@ def only_key_rules_beyond_the_schema(
         assert field in ("key", "to_key", "name"), response.text
     if response.status_code == 409:
         assert response.json()["error"].get("field") == "name", response.text
+# What the tables schemas cannot say: an item's key attributes and their types (per table),
+# index key types, the condition language's operands, sort conditions of the key's type,
+# cursors this API made, attribute names of a new table and how its keys fit together.
+TABLE_ONLY_IN_HANDLER = re.compile(
+    r"(ops\[\d+\]\.)?(item|key|set|remove|add|condition|if_version|sort|partition|index"
+    r"|cursor|table|op|ops|name|partition_key|sort_key|key_types|indexes|ttl_attribute"
+    r"|stream)([.\[].*)?",
+    re.DOTALL,
+)
+
+
+def only_table_rules_beyond_the_schema(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For the tables operations with valid data: a 400 is right only when it names one of
+    the fields of TABLE_ONLY_IN_HANDLER; a 409 only for a failed condition or a taken name."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return
+    if response.status_code == 400:
+        field = response.json()["error"].get("field")
+        assert isinstance(field, str) and TABLE_ONLY_IN_HANDLER.fullmatch(field), response.text
+    if response.status_code == 409:
+        error = response.json()["error"]
+        assert error["type"] == "ConditionFailed" or error.get("field") == "name", response.text
+
+
+TABLE_ITEM_OPERATIONS = (
+    "createTable", "putItem", "getItem", "updateItem", "deleteItem", "queryTable", "scanTable",
+    "transactItems",
+)
 
 
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
@@ -497,6 +544,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_queue_rules_beyond_the_schema], [positive_data_acceptance]
     if operation_id in BUCKET_OPERATIONS:
         return [only_key_rules_beyond_the_schema], [positive_data_acceptance]
+    if operation_id in TABLE_ITEM_OPERATIONS:
+        return [only_table_rules_beyond_the_schema], [positive_data_acceptance]
     return [], []
 
 
@@ -540,6 +589,11 @@ def test_schemathesis(
         known = {"name": ["seed-schedule", "report"]}
     elif "Schema" in operation_id:
         known = {"type": [SEED_SCHEMA[0]], "version": ["1"]}
+    elif "Table" in operation_id or "Item" in operation_id:
+        known = {
+            "name": [SEED_TABLE, str(SEED_MADE_TABLE["name"])],
+            "partition": ["0"],
+        }
     elif "Stream" in operation_id:
         known = {"name": [SEED_STREAM, str(SEED_MADE_STREAM["name"])], "shard": ["0", "1"]}
     elif "Queue" in operation_id or "Message" in operation_id or operation_id == "changeVisibility":
@@ -633,6 +687,13 @@ def _restorer(server: str, path: str, method: str, operation_id: str) -> Callabl
                 _put_schema_and_archive(http)
 
         return put_back_seeds
+    if operation_id in ("deleteTable", "deleteItem"):
+
+        def put_tables_back() -> None:
+            with httpx.Client(base_url=server, headers=AUTH) as http:
+                _put_tables(http)
+
+        return put_tables_back
     if operation_id == "deleteStream":
 
         def put_stream_back() -> None:

@@ -41,6 +41,7 @@ from squall.cli.schedules import schedules
 from squall.cli.schemas import schemas
 from squall.cli.secrets import secrets
 from squall.cli.streams import streams
+from squall.cli.tables import tables
 from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
 
@@ -70,6 +71,7 @@ app.add_typer(queues, name="queues")
 app.command()(replay)
 app.add_typer(streams, name="streams")
 app.add_typer(buckets, name="buckets")
+app.add_typer(tables, name="tables")
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024

@@ -23,6 +23,7 @@ import msgspec
 from squall.engine.buckets.calls import answer as buckets_answer
 from squall.engine.effects import Effects
 from squall.engine.schedules.delayed import delayed_publish, when_of
+from squall.engine.tables import calls as tables_calls
 from squall.errors import AccessDenied, Conflict, InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig
@@ -40,6 +41,8 @@ _ACTIONS = {
     "send": "send to queue",
     "bucket": "write to bucket",
     "bucket.read": "read bucket",
+    "table": "write to table",
+    "table.read": "read table",
 }
 
 
@@ -95,6 +98,15 @@ class SandboxCalls:
                 answer = await self._publish(sandbox, call.args, effects)
             elif call.op == "send":
                 answer = await self._send(sandbox, call.args, effects)
+            elif call.op.startswith("table."):
+                answer = await tables_calls.answer(
+                    self._platform,
+                    self._caller(sandbox),
+                    sandbox.function,
+                    call.op,
+                    call.args,
+                    effects,
+                )
             elif call.op == "put_records":
                 caller = self._platform.functions_by_name.get(sandbox.function)
                 answer = await self._platform.streams.put_from(

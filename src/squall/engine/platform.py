@@ -34,6 +34,8 @@ from squall.engine.schemas import SchemaRegistry
 from squall.engine.streams.consumer import ConsumerSettings
 from squall.engine.streams.log import Streams
 from squall.engine.streams.triggers import StreamConsumers
+from squall.engine.tables.changes import ChangeConsumers
+from squall.engine.tables.service import Tables
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
 from squall.errors import InvalidInput, NotFound, SquallError
@@ -139,6 +141,21 @@ class Platform:
                 retry_cap_s=config.retry_cap_s,
             ),
         )
+        self.tables = Tables(store, manifest.tables, lambda table: self._changes.notify(table))
+        self._changes = ChangeConsumers(
+            store,
+            manifest.tables,
+            manifest.change_triggers,
+            ConsumerSettings(
+                invoke=lambda fn, payload, also: self.invoke(
+                    fn, payload, trigger=Trigger.STREAM, also=also
+                ),
+                wake=lambda fn: self._dispatcher.wake(fn),
+                max_payload=config.max_sync_payload,
+                retry_base_s=config.retry_base_s,
+                retry_cap_s=config.retry_cap_s,
+            ),
+        )
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
@@ -212,6 +229,8 @@ class Platform:
         await platform.rule_book.load()
         await platform.streams.load()
         await platform._stream_consumers.start()
+        await platform.tables.load()
+        await platform._changes.start()
         await platform.scheduler.load()
         await platform.queues.load()
         await platform.buckets.load()
@@ -224,6 +243,7 @@ class Platform:
             asyncio.create_task(platform._targets.run()),
             asyncio.create_task(platform.archives.sweep_forever()),
             asyncio.create_task(platform.streams.trim_forever()),
+            asyncio.create_task(platform.tables.sweep_forever()),
             asyncio.create_task(platform.scheduler.run()),
             asyncio.create_task(platform._delayed.run()),
         ]
@@ -236,6 +256,7 @@ class Platform:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stream_consumers.stop()
+        await self._changes.stop()
         await self.replays.close()
         await self._dispatcher.stop()
         await self._targets.stop()
@@ -687,6 +708,7 @@ class Platform:
             self._dispatcher.busy
             or self._targets.busy
             or self._stream_consumers.busy
+            or self._changes.busy
             or self._queue_consumers.busy
             or await self._store.depth()
         ):

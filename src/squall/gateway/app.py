@@ -30,6 +30,7 @@ from squall.gateway.rules_api import RulesAPI
 from squall.gateway.schedules_api import SchedulesAPI
 from squall.gateway.schemas_api import SchemasAPI
 from squall.gateway.streams_api import StreamsAPI
+from squall.gateway.tables_api import TablesAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
 from squall.security.routes import RouteAuthorizer
@@ -85,6 +86,7 @@ def create_app(
         *SchedulesAPI(platform.scheduler).routes(),
         *QueuesAPI(platform.queues).routes(),
         *BucketsAPI(platform.buckets).routes(),
+        *TablesAPI(platform.tables).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

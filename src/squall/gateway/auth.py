@@ -7,6 +7,8 @@
     POST /queues/{name}/messages[/batch]      publish  (sending to a queue)
     PUT, DELETE /buckets/{name}/object        publish  (writing objects)
     POST /buckets/{name}/copy                 publish
+    PUT, PATCH, DELETE /tables/{name}/items…  publish  (writing items; POST …/transact too)
+    POST /tables/{name}/query                 read
     /keys…, /secrets… (any method)            admin
     anything else that changes state          admin   (config, dead-letter redrive/purge, …)
 
@@ -42,6 +44,11 @@ RULES: tuple[tuple[str | None, re.Pattern[str], str, str], ...] = (
     ("PUT", re.compile(r"/buckets/[^/]+/object"), "publish", "write objects"),
     ("DELETE", re.compile(r"/buckets/[^/]+/object"), "publish", "write objects"),
     ("POST", re.compile(r"/buckets/[^/]+/copy"), "publish", "write objects"),
+    ("POST", re.compile(r"/tables/transact"), "publish", "write table items"),
+    ("POST", re.compile(r"/tables/[^/]+/query"), "read", "query tables"),
+    ("PUT", re.compile(r"/tables/[^/]+/items"), "publish", "write table items"),
+    ("PATCH", re.compile(r"/tables/[^/]+/items/[^/]+"), "publish", "write table items"),
+    ("DELETE", re.compile(r"/tables/[^/]+/items/[^/]+"), "publish", "write table items"),
 )
 
 

@@ -18,10 +18,11 @@ from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
 from squall.model.schedules import ScheduleConfig
 from squall.model.streams import StreamConfig, StreamTrigger, check_streams
+from squall.model.tables import ChangeTrigger, TableConfig, check_tables
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-ACTIONS = ("invoke", "publish", "put", "send", "bucket", "bucket.read")  # later: tables
+ACTIONS = ("invoke", "publish", "put", "send", "bucket", "bucket.read", "table", "table.read")
 
 # field -> (minimum, maximum), inclusive.
 RANGES: dict[str, tuple[int, int]] = {
@@ -174,11 +175,14 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     queues: list[QueueConfig] = []
     queue_triggers: list[QueueTrigger] = []
     buckets: list[BucketConfig] = []
+    tables: list[TableConfig] = []
+    change_triggers: list[ChangeTrigger] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
         self._validate_buckets()
         check_streams(self.streams, self.stream_triggers, names)
+        check_tables(self.tables, self.change_triggers, names)
         self._validate_queues(names)
         for fn in self.functions:
             fn.validate()

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import msgspec
 
 from squall.runtime.buckets_client import Buckets
+from squall.runtime.tables_client import Tables
 
 
 class PlatformLink(Protocol):
@@ -39,6 +40,7 @@ class Context:
         "memory_mb",
         "secrets",
         "state",
+        "tables",
         "trigger",
         "version",
     )
@@ -61,6 +63,7 @@ class Context:
         self.logger = logger
         self.state = state
         self.secrets: dict[str, str] = dict(secrets or {})  # the declared secrets only
+        self.tables = Tables(link)  # ctx.tables["orders"].get(...), see runtime.tables_client
         self.invocation_id = ""
         self.attempt = 1
         self.trigger = ""

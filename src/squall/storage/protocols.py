@@ -21,6 +21,7 @@ from squall.model.schedules import ScheduleState
 from squall.model.schemas import SchemaRecord
 from squall.storage.buckets import BucketOp, BucketStore
 from squall.storage.logs import LogOp, PartitionedLog
+from squall.storage.tables import TableOp, TableStore
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -226,6 +227,7 @@ Op = (
     | ScheduleOp
     | QueueOp
     | BucketOp
+    | TableOp
 )
 
 
@@ -359,6 +361,7 @@ class Store(
     ScheduleStore,
     QueueStore,
     BucketStore,
+    TableStore,
     Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

@@ -231,6 +231,10 @@ class ShardConsumer:
         if trigger.on_failure is not None:
             self._settings.wake(trigger.on_failure)
 
+    async def _checkpoint(self, sequence: int) -> None:
+        trigger = self.trigger
+        await self._commit([PutCheckpoint(trigger.function, trigger.stream, self.shard, sequence)])
+
     async def _commit(self, ops: list[Op]) -> None:
         """Commit, trying again until it lands: the shard cannot move on without it."""
         attempt = 0

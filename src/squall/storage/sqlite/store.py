@@ -52,6 +52,7 @@ from squall.storage.sqlite.schedules import (
     apply_schedules,
 )
 from squall.storage.sqlite.schema import SCHEMA
+from squall.storage.sqlite.tables import TABLES_RANK, TABLES_SCHEMA, TableReads, apply_tables
 
 _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
@@ -82,6 +83,7 @@ _RANK: dict[type, int] = {
     **SCHEDULE_RANK,
     **QUEUE_RANK,
     **BUCKET_RANK,
+    **TABLES_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -193,6 +195,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_queues(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in BUCKET_RANK:
             apply_buckets(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in TABLES_RANK:
+            apply_tables(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -222,7 +226,7 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads, BucketReads):
+class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads, BucketReads, TableReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
@@ -230,7 +234,8 @@ class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads, BucketReads
     async def open(cls, path: Path) -> SqliteStore:
         db: Database[Op] = Database(path, _apply)
         db.conn.executescript(
-            SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA + BUCKETS_SCHEMA
+            SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
+            + BUCKETS_SCHEMA + TABLES_SCHEMA
         )
         return cls(db)
 
