@@ -16,6 +16,8 @@ app = squall.App("effects")
 app.queue_resource("outbox")
 app.stream_resource("audit")
 app.table("counters", partition_key="id")
+app.table("attempts", partition_key="id", stream="new")
+app.bucket("files")
 
 def note(kind, **fields):
     fd = os.open({out!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -24,7 +26,10 @@ def note(kind, **fields):
     finally:
         os.close(fd)
 
-EFFECTS = ["publish:default", "send:outbox", "put:audit", "invoke:follow-up"]
+EFFECTS = [
+    "publish:default", "send:outbox", "put:audit", "invoke:follow-up", "table:attempts",
+    "bucket:files",
+]
 
 def act(ctx, event):
     ctx.publish("order.noted", {{"n": event["n"], "attempt": ctx.attempt}})
@@ -32,6 +37,17 @@ def act(ctx, event):
     ctx.put_record("audit", {{"n": event["n"]}}, partition_key="k")
     ctx.invoke("follow-up", {{"n": event["n"]}}, async_=True)
     ctx.publish_at(time.time() + 0.2, "order.later", {{"n": event["n"]}})
+    ctx.tables["attempts"].put({{"id": f"{{event['n']}}-{{ctx.attempt}}"}})
+    ctx.buckets["files"].put(f"{{event['n']}}-{{ctx.attempt}}", b"made by one attempt")
+
+@app.on_change("attempts")
+def changed(event, ctx):
+    for record in event["records"]:
+        note("change", keys=record["keys"])
+
+@app.on_object("files")
+def stored(event, ctx):
+    note("object", key=event["data"]["key"])
 
 @app.function(permissions=EFFECTS, retries=2)
 def flaky(event, ctx):
@@ -89,7 +105,14 @@ def notes(path: Path, kind: str) -> list[dict[str, Any]]:
 async def counts(platform: Any) -> dict[str, int]:
     stats = await platform.queues.stats("outbox")
     records = await platform.streams.read("audit", 0, 0, 100)
-    return {"messages": stats.visible + stats.in_flight + stats.delayed, "records": len(records)}
+    items = (await platform.tables.scan("attempts"))["items"]
+    objects = (await platform.buckets.list_objects("files")).objects
+    return {
+        "messages": stats.visible + stats.in_flight + stats.delayed,
+        "records": len(records),
+        "items": len(items),
+        "objects": len(objects),
+    }
 
 
 async def test_a_failed_attempt_leaves_nothing_and_its_successful_retry_one_of_each(
@@ -106,7 +129,17 @@ async def test_a_failed_attempt_leaves_nothing_and_its_successful_retry_one_of_e
     assert event["data"] == {"n": 1, "attempt": 3}  # the successful attempt's event only
     assert len(notes(out, "follow-up")) == 1
     assert len(notes(out, "later")) == 1
-    assert await counts(p) == {"messages": 1, "records": 1}
+    assert await counts(p) == {"messages": 1, "records": 1, "items": 1, "objects": 1}
+    assert (await p.tables.get_item("attempts", {"id": "1-3"})) is not None
+    await eventually(lambda: _noted(out, "change", 1))
+    await eventually(lambda: _noted(out, "object", 1))
+    await asyncio.sleep(0.3)
+    assert [n["keys"] for n in notes(out, "change")] == [{"id": "1-3"}]
+    assert [n["key"] for n in notes(out, "object")] == ["1-3"]
+
+
+async def _noted(out: Path, kind: str, expected: int) -> bool:
+    return len(notes(out, kind)) >= expected
 
 
 async def _later(out: Path, expected: int) -> bool:
@@ -125,8 +158,12 @@ async def test_a_sync_invocation_that_raises_or_times_out_leaves_nothing(
     await p.wait_idle()
     await asyncio.sleep(0.6)
     assert notes(out, "event") == [] and notes(out, "follow-up") == []
-    assert notes(out, "later") == []
-    assert await counts(p) == {"messages": 0, "records": 0}
+    assert notes(out, "later") == [] and notes(out, "object") == []
+    assert notes(out, "change") == []
+    assert await counts(p) == {"messages": 0, "records": 0, "items": 0, "objects": 0}
+    await p.buckets.sweep()
+    files = [f for f in (p.config.data_dir / "buckets").rglob("*") if f.is_file()]
+    assert files == []  # the staged files of the failed attempts are gone too
 
 
 async def test_a_successful_sync_invocation_commits_its_effects_before_it_answers(
@@ -136,7 +173,7 @@ async def test_a_successful_sync_invocation_commits_its_effects_before_it_answer
     p = await platform(APP.format(out=str(out)))
     record = await p.invoke("fine", b'{"n": 4}')
     assert record.error is None
-    assert await counts(p) == {"messages": 1, "records": 1}  # landed: no waiting needed
+    assert await counts(p) == {"messages": 1, "records": 1, "items": 1, "objects": 1}
     await eventually(lambda: _later(out, 1))
     await p.wait_idle()
     assert len(notes(out, "event")) == 1 and len(notes(out, "follow-up")) == 1
