@@ -1,7 +1,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APP ?= examples/quickstart/app.py
+APP ?= examples/orders/app.py
 PORT ?= 8787
 
 .PHONY: run test lint bench clean

@@ -1,42 +1,145 @@
-"""Orders through a FIFO queue: an HTTP route queues each order in its customer's group, a
-queue trigger fulfils them in order, and orders it cannot fulfil end in a dead-letter queue.
+"""The e-commerce pipeline: an HTTP order is validated, recorded, confirmed by email, deducted
+from stock, shipped and notified by SMS — each step a function, joined by events, a table's
+change stream and a queue. `make run` serves it; see README.md beside it for the commands.
 
-    curl -X POST localhost:8787/orders -d '{"id": 1, "customer": "ada", "qty": 2}'
-    squall queues ls
-    squall queues redrive orders-dlq.fifo
+    POST /orders ──> order-validator ──> order.validated ──┬─> record-order ──> orders table
+                     (stock, payment)                      └─> queue-confirmation ──> emails
+    orders table INSERT ──> deduct-inventory ──> inventory.updated ──> create-shipment
+    emails queue ──> send-email ──> outbox          shipment.created ──> notify-customer ──> outbox
+
+Every write a function makes commits with its invocation's success, so a step that fails and
+is retried never leaves half of its work behind, and the stock is deducted exactly once per
+order.
 """
+
+import hashlib
 
 import squall
 
 app = squall.App("orders")
 
-app.queue_resource("orders-dlq.fifo", fifo=True)
-app.queue_resource(
-    "orders.fifo",
-    fifo=True,
-    content_based_dedup=True,  # the same order posted twice within 5 minutes is queued once
-    visibility_timeout_s=2,
-    max_receive=2,
-    dead_letter="orders-dlq.fifo",
-)
+app.table("stock", partition_key="sku")
+app.table("orders", partition_key="id", stream="new_and_old")
+app.table("shipments", partition_key="order_id")
+app.table("outbox", partition_key="id")  # the "emails" and "SMS" the shop sends
+app.queue_resource("emails", visibility_timeout_s=10, max_receive=3, dead_letter="emails-dlq")
+app.queue_resource("emails-dlq")
+
+DECLINED_CARDS = ("4000000000000002",)  # the test card a payment provider always declines
 
 
-@app.http("POST /orders", permissions=["send:orders.fifo"])
-def place_order(request, ctx):
-    """Queues the order in its customer's group; answers before it is fulfilled."""
+def refuse(status: int, field: str, message: str) -> squall.Response:
+    return squall.Response({"error": {"field": field, "message": message}}, status=status)
+
+
+@app.http("PUT /stock/{sku}", permissions=["table:stock"])
+def set_stock(request, ctx):
+    """Sets how many of a product are in stock."""
+    body = request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("quantity"), int):
+        return refuse(400, "quantity", "quantity must be an integer")
+    return ctx.tables["stock"].put({"sku": request.path_params["sku"], **body})
+
+
+@app.http("POST /orders", name="order-validator", permissions=["table.read:stock",
+                                                               "publish:default"])
+def validate_order(request, ctx):
+    """Checks the order's shape, its stock and its payment; publishes order.validated."""
     order = request.json()
-    message_id = ctx.send("orders.fifo", order, group_id=str(order["customer"]))
-    return squall.Response({"queued": message_id}, status=202)
+    if not isinstance(order, dict) or not isinstance(order.get("id"), str):
+        return refuse(400, "id", "an order needs a string id")
+    items = order.get("items")
+    if not isinstance(items, list) or not items:
+        return refuse(400, "items", "an order needs at least one item")
+    for index, item in enumerate(items):
+        if not isinstance(item.get("sku"), str) or not isinstance(item.get("qty"), int):
+            return refuse(400, f"items[{index}]", "an item is a sku and an integer qty")
+        stock = ctx.tables["stock"].get({"sku": item["sku"]})
+        if stock is None or stock["quantity"] < item["qty"]:
+            return refuse(409, f"items[{index}].qty", f"not enough {item['sku']} in stock")
+    card = str(order.get("payment", {}).get("card", ""))
+    if len(card) < 12 or card in DECLINED_CARDS:
+        return refuse(402, "payment.card", "the payment was declined")
+    ctx.publish("order.validated", {
+        "id": order["id"],
+        "customer": order.get("customer", {}),
+        "items": items,
+    }, subject=order["id"])
+    return squall.Response({"id": order["id"], "status": "validated"}, status=202)
 
 
-@app.queue("orders.fifo", batch_size=10, timeout_s=2)
-def fulfil(messages, ctx):
-    """Fulfils a batch; an order of no items fails alone and is received again."""
-    failed = []
+@app.on("order.validated", name="record-order", permissions=["table:orders"])
+def record_order(event, ctx):
+    """Writes the order; its INSERT in the change stream starts the fulfilment."""
+    order = event["data"]
+    ctx.tables["orders"].put({**order, "status": "validated"}, if_not_exists=True)
+
+
+@app.on("order.validated", name="queue-confirmation", permissions=["send:emails"])
+def queue_confirmation(event, ctx):
+    order = event["data"]
+    ctx.send("emails", {"order": order["id"], "to": order["customer"].get("email")})
+
+
+@app.queue("emails", name="send-email", permissions=["table:outbox"])
+def send_email(messages, ctx):
+    """Sends confirmations; the outbox stands in for the mail server."""
     for message in messages:
-        order = message["body"]
-        if order["qty"] <= 0:
-            failed.append(message["id"])
-            continue
-        print(f"fulfilled order {order['id']} of {order['customer']}")
-    return {"failed": failed}
+        email = message["body"]
+        ctx.tables["outbox"].put({
+            "id": f"email-{email['order']}",
+            "channel": "email",
+            "to": email["to"],
+            "text": f"Thank you for order {email['order']}.",
+        })
+
+
+@app.on_change("orders", pattern={"eventName": ["INSERT"]}, name="deduct-inventory",
+               permissions=["table:stock", "publish:default"])
+def deduct_inventory(event, ctx):
+    """Takes each new order's items from stock, all or none, and says so."""
+    for change in event["records"]:
+        order = change["new"]
+        ctx.tables.transact([
+            {"op": "update", "table": "stock", "key": {"sku": item["sku"]},
+             "add": {"quantity": -item["qty"]}, "condition": {"quantity": {"gte": item["qty"]}}}
+            for item in order["items"]
+        ])
+        ctx.publish("inventory.updated", {"order": order["id"], "items": order["items"]},
+                    subject=order["id"])
+
+
+@app.on("inventory.updated", name="create-shipment",
+        permissions=["table:shipments", "table:orders", "publish:default"])
+def create_shipment(event, ctx):
+    order_id = event["data"]["order"]
+    tracking = "TRK-" + hashlib.sha256(order_id.encode()).hexdigest()[:10].upper()
+    ctx.tables["shipments"].put({"order_id": order_id, "tracking": tracking})
+    order = ctx.tables["orders"].update({"id": order_id}, set={"status": "shipped",
+                                                                "tracking": tracking})
+    ctx.publish("shipment.created", {"order": order_id, "tracking": tracking,
+                                     "phone": order.get("customer", {}).get("phone")},
+                subject=order_id)
+
+
+@app.on("shipment.created", name="notify-customer", permissions=["table:outbox"])
+def notify_customer(event, ctx):
+    """Sends the SMS; the outbox stands in for the SMS gateway."""
+    shipment = event["data"]
+    ctx.tables["outbox"].put({
+        "id": f"sms-{shipment['order']}",
+        "channel": "sms",
+        "to": shipment["phone"],
+        "text": f"Order {shipment['order']} is on its way: {shipment['tracking']}.",
+    })
+
+
+@app.http("GET /orders/{id}", permissions=["table.read:orders", "table.read:outbox"])
+def show_order(request, ctx):
+    """The order with its status and tracking number, and what was sent about it."""
+    order_id = request.path_params["id"]
+    order = ctx.tables["orders"].get({"id": order_id})
+    if order is None:
+        return refuse(404, "id", f"order {order_id!r} does not exist")
+    sent = [ctx.tables["outbox"].get({"id": f"{kind}-{order_id}"}) for kind in ("email", "sms")]
+    return {"order": order, "sent": [message for message in sent if message is not None]}

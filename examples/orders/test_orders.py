@@ -1,4 +1,5 @@
-"""End to end: serve the orders app with `squall up`, post orders, watch them through the CLI."""
+"""End to end: serve the orders pipeline with `squall up`, place orders over HTTP, follow
+them to shipment and SMS, and check the stock through the CLI."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from support import SQUALL, client_env, start_squall, wait_for
 
 HERE = Path(__file__).parent
+CARD = {"card": "4242424242424242"}
+CUSTOMER = {"email": "ada@example.com", "phone": "+44 20 7946 0000"}
 
 
 @pytest.fixture(scope="module")
@@ -26,38 +30,63 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert proc.wait(timeout=20) == 0
 
 
-def squall(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SQUALL, *args, "--url", url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env=client_env(),
+def order(order_id: str, qty: int, **fields: Any) -> dict[str, Any]:
+    return {"id": order_id, "items": [{"sku": "tea", "qty": qty}], "customer": CUSTOMER,
+            "payment": CARD, **fields}
+
+
+def stock(url: str) -> int:
+    done = subprocess.run(
+        [SQUALL, "tables", "get", "stock", "tea", "--json", "--url", url],
+        capture_output=True, text=True, timeout=30, check=False, env=client_env(),
     )
-
-
-def fulfilled(url: str) -> list[str]:
-    done = squall(url, "logs", "fulfil", "--grep", "fulfilled", "--json")
     assert done.returncode == 0, done.stderr
-    return [json.loads(line)["message"] for line in done.stdout.splitlines()]
+    return int(json.loads(done.stdout)["quantity"])
 
 
-def queue(url: str, name: str) -> dict[str, int]:
-    return dict(json.loads(squall(url, "queues", "show", name, "--json").stdout))
+def shipped(url: str, order_id: str) -> dict[str, Any] | None:
+    response = httpx.get(f"{url}/orders/{order_id}")
+    if response.status_code != 200:
+        return None
+    body: dict[str, Any] = response.json()
+    return body if body["order"]["status"] == "shipped" and len(body["sent"]) == 2 else None
 
 
-def test_orders_are_fulfilled_in_order_and_bad_ones_dead_lettered(url: str) -> None:
-    orders = [{"id": n, "customer": "ada", "qty": 1} for n in range(1, 6)]
-    orders += [{"id": 9, "customer": "bob", "qty": 0}, {"id": 1, "customer": "ada", "qty": 1}]
-    for order in orders:  # the last one repeats the first: dropped as a duplicate
-        assert httpx.post(f"{url}/orders", json=order).status_code == 202
+def test_an_order_flows_to_shipment_email_and_sms(url: str) -> None:
+    assert httpx.put(f"{url}/stock/tea", json={"quantity": 10}).status_code == 200
+    placed = httpx.post(f"{url}/orders", json=order("o-1", 3))
+    assert placed.status_code == 202 and placed.json() == {"id": "o-1", "status": "validated"}
+    body = wait_for(lambda: shipped(url, "o-1"))
+    assert body["order"]["tracking"].startswith("TRK-")
+    email, sms = sorted(body["sent"], key=lambda message: message["channel"])
+    assert email == {"id": "email-o-1", "channel": "email", "to": CUSTOMER["email"],
+                     "text": "Thank you for order o-1.", "_version": 1}
+    assert sms["to"] == CUSTOMER["phone"] and body["order"]["tracking"] in sms["text"]
+    assert stock(url) == 7
 
-    wait_for(lambda: len(fulfilled(url)) == 5 or None)
-    assert fulfilled(url) == [f"fulfilled order {n} of ada" for n in range(1, 6)]
-    wait_for(lambda: queue(url, "orders-dlq.fifo")["visible"] == 1 or None)
-    assert queue(url, "orders.fifo")["visible"] == 0
 
-    moved = squall(url, "queues", "redrive", "orders-dlq.fifo", "--json")
-    assert json.loads(moved.stdout) == {"moved": {"orders.fifo": 1}, "total": 1}
-    wait_for(lambda: queue(url, "orders-dlq.fifo")["visible"] == 1 or None)
+def test_each_order_is_deducted_from_stock_exactly_once(url: str) -> None:
+    httpx.put(f"{url}/stock/tea", json={"quantity": 100})
+    ids = [f"many-{n}" for n in range(12)]
+    for order_id in ids:
+        assert httpx.post(f"{url}/orders", json=order(order_id, 2)).status_code == 202
+    for order_id in ids:
+        wait_for(lambda order_id=order_id: shipped(url, order_id))
+    assert stock(url) == 100 - 2 * len(ids)
+
+
+def test_bad_orders_are_refused_naming_the_field_and_change_nothing(url: str) -> None:
+    httpx.put(f"{url}/stock/tea", json={"quantity": 5})
+    cases = [
+        (order("x-1", 1, payment={"card": "4000000000000002"}), 402, "payment.card"),
+        (order("x-2", 6), 409, "items[0].qty"),
+        ({"id": "x-3", "items": []}, 400, "items"),
+        ({"items": [{"sku": "tea", "qty": 1}]}, 400, "id"),
+        ({"id": "x-4", "items": [{"sku": "tea", "qty": "two"}]}, 400, "items[0]"),
+    ]
+    for body, status, field in cases:
+        response = httpx.post(f"{url}/orders", json=body)
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["field"] == field
+    assert httpx.get(f"{url}/orders/x-1").status_code == 404
+    assert stock(url) == 5
