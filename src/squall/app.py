@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from squall.engine.router.patterns import validate_pattern
 from squall.engine.schedules.expressions import parse as parse_expression
 from squall.errors import ConfigError, InvalidInput
+from squall.model.budgets import BudgetConfig
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 from squall.model.queues import QUEUE_NAME_RE, QueueConfig, QueueTrigger
@@ -57,6 +58,7 @@ class App:
         self.schedules: list[ScheduleConfig] = []
         self.queues: dict[str, QueueConfig] = {}
         self.queue_triggers: list[QueueTrigger] = []
+        self.budgets: list[BudgetConfig] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -372,6 +374,23 @@ class App:
         elif existing.handler is not handler:
             raise ConfigError(f"function {name!r} is declared twice", field="name")
 
+    def budget(
+        self,
+        *,
+        usd: float,
+        period: str = "month",
+        function: str | None = None,
+        stop: bool = False,
+    ) -> BudgetConfig:
+        """Spend at most ``usd`` per UTC ``period`` ("day" or "month") on ``function`` (the
+        whole app when None). Crossing it publishes ``squall.budget.exceeded`` on the default
+        bus once per period; ``stop=True`` also sets the function's (or every function's)
+        concurrency to 0, the guard against a runaway loop."""
+        config = BudgetConfig(usd=usd, period=period, function=function, stop=stop)
+        config.validate()
+        self.budgets.append(config)
+        return config
+
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
         configs = [fd.config for fd in self.functions.values()]
@@ -392,6 +411,7 @@ class App:
         digest.update(repr(sorted(queues.items())).encode())
         digest.update(repr(self.queue_triggers).encode())
         digest.update(repr(self.settings).encode())
+        digest.update(repr(self.budgets).encode())
         manifest = Manifest(
             app=self.name,
             version=digest.hexdigest()[:12],
@@ -404,6 +424,7 @@ class App:
             stream_triggers=list(self.stream_triggers),
             queues=list(queues.values()),
             queue_triggers=list(self.queue_triggers),
+            budgets=list(self.budgets),
         )
         manifest.validate()
         return manifest

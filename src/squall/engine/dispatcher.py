@@ -119,8 +119,8 @@ class Dispatcher:
                 last_sweep = time.monotonic()
             saturated = False
             for name, config in self._functions().items():
-                if self._due.get(name, 0.0) > now:
-                    continue
+                if self._due.get(name, 0.0) > now or config.concurrency == 0:
+                    continue  # not due, or stopped: its work stays queued
                 # Lease ahead of free sandboxes, so a worker finds its next delivery in
                 # memory; refill in batches, not per outcome.
                 # Outcomes still on their way to the store do not count: the lease that

@@ -20,6 +20,7 @@ from squall.gateway.events_api import EventsAPI
 from squall.gateway.http import json_response
 from squall.gateway.invoke import InvokeAPI
 from squall.gateway.keys_api import KeysAPI
+from squall.gateway.metrics_api import MetricsAPI
 from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
 from squall.gateway.queues_api import QueuesAPI
@@ -70,6 +71,7 @@ def create_app(
     if authorizer is None:
         authorizer = RouteAuthorizer(platform.control, settings.jwt, key_limiter=key_limiter)
     events = EventsAPI(platform)
+    metrics = MetricsAPI(platform, key_limiter)
     api = [
         *AdminAPI(platform).routes(),
         *InvokeAPI(platform).routes(),
@@ -82,10 +84,12 @@ def create_app(
         *StreamsAPI(platform.streams).routes(),
         *SchedulesAPI(platform.scheduler).routes(),
         *QueuesAPI(platform.queues).routes(),
+        *metrics.routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        metrics.scrape_route(),
         Route(f"{API_PREFIX}/openapi.json", openapi_json, methods=["GET"]),
         Mount(API_PREFIX, routes=api),
         *events.ingest_routes(),

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from squall.errors import ConfigError, InvalidInput
+from squall.model.budgets import BudgetConfig, check_budgets
 from squall.model.http import AppSettings, RouteConfig
 from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
@@ -26,7 +27,7 @@ ACTIONS = ("invoke", "publish", "put", "send")  # later: tables, buckets
 RANGES: dict[str, tuple[int, int]] = {
     "memory_mb": (128, 10240),
     "timeout_s": (1, 900),
-    "concurrency": (1, 1000),
+    "concurrency": (0, 1000),  # 0 stops the function (throttles it)
     "min_instances": (0, 1000),
     "keep_alive_s": (0, 86400),
     "retries": (0, 2),
@@ -172,9 +173,11 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     stream_triggers: list[StreamTrigger] = []
     queues: list[QueueConfig] = []
     queue_triggers: list[QueueTrigger] = []
+    budgets: list[BudgetConfig] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
+        check_budgets(self.budgets, names)
         check_streams(self.streams, self.stream_triggers, names)
         self._validate_queues(names)
         for fn in self.functions:

@@ -46,6 +46,7 @@ from squall.storage.sqlite.schedules import (
     apply_schedules,
 )
 from squall.storage.sqlite.schema import SCHEMA
+from squall.storage.sqlite.usage import UsageReads
 
 _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
@@ -213,7 +214,7 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads):
+class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads, UsageReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
