@@ -69,8 +69,12 @@ def cost_table(report: dict[str, Any]) -> Table:
 
 
 def _usd(value: float) -> str:
-    return f"${value:.6f}"
+    """Cents for sums that reach them, else enough digits to see a few invocations."""
+    if value >= 1 or value == 0:
+        return f"${value:,.2f}"
+    text = f"{value:.10f}".rstrip("0")
+    return f"${text}" if len(text.split(".")[1]) >= 2 else f"${value:.2f}"
 
 
 def _gb_s(value: float) -> str:
-    return f"{value:.3f}"
+    return f"{value:,.6f}"
