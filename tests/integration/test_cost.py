@@ -76,7 +76,9 @@ async def test_cost_is_the_records_billed_duration_times_memory(platform, tmp_pa
     assert len(records) == 10
     prices = PriceTable()
     expected_gb_s = {
-        name: sum(r.memory_mb / 1024 * (r.billed_ms or 0) / 1000 for r in records if r.function == name)
+        name: sum(
+            r.memory_mb / 1024 * (r.billed_ms or 0) / 1000 for r in records if r.function == name
+        )
         for name in ("big", "small", "broken")
     }
     report = await p.observability.cost("function", since)
