@@ -38,6 +38,7 @@ from squall.gateway import (  # noqa: F401  (register their fragments)
     archive_openapi,
     events_openapi,
     keys_openapi,
+    metrics_openapi,
     queues_openapi,
     rules_openapi,
     schedules_openapi,
@@ -426,6 +427,17 @@ def only_queue_rules_beyond_the_schema(
         assert response.json()["error"].get("field") == "name", response.text
 
 
+def only_inverted_windows(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For the usage summary and cost: the document cannot say that ``since`` must not be
+    after ``until``, so that 400 (naming ``since``) is right; any other 400 is a finding."""
+    meta = case.meta
+    if response.status_code == 400 and meta is not None and meta.generation.mode.is_positive:
+        error = response.json()["error"]
+        assert error.get("field") == "since" and "is after" in error["message"], response.text
+
+
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
     """(additional checks, excluded built-in checks) for one operation."""
     if operation_id == "invokeFunction":
@@ -448,6 +460,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_bad_expressions], [positive_data_acceptance]
     if operation_id in ("createQueue", "sendMessage", "sendMessageBatch"):
         return [only_queue_rules_beyond_the_schema], [positive_data_acceptance]
+    if operation_id in ("metricsSummary", "cost"):
+        return [only_inverted_windows], [positive_data_acceptance]
     return [], []
 
 
