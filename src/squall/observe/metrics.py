@@ -4,8 +4,8 @@ Two kinds of figures:
 
 - per invocation, updated once in ``Metrics.observe`` when the invoker has filled in a
   record (the one place every invocation passes): invocations, errors, cold starts and the
-  duration and init-duration histograms. Label children are cached, so the hot path is a
-  dict lookup and a few additions.
+  duration and init-duration histograms. They are plain counters per function (a dict
+  lookup, a bisect and a few additions), rendered as metric families when scraped.
 - state, read at scrape time by ``StateCollector`` and never updated on the hot path:
   concurrent executions, warm instances and throttles from the pools, events per bus and
   rule from ``BusStats``, queue depths, stream consumer lag and dead-letter depths from the
@@ -17,13 +17,20 @@ land, they join ``StateCollector`` the way queues do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from squall.model.invocation import InvocationRecord, InvocationStatus
 
@@ -52,77 +59,120 @@ class StateSnapshot:
     taken_at: float = 0.0
 
 
+class _Histogram:
+    """Counts per bucket (not cumulative; the last is +Inf), a sum and a count."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le: the first bound >= value
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative: list[tuple[str, float]] = []
+        running = 0
+        labels = (*map(floatToGoString, self.bounds), "+Inf")
+        for bound, count in zip(labels, self.counts, strict=True):
+            running += count
+            cumulative.append((bound, float(running)))
+        return cumulative
+
+
+class _FunctionCounts:
+    __slots__ = ("by_outcome", "cold", "duration", "errors", "init")
+
+    def __init__(self) -> None:
+        self.by_outcome: dict[tuple[str, str], int] = {}  # (trigger, status) -> attempts
+        self.errors: dict[str, int] = {}  # error type -> failed attempts
+        self.cold = 0
+        self.duration = _Histogram(DURATION_BUCKETS)
+        self.init = _Histogram(INIT_BUCKETS)
+
+
 class Metrics:
-    """The platform's registry; ``observe`` is the invoker's hook."""
+    """The platform's registry; ``observe`` is the invoker's hook.
+
+    The per-invocation figures are plain ints and floats (no locks: the platform runs on one
+    event loop), turned into metric families when scraped.
+    """
 
     def __init__(self, pools: Mapping[str, Pool], bus_stats: BusStats) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._invocations = Counter(
-            "squall_invocations",
-            "Finished invocation attempts, by function, trigger and outcome.",
-            ("function", "trigger", "status"),
-            registry=self.registry,
-        )
-        self._errors = Counter(
-            "squall_invocation_errors",
-            "Failed invocation attempts, by function and error type.",
-            ("function", "error_type"),
-            registry=self.registry,
-        )
-        self._cold = Counter(
-            "squall_cold_starts",
-            "Invocations that started a new sandbox.",
-            ("function",),
-            registry=self.registry,
-        )
-        self._duration = Histogram(
-            "squall_invocation_duration_seconds",
-            "Handler run time of each invocation attempt.",
-            ("function",),
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
-        self._init = Histogram(
-            "squall_init_duration_seconds",
-            "Init time of the sandboxes cold starts ran in.",
-            ("function",),
-            buckets=INIT_BUCKETS,
-            registry=self.registry,
-        )
-        self._children: dict[tuple[str, str, str], Callable[[], None]] = {}
-        self._per_function: dict[str, tuple[Any, Any, Any]] = {}
+        self._functions: dict[str, _FunctionCounts] = {}
         self.state = StateCollector(pools, bus_stats)
+        self.registry.register(_InvocationCollector(self._functions))
         self.registry.register(self.state)
 
     def observe(self, record: InvocationRecord) -> None:
         """Count one finished invocation attempt (called once per attempt, by the invoker)."""
-        function = record.function
-        key = (function, record.trigger, record.status)
-        inc = self._children.get(key)
-        if inc is None:
-            inc = self._children[key] = self._invocations.labels(*key).inc
-        inc()
-        children = self._per_function.get(function)
-        if children is None:
-            children = self._per_function[function] = (
-                self._duration.labels(function),
-                self._init.labels(function),
-                self._cold.labels(function),
-            )
-        duration, init, cold = children
+        counts = self._functions.get(record.function)
+        if counts is None:
+            counts = self._functions[record.function] = _FunctionCounts()
+        key = (record.trigger, record.status)
+        outcomes = counts.by_outcome
+        outcomes[key] = outcomes.get(key, 0) + 1
         if record.duration_ms is not None:
-            duration.observe(record.duration_ms / 1000)
+            counts.duration.observe(record.duration_ms / 1000)
         if record.cold:
-            cold.inc()
+            counts.cold += 1
             if record.init_ms is not None:
-                init.observe(record.init_ms / 1000)
-        if record.status == InvocationStatus.FAILED and record.error is not None:
-            self._errors.labels(function, error_type(record.error)).inc()
+                counts.init.observe(record.init_ms / 1000)
+        if record.error is not None and record.status == InvocationStatus.FAILED:
+            kind = error_type(record.error)
+            counts.errors[kind] = counts.errors.get(kind, 0) + 1
 
     def render(self, snapshot: StateSnapshot) -> bytes:
         """The Prometheus text exposition of everything, with store state from ``snapshot``."""
         self.state.snapshot = snapshot
         return generate_latest(self.registry)
+
+
+class _InvocationCollector(Collector):
+    def __init__(self, functions: dict[str, _FunctionCounts]) -> None:
+        self._functions = functions
+
+    def describe(self) -> Sequence[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        invocations = CounterMetricFamily(
+            "squall_invocations",
+            "Finished invocation attempts, by function, trigger and outcome.",
+            labels=("function", "trigger", "status"),
+        )
+        errors = CounterMetricFamily(
+            "squall_invocation_errors",
+            "Failed invocation attempts, by function and error type (the handler's exception"
+            " class, or Timeout, OutOfMemory, SandboxCrashed, InitError ...).",
+            labels=("function", "error_type"),
+        )
+        cold = CounterMetricFamily(
+            "squall_cold_starts", "Invocations that started a new sandbox.", labels=("function",)
+        )
+        duration = HistogramMetricFamily(
+            "squall_invocation_duration_seconds",
+            "Handler run time of each invocation attempt.",
+            labels=("function",),
+        )
+        init = HistogramMetricFamily(
+            "squall_init_duration_seconds",
+            "Init time of the sandboxes cold starts ran in.",
+            labels=("function",),
+        )
+        for name, counts in sorted(self._functions.items()):
+            for (trigger, status), count in sorted(counts.by_outcome.items()):
+                invocations.add_metric((name, trigger, status), count)
+            for kind, count in sorted(counts.errors.items()):
+                errors.add_metric((name, kind), count)
+            cold.add_metric((name,), counts.cold)
+            duration.add_metric((name,), counts.duration.buckets(), counts.duration.total)
+            init.add_metric((name,), counts.init.buckets(), counts.init.total)
+        yield from (invocations, errors, cold, duration, init)
 
 
 class StateCollector(Collector):
