@@ -248,6 +248,8 @@ class Dispatcher:
             record.error = exc.to_dict()
         else:
             record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
+        if self._invoker.observe is not None:  # counted like the attempts that ran
+            self._invoker.observe(record)
         self._settle_soon(config, delivery, record)
 
     def _record(self, config: FunctionConfig, delivery: Delivery) -> InvocationRecord:
