@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from squall.engine.router.patterns import validate_pattern
 from squall.engine.schedules.expressions import parse as parse_expression
 from squall.errors import ConfigError, InvalidInput
+from squall.model.alerts import AlertConfig, window_seconds
 from squall.model.budgets import BudgetConfig
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
@@ -59,6 +60,7 @@ class App:
         self.queues: dict[str, QueueConfig] = {}
         self.queue_triggers: list[QueueTrigger] = []
         self.budgets: list[BudgetConfig] = []
+        self.alerts: list[AlertConfig] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -391,6 +393,30 @@ class App:
         self.budgets.append(config)
         return config
 
+    def alert(
+        self,
+        name: str,
+        *,
+        metric: str,
+        threshold: float,
+        window: float | str = 300,
+        function: str | None = None,
+    ) -> AlertConfig:
+        """Publish ``squall.alert.fired`` when ``metric`` ("error_rate", "p99_ms",
+        "dlq_depth", "throttles") of ``function`` (all functions when None) over the last
+        ``window`` (seconds, or "5m") goes above ``threshold``, and ``squall.alert.resolved``
+        when it is back at or below it."""
+        config = AlertConfig(
+            name=name,
+            metric=metric,
+            threshold=threshold,
+            window_s=window_seconds(window),
+            function=function,
+        )
+        config.validate()
+        self.alerts.append(config)
+        return config
+
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
         configs = [fd.config for fd in self.functions.values()]
@@ -411,7 +437,7 @@ class App:
         digest.update(repr(sorted(queues.items())).encode())
         digest.update(repr(self.queue_triggers).encode())
         digest.update(repr(self.settings).encode())
-        digest.update(repr(self.budgets).encode())
+        digest.update(repr((self.budgets, self.alerts)).encode())
         manifest = Manifest(
             app=self.name,
             version=digest.hexdigest()[:12],
@@ -425,6 +451,7 @@ class App:
             queues=list(queues.values()),
             queue_triggers=list(self.queue_triggers),
             budgets=list(self.budgets),
+            alerts=list(self.alerts),
         )
         manifest.validate()
         return manifest

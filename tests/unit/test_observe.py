@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import squall
 from squall.engine.bus_stats import BusStats
 from squall.errors import ConfigError, InvalidInput
+from squall.model.alerts import AlertConfig
 from squall.model.budgets import BudgetConfig
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.invocation import InvocationRecord
@@ -208,3 +209,42 @@ def test_exposition_counts_and_histogram_buckets() -> None:
     assert get("squall_init_duration_seconds_bucket", function="f", le="0.005") == 1
     assert get("squall_init_duration_seconds_bucket", function="f", le="0.0025") == 0
     assert get("squall_bus_events_total", bus="default", outcome="published") == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"metric": "latency", "threshold": 1}, "metric"),
+        ({"metric": "error_rate", "threshold": 1.5}, "threshold"),
+        ({"metric": "p99_ms", "threshold": -1}, "threshold"),
+        ({"metric": "p99_ms", "threshold": 100, "window": "5 weeks"}, "window"),
+        ({"metric": "p99_ms", "threshold": 100, "window": 0}, "window"),
+        ({"metric": "p99_ms", "threshold": 100, "window": "2d"}, "window"),
+    ],
+)
+def test_bad_alerts_name_the_field(kwargs: dict[str, object], field: str) -> None:
+    app = squall.App("a")
+    with pytest.raises(ConfigError) as raised:
+        app.alert("rule", **kwargs)  # type: ignore[arg-type]
+    assert raised.value.field == field
+
+
+def test_alert_windows_take_durations_or_seconds() -> None:
+    app = squall.App("a")
+    assert app.alert("a", metric="throttles", threshold=0, window="5m").window_s == 300
+    assert app.alert("b", metric="throttles", threshold=0, window=30).window_s == 30
+    assert app.alert("c", metric="dlq_depth", threshold=0).window_s == 300
+
+
+def test_an_alert_must_name_a_function_of_the_app_once() -> None:
+    def manifest(*alerts: AlertConfig) -> Manifest:
+        return Manifest(
+            app="a", version="1", functions=[FunctionConfig(name="f")], alerts=list(alerts)
+        )
+
+    manifest(AlertConfig(name="x", metric="dlq_depth", threshold=0, function="f")).validate()
+    with pytest.raises(ConfigError, match="names no function"):
+        manifest(AlertConfig(name="x", metric="dlq_depth", threshold=0, function="g")).validate()
+    twice = AlertConfig(name="x", metric="dlq_depth", threshold=0)
+    with pytest.raises(ConfigError, match="declared twice"):
+        manifest(twice, twice).validate()

@@ -173,6 +173,7 @@ class Platform:
             self.streams,
             prices=config.prices,
             budgets=manifest.budgets,
+            alerts=manifest.alerts,
             functions=lambda: list(self._functions),
             publish=self.publish,
             stop=self._stop_function,
@@ -237,9 +238,8 @@ class Platform:
             asyncio.create_task(platform.scheduler.run()),
             asyncio.create_task(platform._delayed.run()),
         ]
-        if platform.observability.budgets:
-            await platform.observability.budgets.load()
-            platform._tasks.append(asyncio.create_task(platform.observability.budgets.run()))
+        await platform.observability.budgets.load()
+        platform._tasks += [asyncio.create_task(loop) for loop in platform.observability.tasks()]
         platform.started = True
         return platform
 

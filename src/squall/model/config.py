@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from squall.errors import ConfigError, InvalidInput
+from squall.model.alerts import AlertConfig, check_alerts
 from squall.model.budgets import BudgetConfig, check_budgets
 from squall.model.http import AppSettings, RouteConfig
 from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
@@ -174,10 +175,12 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     queues: list[QueueConfig] = []
     queue_triggers: list[QueueTrigger] = []
     budgets: list[BudgetConfig] = []
+    alerts: list[AlertConfig] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
         check_budgets(self.budgets, names)
+        check_alerts(self.alerts, names)
         check_streams(self.streams, self.stream_triggers, names)
         self._validate_queues(names)
         for fn in self.functions:

@@ -7,12 +7,14 @@ it once per finished invocation attempt.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from squall.errors import InvalidInput
+from squall.model.alerts import AlertConfig
 from squall.model.budgets import BudgetConfig
 from squall.model.invocation import InvocationRecord
+from squall.observe.alerts import Alerts
 from squall.observe.budgets import Budgets, Publish, Stop
 from squall.observe.cost import PriceTable, check_by, cost_report
 from squall.observe.metrics import Metrics, StateSnapshot
@@ -37,6 +39,7 @@ class Observability:
         *,
         prices: PriceTable,
         budgets: Sequence[BudgetConfig],
+        alerts: Sequence[AlertConfig] = (),
         functions: Callable[[], Sequence[str]],
         publish: Publish,
         stop: Stop,
@@ -51,6 +54,7 @@ class Observability:
         self.budgets = Budgets(
             budgets, store, prices, functions=functions, publish=publish, stop=stop
         )
+        self.alerts = Alerts(alerts, store, pools, publish)
         self.observe: Callable[[InvocationRecord], None] = (
             self._observe_all if self.budgets else self.metrics.observe
         )
@@ -58,6 +62,15 @@ class Observability:
     def _observe_all(self, record: InvocationRecord) -> None:
         self.metrics.observe(record)
         self.budgets.observe(record)
+
+    def tasks(self) -> list[Coroutine[Any, Any, None]]:
+        """The background loops the platform runs: budget and alert checks, when declared."""
+        loops: list[Coroutine[Any, Any, None]] = []
+        if self.budgets:
+            loops.append(self.budgets.run())
+        if self.alerts:
+            loops.append(self.alerts.run())
+        return loops
 
     async def scrape(self) -> bytes:
         """``GET /metrics``: the Prometheus text, with store state read now."""
