@@ -99,6 +99,7 @@ def test_public_api_is_pinned() -> None:
     assert squall.__all__ == [
         "AccessDenied",
         "App",
+        "ConditionFailed",
         "ConfigError",
         "Conflict",
         "Context",
@@ -121,6 +122,7 @@ def test_public_api_is_pinned() -> None:
         "Timeout",
         "TooManyRequests",
         "Unauthorized",
+        "WriteConflict",
         "__version__",
         "targets",
     ]
