@@ -71,6 +71,9 @@ async def test_error_rate_and_p99_fire_then_resolve_when_the_window_moves_on(pla
         "dead": False,
         "throttled": False,
     }
+    scraped = (await p.observability.scrape()).decode()
+    assert 'squall_alert_firing{alert="flaky-errors",metric="error_rate"} 1.0' in scraped
+    assert 'squall_alert_firing{alert="dead",metric="dlq_depth"} 0.0' in scraped
     # good, fast calls while the bad ones age out of the 2 s window
     await asyncio.sleep(2.1)
     await p.invoke("flaky", b"{}")

@@ -190,6 +190,9 @@ async def test_a_crossed_budget_alerts_once_and_stops_the_function(  # type: ign
     report = await p.observability.cost("function", time.time() - 60)
     states = {(b["function"], b["period"]): b["exceeded"] for b in report["budgets"]}
     assert states == {("spender", "day"): True, (None, "month"): True}
+    scraped = (await p.observability.scrape()).decode()
+    assert 'squall_budget_usd{function="spender",period="day"} 1e-06' in scraped
+    assert 'squall_budget_spend_usd{function="*",period="month"}' in scraped
 
 
 async def _at_least(check, count: int):  # type: ignore[no-untyped-def]

@@ -181,9 +181,7 @@ def test_exposition_counts_and_histogram_buckets() -> None:
     )
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(
-            metrics.render(StateSnapshot()).decode()
-        )
+        for family in text_string_to_metric_families(metrics.render(StateSnapshot()).decode())
         for s in family.samples
     }
 

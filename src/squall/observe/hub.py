@@ -7,8 +7,11 @@ it once per finished invocation attempt.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from squall.errors import InvalidInput
 from squall.model.alerts import AlertConfig
@@ -55,6 +58,7 @@ class Observability:
             budgets, store, prices, functions=functions, publish=publish, stop=stop
         )
         self.alerts = Alerts(alerts, store, pools, publish)
+        self.metrics.registry.register(_GuardCollector(self.budgets, self.alerts))
         self.observe: Callable[[InvocationRecord], None] = (
             self._observe_all if self.budgets else self.metrics.observe
         )
@@ -104,6 +108,34 @@ class Observability:
         report = cost_report(records, by=grouping, since=since, until=until, prices=self.prices)
         report["budgets"] = self.budgets.describe()
         return report
+
+
+class _GuardCollector(Collector):
+    """Budgets (spend against limit) and alert rules (firing or not), when declared."""
+
+    def __init__(self, budgets: Budgets, alerts: Alerts) -> None:
+        self._budgets = budgets
+        self._alerts = alerts
+
+    def describe(self) -> Sequence[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ("function", "period")
+        spend = GaugeMetricFamily(
+            "squall_budget_spend_usd", "Spend this period (function * is the app).", labels=labels
+        )
+        limit = GaugeMetricFamily("squall_budget_usd", "A budget's limit.", labels=labels)
+        for budget in self._budgets.describe():
+            key = (budget["function"] or "*", budget["period"])
+            spend.add_metric(key, budget["spend_usd"])
+            limit.add_metric(key, budget["usd"])
+        firing = GaugeMetricFamily(
+            "squall_alert_firing", "1 while an alert rule fires.", labels=("alert", "metric")
+        )
+        for alert in self._alerts.describe():
+            firing.add_metric((alert["name"], alert["metric"]), 1.0 if alert["firing"] else 0.0)
+        yield from (spend, limit, firing)
 
 
 def _check_window(since: float, until: float) -> None:
