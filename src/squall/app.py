@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 from squall.engine.router.patterns import validate_pattern
 from squall.engine.schedules.expressions import parse as parse_expression
 from squall.errors import ConfigError, InvalidInput
+from squall.model.alerts import AlertConfig, window_seconds
 from squall.model.buckets import BucketConfig, event_types, object_pattern
+from squall.model.budgets import BudgetConfig
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 from squall.model.queues import QUEUE_NAME_RE, QueueConfig, QueueTrigger
@@ -68,6 +70,8 @@ class App:
         self.buckets: dict[str, BucketConfig] = {}
         self.tables: list[TableConfig] = []
         self.change_triggers: list[ChangeTrigger] = []
+        self.budgets: list[BudgetConfig] = []
+        self.alerts: list[AlertConfig] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -492,6 +496,47 @@ class App:
         elif existing.handler is not handler:
             raise ConfigError(f"function {name!r} is declared twice", field="name")
 
+    def budget(
+        self,
+        *,
+        usd: float,
+        period: str = "month",
+        function: str | None = None,
+        stop: bool = False,
+    ) -> BudgetConfig:
+        """Spend at most ``usd`` per UTC ``period`` ("day" or "month") on ``function`` (the
+        whole app when None). Crossing it publishes ``squall.budget.exceeded`` on the default
+        bus once per period; ``stop=True`` also sets the function's (or every function's)
+        concurrency to 0, the guard against a runaway loop."""
+        config = BudgetConfig(usd=usd, period=period, function=function, stop=stop)
+        config.validate()
+        self.budgets.append(config)
+        return config
+
+    def alert(
+        self,
+        name: str,
+        *,
+        metric: str,
+        threshold: float,
+        window: float | str = 300,
+        function: str | None = None,
+    ) -> AlertConfig:
+        """Publish ``squall.alert.fired`` when ``metric`` ("error_rate", "p99_ms",
+        "dlq_depth", "throttles") of ``function`` (all functions when None) over the last
+        ``window`` (seconds, or "5m") goes above ``threshold``, and ``squall.alert.resolved``
+        when it is back at or below it."""
+        config = AlertConfig(
+            name=name,
+            metric=metric,
+            threshold=threshold,
+            window_s=window_seconds(window),
+            function=function,
+        )
+        config.validate()
+        self.alerts.append(config)
+        return config
+
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
         configs = [fd.config for fd in self.functions.values()]
@@ -514,6 +559,7 @@ class App:
         digest.update(repr((self.tables, self.change_triggers)).encode())
         digest.update(repr(self.settings).encode())
         digest.update(repr(sorted(self.buckets.items())).encode())
+        digest.update(repr((self.budgets, self.alerts)).encode())
         manifest = Manifest(
             app=self.name,
             version=digest.hexdigest()[:12],
@@ -529,6 +575,8 @@ class App:
             buckets=list(self.buckets.values()),
             tables=list(self.tables),
             change_triggers=list(self.change_triggers),
+            budgets=list(self.budgets),
+            alerts=list(self.alerts),
         )
         manifest.validate()
         return manifest

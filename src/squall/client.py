@@ -533,6 +533,12 @@ class SquallClient:
         if cursor is not None:
             params["cursor"] = cursor
         return self._json("GET", _path("tables", table, "items"), params=params)
+    def metrics_summary(self, *, since: float, until: float | None = None) -> dict[str, Any]:
+        return self._json("GET", "/metrics/summary", params=_params(since=since, until=until))
+
+    def cost(self, *, by: str, since: float, until: float | None = None) -> dict[str, Any]:
+        params = _params(by=by, since=since, until=until)
+        return self._json("GET", "/cost", params=params)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)

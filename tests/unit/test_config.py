@@ -13,7 +13,7 @@ from squall.model.config import RANGES, FunctionConfig, Manifest
 EXPECTED_RANGES = {
     "memory_mb": (128, 10240),
     "timeout_s": (1, 900),
-    "concurrency": (1, 1000),
+    "concurrency": (0, 1000),  # 0 stops the function
     "min_instances": (0, 1000),
     "keep_alive_s": (0, 86400),
     "retries": (0, 2),

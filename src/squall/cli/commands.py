@@ -25,9 +25,11 @@ from squall.cli.common import (
     print_json,
     session,
 )
+from squall.cli.cost import cost
 from squall.cli.dlq import dlq
 from squall.cli.events import events, publish
 from squall.cli.keys import keys, login
+from squall.cli.metrics import metrics
 from squall.cli.parsing import InputError, parse_since, read_payload
 from squall.cli.queues import queues
 from squall.cli.render import (
@@ -44,6 +46,7 @@ from squall.cli.streams import streams
 from squall.cli.tables import tables
 from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
+from squall.observe.cost import PriceTable
 
 if TYPE_CHECKING:
     from squall.engine.platform import Platform
@@ -72,10 +75,13 @@ app.command()(replay)
 app.add_typer(streams, name="streams")
 app.add_typer(buckets, name="buckets")
 app.add_typer(tables, name="tables")
+app.command()(metrics)
+app.command()(cost)
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024
 DEFAULT_MAX_ASYNC = 256 * 1024
+DEFAULT_PRICES = PriceTable()
 
 
 class Level(StrEnum):
@@ -108,6 +114,12 @@ def up(
         float,
         typer.Option(min=0.001, help="First async retry delay, seconds (doubles each time)."),
     ] = 1.0,
+    price_requests: Annotated[
+        float, typer.Option(min=0, help="Metering: USD per million requests.")
+    ] = DEFAULT_PRICES.request_usd_per_million,
+    price_gb_second: Annotated[
+        float, typer.Option(min=0, help="Metering: USD per GB-second of billed duration.")
+    ] = DEFAULT_PRICES.gb_second_usd,
 ) -> None:
     """Start the platform for APP and serve it until Ctrl-C or SIGTERM."""
     # Imported here so client commands do not pay for the engine and uvicorn.
@@ -121,6 +133,7 @@ def up(
         max_async_payload=max_async_payload,
         sync_wait_s=sync_wait,
         retry_base_s=retry_base,
+        prices=PriceTable(price_requests, price_gb_second),
     )
     # SIGTERM takes the same clean path as Ctrl-C: uvicorn drains, the lifespan stops the platform.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -8,6 +8,7 @@ committed, so an event refused or lost to a crash before its acknowledgement is 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -28,6 +29,7 @@ class BusStats:
     def __init__(self, buses: Iterable[str]) -> None:
         self.since = time.time()
         self._counters = {bus: BusCounters(bus=bus) for bus in buses}
+        self._rules: Counter[tuple[str, str]] = Counter()  # (bus, rule) -> events matched
 
     def count(self, bus: str, outcomes: Sequence[Published]) -> None:
         """Add what one committed publish to ``bus`` did with its events."""
@@ -40,10 +42,15 @@ class BusStats:
             if not outcome.matched:
                 continue
             counters.matched += 1
+            self._rules.update((bus, rule) for rule in outcome.matched)
             if outcome.looped:
                 counters.looped += 1
             else:
                 counters.deliveries += outcome.deliveries
+
+    def rule_matches(self) -> dict[tuple[str, str], int]:
+        """Events each rule matched, by (bus, rule)."""
+        return dict(self._rules)
 
     def snapshot(self) -> list[BusCounters]:
         """A copy of every bus's counters, by bus name."""

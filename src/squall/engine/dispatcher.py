@@ -119,8 +119,8 @@ class Dispatcher:
                 last_sweep = time.monotonic()
             saturated = False
             for name, config in self._functions().items():
-                if self._due.get(name, 0.0) > now:
-                    continue
+                if self._due.get(name, 0.0) > now or config.concurrency == 0:
+                    continue  # not due, or stopped: its work stays queued
                 # Lease ahead of free sandboxes, so a worker finds its next delivery in
                 # memory; refill in batches, not per outcome.
                 # Outcomes still on their way to the store do not count: the lease that
@@ -248,6 +248,8 @@ class Dispatcher:
             record.error = exc.to_dict()
         else:
             record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()
+        if self._invoker.observe is not None:  # counted like the attempts that ran
+            self._invoker.observe(record)
         self._settle_soon(config, delivery, record)
 
     def _record(self, config: FunctionConfig, delivery: Delivery) -> InvocationRecord:

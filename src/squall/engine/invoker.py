@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from squall.engine.effects import Effects
@@ -20,6 +21,9 @@ EXIT_STATUS_WAIT_S = 0.25  # how long to wait for the zygote to report why a san
 
 
 class Invoker:
+    # Called with every record ``finish`` fills in (metrics, metering); no-op by default.
+    observe: Callable[[InvocationRecord], None] | None = None
+
     def __init__(self, pools: dict[str, Pool], launcher: Launcher, version: str) -> None:
         self._pools = pools
         self._launcher = launcher
@@ -116,6 +120,8 @@ class Invoker:
         record.billed_ms = max(1, math.ceil(record.duration_ms))
         record.error = error
         record.status = InvocationStatus.FAILED if error else InvocationStatus.SUCCEEDED
+        if self.observe is not None:
+            self.observe(record)
         return result is not None and not result.recycle and not sandbox.closed
 
     async def _explain(self, sandbox: Sandbox, config: FunctionConfig) -> dict[str, Any]:

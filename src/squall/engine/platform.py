@@ -51,6 +51,8 @@ from squall.model.invocation import (
     Trigger,
 )
 from squall.model.rules import DEFAULT_BUS, RuleConfig
+from squall.observe.cost import PriceTable
+from squall.observe.hub import Observability
 from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
 from squall.runtime.pool import Pool
 from squall.security.keys import open_control
@@ -83,6 +85,7 @@ class PlatformConfig:
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
     store: str | None = None  # defaults to sqlite under data_dir
+    prices: PriceTable = field(default_factory=PriceTable)  # metering (AWS Lambda x86 default)
 
 
 class Platform:
@@ -183,6 +186,20 @@ class Platform:
         self.buckets = Buckets(
             store, config.data_dir, manifest.buckets, self.event_ops, manifest.app
         )
+        self.observability = Observability(
+            store,
+            self._pools,
+            self.bus_stats,
+            self.queues,
+            self.streams,
+            prices=config.prices,
+            budgets=manifest.budgets,
+            alerts=manifest.alerts,
+            functions=lambda: list(self._functions),
+            publish=self.publish,
+            stop=self._stop_function,
+        )
+        self._invoker.observe = self.observability.observe
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -247,6 +264,8 @@ class Platform:
             asyncio.create_task(platform.scheduler.run()),
             asyncio.create_task(platform._delayed.run()),
         ]
+        await platform.observability.budgets.load()
+        platform._tasks += [asyncio.create_task(loop) for loop in platform.observability.tasks()]
         platform.started = True
         return platform
 
@@ -324,6 +343,10 @@ class Platform:
         self._functions[name] = config
         self._pools[name].reconfigure(config)
         return config
+
+    async def _stop_function(self, name: str) -> None:
+        """A budget with ``stop`` was crossed: no new invocations until raised again."""
+        await self.update_function(name, {"concurrency": 0, "min_instances": 0})
 
     async def scale_to_zero(self, name: str) -> None:
         self._pools[self.function(name).name].scale_to_zero()

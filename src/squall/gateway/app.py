@@ -21,6 +21,7 @@ from squall.gateway.events_api import EventsAPI
 from squall.gateway.http import json_response
 from squall.gateway.invoke import InvokeAPI
 from squall.gateway.keys_api import KeysAPI
+from squall.gateway.metrics_api import MetricsAPI
 from squall.gateway.middleware import RequestIdMiddleware
 from squall.gateway.openapi import openapi_json
 from squall.gateway.presign import PresignedRoutes
@@ -73,6 +74,7 @@ def create_app(
     if authorizer is None:
         authorizer = RouteAuthorizer(platform.control, settings.jwt, key_limiter=key_limiter)
     events = EventsAPI(platform)
+    metrics = MetricsAPI(platform, key_limiter)
     api = [
         *AdminAPI(platform).routes(),
         *InvokeAPI(platform).routes(),
@@ -87,10 +89,12 @@ def create_app(
         *QueuesAPI(platform.queues).routes(),
         *BucketsAPI(platform.buckets).routes(),
         *TablesAPI(platform.tables).routes(),
+        *metrics.routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        metrics.scrape_route(),
         Route(f"{API_PREFIX}/openapi.json", openapi_json, methods=["GET"]),
         Mount(API_PREFIX, routes=api),
         *events.ingest_routes(),

@@ -12,7 +12,9 @@ from typing import Any
 import msgspec
 
 from squall.errors import ConfigError, InvalidInput
+from squall.model.alerts import AlertConfig, check_alerts
 from squall.model.buckets import BucketConfig
+from squall.model.budgets import BudgetConfig, check_budgets
 from squall.model.http import AppSettings, RouteConfig
 from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
@@ -28,7 +30,7 @@ ACTIONS = ("invoke", "publish", "put", "send", "bucket", "bucket.read", "table",
 RANGES: dict[str, tuple[int, int]] = {
     "memory_mb": (128, 10240),
     "timeout_s": (1, 900),
-    "concurrency": (1, 1000),
+    "concurrency": (0, 1000),  # 0 stops the function (throttles it)
     "min_instances": (0, 1000),
     "keep_alive_s": (0, 86400),
     "retries": (0, 2),
@@ -177,10 +179,14 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     buckets: list[BucketConfig] = []
     tables: list[TableConfig] = []
     change_triggers: list[ChangeTrigger] = []
+    budgets: list[BudgetConfig] = []
+    alerts: list[AlertConfig] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
         self._validate_buckets()
+        check_budgets(self.budgets, names)
+        check_alerts(self.alerts, names)
         check_streams(self.streams, self.stream_triggers, names)
         check_tables(self.tables, self.change_triggers, names)
         self._validate_queues(names)

@@ -18,6 +18,8 @@ from squall.runtime.limits import rss_kb
 from squall.runtime.protocol import Call, Fork
 from squall.runtime.sandbox import Sandbox, SandboxGone
 
+THROTTLE_TIMES = 10_000  # recent throttle times kept for windowed summaries
+
 SecretSource = Callable[[Sequence[str]], Awaitable[dict[str, str]]]
 
 
@@ -38,6 +40,8 @@ class Pool:
         self.size = 0  # live + starting sandboxes
         self.busy: set[Sandbox] = set()
         self.cold_starts = 0
+        self.throttles = 0  # acquires refused with TooManyRequests
+        self.throttled_at: collections.deque[float] = collections.deque(maxlen=THROTTLE_TIMES)
         self._closed = False
         self._generation = 0  # bumped on reconfigure: older sandboxes retire
 
@@ -62,11 +66,22 @@ class Pool:
             self.size -= 1
         if self.size < self.config.concurrency:
             return await self._cold(), True
+        if self.config.concurrency == 0 and wait_s is not None:
+            self.throttles += 1
+            self.throttled_at.append(time.time())
+            raise TooManyRequests(
+                f"function {self.config.name!r} is stopped: its concurrency is 0"
+                f" (raise it with PATCH /api/v1/functions/{self.config.name})",
+                function=self.config.name,
+                concurrency=0,
+            )
         waiter: asyncio.Future[Sandbox] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             sandbox = await asyncio.wait_for(waiter, wait_s)
         except TimeoutError:
+            self.throttles += 1
+            self.throttled_at.append(time.time())
             raise TooManyRequests(
                 f"function {self.config.name!r} is at its concurrency limit of"
                 f" {self.config.concurrency}; no sandbox freed up within {wait_s:g} s",

@@ -353,6 +353,20 @@ class QueueStore(Protocol):
         ...
 
 
+class UsageStore(Protocol):
+    """Reads for metrics and cost: what finished invocations used, what waits dead-lettered."""
+
+    async def finished_invocations(
+        self, since: float, until: float | None = None, function: str | None = None
+    ) -> list[InvocationRecord]:
+        """Records of finished invocations created in [since, until), oldest first."""
+        ...
+
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """Dead letters held, by function (``rule:<name>`` for a rule's target deliveries)."""
+        ...
+
+
 class Store(
     WorkQueue,
     StateStore,
@@ -362,6 +376,7 @@ class Store(
     QueueStore,
     BucketStore,
     TableStore,
+    UsageStore,
     Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

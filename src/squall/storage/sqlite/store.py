@@ -53,6 +53,7 @@ from squall.storage.sqlite.schedules import (
 )
 from squall.storage.sqlite.schema import SCHEMA
 from squall.storage.sqlite.tables import TABLES_RANK, TABLES_SCHEMA, TableReads, apply_tables
+from squall.storage.sqlite.usage import UsageReads
 
 _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
@@ -226,7 +227,9 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads, BucketReads, TableReads):
+class SqliteStore(
+    CatalogReads, LogReads, ScheduleReads, QueueReads, BucketReads, TableReads, UsageReads
+):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
