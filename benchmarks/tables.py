@@ -3,7 +3,8 @@
 Squall, in process: ``--workers`` concurrent invocations of a function that does ``-n`` /
 workers ``ctx.tables["bench"].put`` calls (distinct keys, a 100-byte item), then the same with
 ``get``. Each call crosses the sandbox pipe, is checked against the function's permissions and
-answered by the platform; a put is a durable write (group-committed with the other workers').
+answered by the platform; the puts an invocation makes are held and committed, durably, in
+the unit of its success (group-committed with the other workers').
 Then ``--changes`` puts, one at a time, each stamping the time into the item; an ``on_change``
 trigger reports ``now - stamp`` for every change it gets: its p50 and p99.
 
@@ -96,7 +97,7 @@ async def run_squall(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         log(f"squall: {total} puts from {args.workers} invocations")
         out["put"] = total / await run("writer", 0)
         emit("table_put_throughput", out["put"], "puts/s", n=total, workers=args.workers,
-             note="ctx.tables put from inside functions, each durable")
+             note="ctx.tables put from inside functions, committed with each invocation")
         log(f"squall: {total} gets from {args.workers} invocations")
         out["get"] = total / await run("reader", 0)
         emit("table_get_throughput", out["get"], "gets/s", n=total, workers=args.workers)
