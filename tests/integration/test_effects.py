@@ -210,3 +210,27 @@ async def test_an_item_changed_since_the_function_read_it_fails_the_attempt_not_
 
 async def _bumped(out: Path) -> bool:
     return bool(notes(out, "bump"))
+
+
+INIT_APP = """
+import squall
+
+app = squall.App("init-effects")
+app.table("seen", partition_key="id")
+
+def seed(ctx):
+    ctx.tables["seen"].put({"id": "init"})  # not part of the first invocation
+
+@app.function(init=seed, permissions=["table:seen"], retries=0)
+def first(event, ctx):
+    ctx.tables["seen"].put({"id": "handler"})
+    raise RuntimeError("the first invocation fails")
+"""
+
+
+async def test_calls_from_the_init_hook_take_effect_at_once(platform) -> None:  # type: ignore[no-untyped-def]
+    p = await platform(INIT_APP)
+    record = await p.invoke("first", b"null")
+    assert record.error is not None and record.cold
+    assert await p.tables.get_item("seen", {"id": "init"}) is not None
+    assert await p.tables.get_item("seen", {"id": "handler"}) is None

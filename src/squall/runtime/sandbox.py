@@ -201,8 +201,11 @@ class Sandbox(asyncio.BufferedProtocol):
 
     @property
     def running_effects(self) -> Any:
-        """What the running invocation's calls do, held by the engine (None: none running)."""
-        return self._queue[0][3] if self._queue else None
+        """What the running invocation's calls do, held by the engine (None: none running,
+        or the init hook is: its calls take effect at once)."""
+        if not self._queue or not self.ready.done():
+            return None
+        return self._queue[0][3]
 
     @property
     def busy(self) -> bool:
