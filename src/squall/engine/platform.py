@@ -35,6 +35,7 @@ from squall.engine.streams.log import Streams
 from squall.engine.streams.triggers import StreamConsumers
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
+from squall.engine.workflows import Workflows, WorkflowSettings
 from squall.errors import InvalidInput, NotFound, SquallError
 from squall.model.archive import REPLAY_EXTENSION
 from squall.model.cloudevent import CloudEvent
@@ -48,6 +49,7 @@ from squall.model.invocation import (
     Trigger,
 )
 from squall.model.rules import DEFAULT_BUS, RuleConfig
+from squall.model.workflows import StepRecord, WorkflowRun
 from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
 from squall.runtime.pool import Pool
 from squall.security.keys import open_control
@@ -162,6 +164,17 @@ class Platform:
             lambda: self._functions,
             self._running,
         )
+        self.workflows = Workflows(
+            store,
+            manifest.workflows,
+            WorkflowSettings(
+                invoke=lambda name, payload: self.invoke(name, payload, trigger="workflow"),
+                timeout_s=lambda name: float(self.function(name).timeout_s),
+                max_input=config.max_async_payload,
+                retry_base_s=config.retry_base_s,
+                retry_cap_s=config.retry_cap_s,
+            ),
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -210,6 +223,7 @@ class Platform:
         await platform._stream_consumers.start()
         await platform.scheduler.load()
         await platform.queues.load()
+        await platform.workflows.load()
         platform._tasks = [
             asyncio.create_task(platform._queue_consumers.run()),
             asyncio.create_task(platform.queues.sweep_forever()),
@@ -220,6 +234,7 @@ class Platform:
             asyncio.create_task(platform.streams.trim_forever()),
             asyncio.create_task(platform.scheduler.run()),
             asyncio.create_task(platform._delayed.run()),
+            asyncio.create_task(platform.workflows.run()),
         ]
         platform.started = True
         return platform
@@ -230,6 +245,7 @@ class Platform:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stream_consumers.stop()
+        await self.workflows.stop()
         await self.replays.close()
         await self._dispatcher.stop()
         await self._targets.stop()
@@ -500,6 +516,9 @@ class Platform:
         seen = await self._store.seen_events(keys, time.time())
         ops, outcomes, queues = self._buses.route(bus, events, seen)
         ops += self.archives.ops_for(bus, events, outcomes)
+        ops += self.workflows.event_ops(
+            bus, [e for e, o in zip(events, outcomes, strict=True) if not o.duplicate]
+        )
 
         def delivered() -> None:
             self.bus_stats.count(bus, outcomes)
@@ -550,6 +569,19 @@ class Platform:
         """Commit delayed work (``publish_at``), or hold it in ``effects``, and let its
         publisher know once it lands."""
         await commit_or_hold(self._store, effects, ops, after=self._delayed.wake)
+
+    # --- workflows -----------------------------------------------------------------------
+
+    async def start_workflow(
+        self, name: str, input: Any = None, id: str | None = None
+    ) -> WorkflowRun:
+        """Start a run of workflow ``name``; ``id`` is its idempotency key (a run of that id
+        is returned as it is). ``workflows.start`` also tells whether it was created."""
+        run, _ = await self.workflows.start(name, input, id)
+        return run
+
+    async def workflow_history(self, run_id: str) -> list[StepRecord]:
+        return await self.workflows.history(run_id)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -665,6 +697,7 @@ class Platform:
             or self._targets.busy
             or self._stream_consumers.busy
             or self._queue_consumers.busy
+            or self.workflows.busy
             or await self._store.depth()
         ):
             if time.monotonic() > deadline:

@@ -46,6 +46,12 @@ from squall.storage.sqlite.schedules import (
     apply_schedules,
 )
 from squall.storage.sqlite.schema import SCHEMA
+from squall.storage.sqlite.workflows import (
+    WORKFLOW_RANK,
+    WORKFLOW_SCHEMA,
+    WorkflowReads,
+    apply_workflows,
+)
 
 _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
@@ -75,6 +81,7 @@ _RANK: dict[type, int] = {
     **LOG_RANK,
     **SCHEDULE_RANK,
     **QUEUE_RANK,
+    **WORKFLOW_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -184,6 +191,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_schedules(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in QUEUE_RANK:
             apply_queues(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in WORKFLOW_RANK:
+            apply_workflows(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -213,7 +222,7 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
     ]
 
 
-class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads):
+class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads, WorkflowReads):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
@@ -222,6 +231,7 @@ class SqliteStore(CatalogReads, LogReads, ScheduleReads, QueueReads):
         db: Database[Op] = Database(path, _apply)
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
+            + WORKFLOW_SCHEMA
         )
         return cls(db)
 
