@@ -43,6 +43,7 @@ from squall.gateway import (  # noqa: F401  (register their fragments)
     schedules_openapi,
     schemas_openapi,
     streams_openapi,
+    workflows_openapi,
 )
 from squall.gateway.openapi import openapi_document
 from squall.model.config import UPDATABLE
@@ -89,6 +90,15 @@ def report(event, ctx):
 app.queue_resource("seeded-dlq")
 app.queue_resource("seeded", visibility_timeout_s=0, max_receive=1000, dead_letter="seeded-dlq")
 app.queue_resource("seeded.fifo", fifo=True)
+
+
+def double(n):
+    return n * 2
+
+
+@app.workflow(step_retries=0)
+def seeded_flow(wf, value):
+    return wf.step(double, value if isinstance(value, int) else 1)
 """
 
 # Every (path, method) of the document, for one test per operation.
@@ -134,6 +144,7 @@ class Seeded:
     admin_id: str  # id of ADMIN_KEY: never revoked
     replay: str  # a replay's id
     receipts: list[str]  # of messages received from the seeded queues
+    runs: list[str]  # workflow runs
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +221,17 @@ def _seed(url: str) -> Seeded:
             ).json()["messages"]
             receipts += [m["receipt"] for m in received]
         _put_messages(http)
+        runs = [
+            http.post("/api/v1/workflows/seeded-flow/runs", json={"input": 2, "id": "seed-run"})
+            .json()["id"]
+        ]
     return Seeded(
-        invocations=ids, keys=keys, admin_id=admin_id, replay=replay, receipts=receipts
+        invocations=ids,
+        keys=keys,
+        admin_id=admin_id,
+        replay=replay,
+        receipts=receipts,
+        runs=runs,
     )
 
 
@@ -493,6 +513,8 @@ def test_schemathesis(
         known = {"type": [SEED_SCHEMA[0]], "version": ["1"]}
     elif "Stream" in operation_id:
         known = {"name": [SEED_STREAM, str(SEED_MADE_STREAM["name"])], "shard": ["0", "1"]}
+    elif "Workflow" in operation_id:
+        known = {"name": ["seeded-flow"], "id": seeded.runs}
     elif "Queue" in operation_id or "Message" in operation_id or operation_id == "changeVisibility":
         known = {"name": list(SEED_QUEUES), "receipt": seeded.receipts}
     elif "Archive" in operation_id or "Replay" in operation_id:

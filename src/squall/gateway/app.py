@@ -28,6 +28,7 @@ from squall.gateway.rules_api import RulesAPI
 from squall.gateway.schedules_api import SchedulesAPI
 from squall.gateway.schemas_api import SchemasAPI
 from squall.gateway.streams_api import StreamsAPI
+from squall.gateway.workflows_api import WorkflowsAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
 from squall.security.routes import RouteAuthorizer
@@ -82,6 +83,7 @@ def create_app(
         *StreamsAPI(platform.streams).routes(),
         *SchedulesAPI(platform.scheduler).routes(),
         *QueuesAPI(platform.queues).routes(),
+        *WorkflowsAPI(platform.workflows).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
