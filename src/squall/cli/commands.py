@@ -40,6 +40,7 @@ from squall.cli.schedules import schedules
 from squall.cli.schemas import schemas
 from squall.cli.secrets import secrets
 from squall.cli.streams import streams
+from squall.cli.workflows import workflows
 from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
 
@@ -66,6 +67,7 @@ app.add_typer(archives, name="archives")
 app.add_typer(replays, name="replays")
 app.add_typer(schedules, name="schedules")
 app.add_typer(queues, name="queues")
+app.add_typer(workflows, name="workflows")
 app.command()(replay)
 app.add_typer(streams, name="streams")
 
