@@ -159,6 +159,7 @@ async def test_run_completes_with_each_step_once(platform, log_file, eventually)
 async def test_start_is_idempotent_by_id(platform, log_file, eventually):
     p = await platform(APP)
     first, created = await p.workflows.start("fulfil", {"id": "o2", "total": 1}, "same")
+    assert first.id == "same"
     second, again = await p.workflows.start("fulfil", {"id": "other", "total": 9}, "same")
     assert created and not again
     assert second.input == {"id": "o2", "total": 1}
