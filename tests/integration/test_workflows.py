@@ -358,3 +358,38 @@ async def test_unknown_workflow_and_bad_input(platform, log_file):
     with pytest.raises(InvalidInput) as bad_input:
         await p.start_workflow("fulfil", object())
     assert bad_input.value.field == "input"
+
+
+CHILDREN = APP + '''
+@app.workflow()
+def parent(wf, order):
+    wf.step(reserve, order)
+    total = wf.child(napper, {"id": order["id"] + "-c", "total": 1, "sleep": 0.3})
+    first = wf.start_child("fulfil", {"id": order["id"] + "-f", "total": 2})
+    second = wf.start_child(
+        "fulfil", {"id": order["id"] + "-g", "total": 3, "decline": True}, id="declined"
+    )
+    try:
+        wf.wait_child(second)
+    except squall.StepFailed as exc:
+        failed = str(exc)
+    return {"napper": total, "fulfil": wf.wait_child(first), "failed": failed}
+'''
+
+
+async def test_child_workflows_run_and_their_results_return(platform, log_file, eventually):
+    p = await platform(CHILDREN)
+    await p.start_workflow("parent", {"id": "k1"}, id="k1")
+    done = await finished(p, "k1", eventually, timeout=30)
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.result is not None
+    assert done.result["napper"] == {"charged": 1}
+    assert done.result["fulfil"] == {"r": {"reserved": "k1-f"}, "c": {"charged": 2}}
+    assert "child run 'declined' ended compensated" in done.result["failed"]
+    child = await p.workflows.get("k1.1")
+    assert child.workflow == "napper" and child.status == RunStatus.COMPLETED
+    history = await p.workflow_history("k1")
+    assert [(s.kind, s.name) for s in history][:3] == [
+        ("step", "reserve"), ("child", "napper"), ("join", "child:k1.1")
+    ]
+    assert [n for n in notes(log_file) if n[1] == "k1"] == [["reserve", "k1"]]

@@ -74,6 +74,8 @@ class StepKind(enum.StrEnum):
     SLEEP = "sleep"
     WAIT = "wait"  # wf.wait_for_event
     COMPENSATE = "compensate"
+    CHILD = "child"  # wf.start_child: the child run's id
+    JOIN = "join"  # wf.wait_child: the child run's result
 
 
 class StepStatus(enum.StrEnum):

@@ -341,6 +341,53 @@ class Workflow:
         event: dict[str, Any] = recorded["output"]
         return event
 
+    # --- child workflows -------------------------------------------------------------------
+
+    def start_child(
+        self, workflow: str | Callable[..., Any], input: Any = None, *, id: str | None = None
+    ) -> str:
+        """Start a run of another workflow (by name, or its function) as a step; returns the
+        child's run id (``id``, by default derived from this run and the step's position)."""
+        name = workflow if isinstance(workflow, str) else workflow.__name__.replace("_", "-")
+        seq, recorded = self._position("child", name)
+        if recorded is not None:
+            return str(self._replayed(seq, recorded))
+        child_id = id or f"{self.run_id}.{seq}"
+        encoded = _encode(input, f"the input of child workflow {name!r}")
+        started = time.time()
+        with self._lock:
+            self.ctx._link.call(
+                "workflow",
+                {"action": "start_child", "run_id": self.run_id, "workflow": name,
+                 "input_json": encoded, "id": child_id},
+            )
+        self._checkpoint(
+            seq=seq, name=name, kind="child", status="completed",
+            input=msgspec.json.decode(encoded), output_json=_encode(child_id, "start_child"),
+            attempts=1, started_at=started, ended_at=time.time(),
+        )
+        return child_id
+
+    def wait_child(self, child_id: str) -> Any:
+        """Suspend until child run ``child_id`` finishes; its result, or ``StepFailed`` when
+        it did not complete."""
+        label = f"child:{child_id}"
+        seq, recorded = self._position("join", label)
+        if recorded is None:
+            self._checkpoint(seq=seq, name=label, kind="join", status="waiting",
+                             started_at=time.time())
+            raise Suspend({"status": "waiting", "seq": seq, "until": None})
+        if recorded["status"] == "waiting":
+            self._check_cancel()
+            raise Suspend({"status": "waiting", "seq": seq, "until": None})
+        return self._replayed(seq, recorded)
+
+    def child(
+        self, workflow: str | Callable[..., Any], input: Any = None, *, id: str | None = None
+    ) -> Any:
+        """``wait_child(start_child(...))``: run a child workflow and return its result."""
+        return self.wait_child(self.start_child(workflow, input, id=id))
+
     # --- sagas ---------------------------------------------------------------------------
 
     def compensate(self, fn: Callable[..., Any], *args: Any) -> None:

@@ -122,6 +122,8 @@ class Workflows:
     async def load(self) -> None:
         """Register the event waits of suspended runs (at start)."""
         for step in await self._store.pending_waits():
+            if step.kind != StepKind.WAIT:
+                continue
             try:
                 self._waiters.add(step)
             except InvalidInput:  # pragma: no cover - patterns are checked when recorded
@@ -220,15 +222,17 @@ class Workflows:
     async def on_call(self, function: str, args: dict[str, Any], effects: Effects | None) -> None:
         """``checkpoint``: record a step now (not held: it must outlive a crash of the
         attempt), with the effects the step made so far."""
-        if args.get("action") != "checkpoint":
-            raise InvalidInput(f"unknown workflow call {args.get('action')!r}", field="action")
+        action = args.get("action")
+        if action == "start_child":
+            self._check_active(function, str(args.get("run_id", "")))
+            child_input = msgspec.json.decode(bytes(args.get("input_json") or b"null"))
+            await self.start(str(args.get("workflow")), child_input, str(args.get("id")))
+            return
+        if action != "checkpoint":
+            raise InvalidInput(f"unknown workflow call {action!r}", field="action")
         fields = dict(args.get("step") or {})
         run_id = str(fields.get("run_id", ""))
-        if self._active.get(run_id) != function:
-            raise Conflict(
-                f"function {function!r} is not replaying workflow run {run_id!r}",
-                field="run_id",
-            )
+        self._check_active(function, run_id)
         output_json = fields.pop("output_json", None)
         if output_json is not None:
             fields["output"] = msgspec.json.decode(bytes(output_json))
@@ -236,7 +240,7 @@ class Workflows:
             step = msgspec.convert(fields, StepRecord)
         except msgspec.ValidationError as exc:
             raise InvalidInput(f"bad checkpoint: {exc}", field="step") from None
-        waiting = step.status == StepStatus.WAITING
+        waiting = step.status == StepStatus.WAITING and step.kind == StepKind.WAIT
         if waiting:
             self._waiters.add(step)  # before the commit: an event right after it is seen
         ops: list[Op] = [PutStep(step)]
@@ -252,6 +256,30 @@ class Workflows:
             raise
         for hook in after:
             hook()
+        if step.kind == StepKind.JOIN:  # the child may have finished already
+            joined = await self._join_ops([step])
+            if joined:
+                await self._store.commit(joined)
+
+    def _check_active(self, function: str, run_id: str) -> None:
+        if self._active.get(run_id) != function:
+            raise Conflict(
+                f"function {function!r} is not replaying workflow run {run_id!r}",
+                field="run_id",
+            )
+
+    async def _join_ops(self, steps: Sequence[StepRecord]) -> list[Op]:
+        """End the parents' waits (``wf.wait_child``) on child runs that have finished."""
+        ops: list[Op] = []
+        now = time.time()
+        for step in steps:
+            if step.kind != StepKind.JOIN or step.status != StepStatus.WAITING:
+                continue
+            child = await self._store.get_run(step.name.removeprefix("child:"))
+            if child is None or not RunStatus(child.status).finished:
+                continue
+            ops += _child_outcome(step, child, now)
+        return ops
 
     def event_ops(self, bus: str, events: Sequence[CloudEvent]) -> list[Op]:
         """Ops that end the waits these events satisfy, for the unit that publishes them."""
@@ -317,13 +345,13 @@ class Workflows:
         config = self._configs[run.workflow]
         now = time.time()
         steps = await self._store.list_steps(run_id)
-        due = _due_timers(steps, now)
+        due = _due_timers(steps, now) + await self._join_ops(steps)
         if due:
             await self._store.commit(due)
             steps = await self._store.list_steps(run_id)
         self._waiters.forget(run_id)
         for step in steps:
-            if step.status == StepStatus.WAITING:
+            if step.status == StepStatus.WAITING and step.kind == StepKind.WAIT:
                 self._waiters.add(step)
         run.status = RunStatus.RUNNING
         run.replays += 1
@@ -348,7 +376,12 @@ class Workflows:
             return [PutRun(run), Retry(delivery.id, time.time() + BUSY_RETRY_S)]
         finally:
             self._active.pop(run_id, None)
-        return self._settle(run, config, delivery, record)
+        ops = self._settle(run, config, delivery, record)
+        if RunStatus(run.status).finished:  # a parent waiting for this run resumes
+            waits = [s for s in await self._store.pending_waits() if s.name == f"child:{run_id}"]
+            for step in waits:
+                ops += _child_outcome(step, run, time.time())
+        return ops
 
     def _settle(
         self,
@@ -385,6 +418,22 @@ class Workflows:
         run.compensation_errors = list(outcome.get("compensation_errors") or [])
         self._waiters.forget(run.id)
         return [PutRun(run), Ack(delivery.id)]
+
+
+def _child_outcome(step: StepRecord, child: WorkflowRun, now: float) -> list[Op]:
+    if child.status == RunStatus.COMPLETED:
+        end = ResolveStep(
+            step.run_id, step.seq, StepStatus.COMPLETED, output=child.result, ended_at=now
+        )
+    else:
+        cause = child.error or {}
+        error: dict[str, object] = {
+            "type": str(cause.get("type", "WorkflowFailed")),
+            "message": f"child run {child.id!r} ended {child.status}: {cause.get('message')}",
+            "child": child.id,
+        }
+        end = ResolveStep(step.run_id, step.seq, StepStatus.FAILED, error=error, ended_at=now)
+    return [end, WakeRun(step.run_id, now)]
 
 
 def _due_timers(steps: Sequence[StepRecord], now: float) -> list[Op]:
