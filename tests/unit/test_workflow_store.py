@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from squall.model.workflows import StepRecord, WorkflowRun
+from squall.model.workflows import StepRecord, WorkflowRun, workflow_queue
 from squall.storage.protocols import (
     CancelRun,
     Delivery,
@@ -22,7 +22,8 @@ from squall.storage.protocols import (
     WakeRun,
 )
 from squall.storage.sqlite.store import SqliteStore
-from squall.storage.sqlite.workflows import WORKFLOW_QUEUE
+
+WORKFLOW_QUEUE = workflow_queue("w")
 
 
 @pytest.fixture

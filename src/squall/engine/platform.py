@@ -170,6 +170,7 @@ class Platform:
             WorkflowSettings(
                 invoke=lambda name, payload: self.invoke(name, payload, trigger="workflow"),
                 timeout_s=lambda name: float(self.function(name).timeout_s),
+                concurrency=lambda name: self.function(name).concurrency,
                 max_input=config.max_async_payload,
                 retry_base_s=config.retry_base_s,
                 retry_cap_s=config.retry_cap_s,

@@ -10,6 +10,7 @@ import msgspec
 
 from squall.errors import ConfigError, InvalidInput
 
+WORKFLOW_QUEUE_PREFIX = "wf:"  # a run's delivery is on wf:<workflow>
 WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
 
@@ -128,3 +129,8 @@ def check_run_id(run_id: object) -> str:
             field="id",
         )
     return run_id
+
+
+def workflow_queue(workflow: str) -> str:
+    """The work queue of a workflow's runs."""
+    return WORKFLOW_QUEUE_PREFIX + workflow

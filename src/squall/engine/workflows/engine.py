@@ -1,6 +1,8 @@
 """Runs of code workflows: start, replay, suspend and resume, cancel.
 
-Each run is driven by one delivery on the ``workflows`` work queue (deduplicated by run id).
+Each run is driven by one delivery on its workflow's work queue (``wf:<name>``, deduplicated
+by run id), leased no faster than the workflow's function has sandboxes for (its
+``concurrency``).
 Leasing it replays the run: the workflow's function is invoked synchronously with the run's
 input and recorded history; the sandbox checkpoints each new step through a platform call
 (committed at once, with the effects the step made), and the invocation ends by completing
@@ -38,6 +40,7 @@ from squall.model.cloudevent import CloudEvent
 from squall.model.ids import new_id
 from squall.model.invocation import InvocationRecord, InvocationStatus
 from squall.model.workflows import (
+    WORKFLOW_QUEUE_PREFIX,
     RunStatus,
     StepKind,
     StepRecord,
@@ -45,6 +48,7 @@ from squall.model.workflows import (
     WorkflowConfig,
     WorkflowRun,
     check_run_id,
+    workflow_queue,
 )
 from squall.storage.protocols import (
     Ack,
@@ -63,8 +67,7 @@ from squall.storage.protocols import (
 
 log = logging.getLogger("squall.workflows")
 
-QUEUE = "workflows"
-MAX_RUNNING = 64
+QUEUE = WORKFLOW_QUEUE_PREFIX  # + the workflow's name
 POLL_S = 1.0
 FOREVER_S = 100 * 365 * 86400.0  # a wait without timeout: only its event wakes it
 BUSY_RETRY_S = 0.5
@@ -77,6 +80,7 @@ _decode_step = msgspec.json.Decoder(dict[str, Any]).decode
 class WorkflowSettings:
     invoke: Invoke  # a sync invoke of the workflow's function
     timeout_s: Callable[[str], float]  # the function's timeout
+    concurrency: Callable[[str], int]  # the function's concurrency
     max_input: int = 256 * 1024
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
@@ -91,7 +95,7 @@ class Workflows:
         self._settings = settings
         self._waiters = Waiters()
         self._wakeup = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], str] = {}  # replays running -> workflow
         self._active: dict[str, str] = {}  # run id -> workflow, while a replay runs
         self._starting = asyncio.Lock()
         self._rng = random.Random()
@@ -168,7 +172,7 @@ class Workflows:
             )
             delivery = Delivery(
                 id=new_id(),
-                queue=QUEUE,
+                queue=workflow_queue(name),
                 payload=b"",
                 invocation_id=run_id,
                 enqueued_at=now,
@@ -290,38 +294,41 @@ class Workflows:
     # --- running -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        if not self._configs:
-            return
-        visibility = 60.0 + max(self._settings.timeout_s(name) for name in self._configs)
-        while True:
+        while self._configs:
             self._wakeup.clear()
-            free = MAX_RUNNING - len(self._tasks)
-            leased: list[Delivery] = []
+            due: float | None = None
             try:
-                if free > 0:
-                    leased = await self._store.lease(QUEUE, free, visibility)
-                due = await self._store.next_due(QUEUE)
+                for name in self._configs:
+                    due = _earliest(due, await self._lease(name))
             except Exception:  # leased ones come back once their lease runs out
                 log.exception("leasing workflow runs failed")
-                due = None
-            for delivery in leased:
-                task = asyncio.create_task(self._advance(delivery))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
-            if leased and len(leased) == free:
-                continue
             pause = POLL_S if due is None else min(POLL_S, due - time.time())
-            if pause > 0:
-                await wait_woken(self._wakeup, pause)
+            # Yield even when something is due: a workflow at its concurrency waits for a
+            # replay to end (which wakes this loop), without spinning.
+            await wait_woken(self._wakeup, max(pause, 0.001))
+
+    async def _lease(self, name: str) -> float | None:
+        """Lease what ``name`` has room for; when its next run is due (None: nothing)."""
+        queue = workflow_queue(name)
+        free = self._settings.concurrency(name) - sum(1 for n in self._tasks.values() if n == name)
+        if free > 0:
+            visibility = 60.0 + self._settings.timeout_s(name)
+            for delivery in await self._store.lease(queue, free, visibility):
+                task = asyncio.create_task(self._advance(delivery))
+                self._tasks[task] = name
+                task.add_done_callback(self._done)
+        else:
+            return None  # woken when a replay ends
+        return await self._store.next_due(queue)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         self._wakeup.set()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _advance(self, delivery: Delivery) -> None:
         run_id = delivery.invocation_id
@@ -418,6 +425,12 @@ class Workflows:
         run.compensation_errors = list(outcome.get("compensation_errors") or [])
         self._waiters.forget(run.id)
         return [PutRun(run), Ack(delivery.id)]
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
 
 
 def _child_outcome(step: StepRecord, child: WorkflowRun, now: float) -> list[Op]:

@@ -1,6 +1,6 @@
 """The embedded backend's workflow runs and their step checkpoints.
 
-A run is driven by one delivery on the engine's ``workflows`` queue (deduplicated by run
+A run is driven by one delivery on its workflow's queue (``wf:<name>``, deduplicated by run
 id), so a suspended run is a delivery available at its wake-up time: sleeps and timeouts
 outlive restarts like any queued work.
 """
@@ -24,8 +24,6 @@ from squall.storage.protocols import (
     WorkflowOp,
 )
 from squall.storage.sqlite.db import Database
-
-WORKFLOW_QUEUE = "workflows"
 
 WORKFLOW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS wf_runs (
@@ -100,8 +98,8 @@ def apply_workflows(conn: sqlite3.Connection, kind: type, ops: Sequence[Workflow
         elif isinstance(op, WakeRun):
             conn.execute(
                 "UPDATE deliveries SET available_at = MIN(available_at, ?)"
-                " WHERE queue = ? AND dedup_key = ? AND leased = 0",
-                (op.now, WORKFLOW_QUEUE, op.run_id),
+                " WHERE queue >= 'wf:' AND queue < 'wf;' AND dedup_key = ? AND leased = 0",
+                (op.now, op.run_id),
             )
 
 
