@@ -34,6 +34,7 @@ from squall.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    SquallError,
     TooManyRequests,
 )
 from squall.model.cloudevent import CloudEvent
@@ -341,7 +342,10 @@ class Workflows:
             ops = [Retry(delivery.id, time.time() + POLL_S)]
         finally:
             self._active.pop(run_id, None)
-        await self._store.commit(ops)
+        try:
+            await self._store.commit(ops)
+        except SquallError:  # the lease runs out and the run is replayed from its checkpoints
+            log.exception("workflow run %s: settling the replay failed", run_id)
 
     async def _replay(self, delivery: Delivery) -> list[Op]:
         run_id = delivery.invocation_id
