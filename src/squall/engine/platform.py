@@ -168,7 +168,7 @@ class Platform:
             store,
             manifest.workflows,
             WorkflowSettings(
-                invoke=lambda name, payload: self.invoke(name, payload, trigger="workflow"),
+                invoke=lambda name, payload: self.invoke(name, payload, trigger=Trigger.WORKFLOW),
                 timeout_s=lambda name: float(self.function(name).timeout_s),
                 concurrency=lambda name: self.function(name).concurrency,
                 max_input=config.max_async_payload,
