@@ -7,26 +7,31 @@ from squall.errors import (
     ConditionFailed,
     ConfigError,
     Conflict,
+    EventWaitTimeout,
     Forbidden,
     FunctionError,
     InitError,
     InvalidInput,
     InvocationError,
+    NonDeterministicWorkflow,
     NotFound,
     OutOfMemory,
     PayloadTooLarge,
     ResultNotSerializable,
     SandboxCrashed,
     SquallError,
+    StepFailed,
     Timeout,
     TooManyRequests,
     Unauthorized,
+    WorkflowCancelled,
     WriteConflict,
 )
 from squall.model.http import CorsConfig, JwtConfig, RateLimit
 from squall.request import Request
 from squall.response import Response
 from squall.runtime.context import Context
+from squall.runtime.workflow_context import Workflow
 
 __version__ = "0.1.0"
 
@@ -38,12 +43,14 @@ __all__ = [
     "Conflict",
     "Context",
     "CorsConfig",
+    "EventWaitTimeout",
     "Forbidden",
     "FunctionError",
     "InitError",
     "InvalidInput",
     "InvocationError",
     "JwtConfig",
+    "NonDeterministicWorkflow",
     "NotFound",
     "OutOfMemory",
     "PayloadTooLarge",
@@ -53,9 +60,12 @@ __all__ = [
     "ResultNotSerializable",
     "SandboxCrashed",
     "SquallError",
+    "StepFailed",
     "Timeout",
     "TooManyRequests",
     "Unauthorized",
+    "Workflow",
+    "WorkflowCancelled",
     "WriteConflict",
     "__version__",
     "targets",

@@ -28,6 +28,7 @@ from squall.model.tables import (
     table_config,
 )
 from squall.model.targets import FunctionTarget, Target
+from squall.model.workflows import WorkflowConfig
 
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
@@ -72,6 +73,7 @@ class App:
         self.change_triggers: list[ChangeTrigger] = []
         self.budgets: list[BudgetConfig] = []
         self.alerts: list[AlertConfig] = []
+        self.workflows: list[WorkflowConfig] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -488,6 +490,51 @@ class App:
 
         return register
 
+    def workflow(
+        self,
+        name: str | None = None,
+        *,
+        step_retries: int = 3,
+        step_backoff_s: float = 1.0,
+        run_retries: int = 5,
+        timeout_s: int = 900,
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Declare a durable workflow ``def fulfil(wf, input)``: each ``wf.step`` is
+        checkpointed, sleeps and event waits suspend the run (see ``squall.Workflow``).
+
+        Steps are retried ``step_retries`` times with exponential backoff from
+        ``step_backoff_s``. The workflow runs as a function of the same name; other keyword
+        arguments (``permissions``, ``memory_mb``, …) configure it as ``@app.function`` does.
+        """
+
+        def register(handler: F) -> F:
+            wf_name = name or handler.__name__.replace("_", "-")
+            if inspect.iscoroutinefunction(handler):
+                raise ConfigError(
+                    f"workflow {wf_name!r}: declare it with def, not async def", field="handler"
+                )
+            config = WorkflowConfig(
+                name=wf_name,
+                step_retries=step_retries,
+                step_backoff_s=step_backoff_s,
+                run_retries=run_retries,
+                description=(inspect.getdoc(handler) or "").split("\n")[0],
+            )
+            config.validate()
+
+            def run(event: Any, ctx: Any) -> Any:
+                from squall.runtime.workflow_context import run_workflow
+
+                return run_workflow(handler, event, ctx)
+
+            run.__doc__ = handler.__doc__
+            self.function(wf_name, timeout_s=timeout_s, retries=0, **function_options)(run)
+            self.workflows.append(config)
+            return handler
+
+        return register
+
     def _declare(self, name: str, handler: Any, function_options: dict[str, Any]) -> None:
         """Declare ``handler`` as function ``name`` the first time a trigger names it."""
         existing = self.functions.get(name)
@@ -560,6 +607,7 @@ class App:
         digest.update(repr(self.settings).encode())
         digest.update(repr(sorted(self.buckets.items())).encode())
         digest.update(repr((self.budgets, self.alerts)).encode())
+        digest.update(repr(self.workflows).encode())
         manifest = Manifest(
             app=self.name,
             version=digest.hexdigest()[:12],
@@ -577,6 +625,7 @@ class App:
             change_triggers=list(self.change_triggers),
             budgets=list(self.budgets),
             alerts=list(self.alerts),
+            workflows=list(self.workflows),
         )
         manifest.validate()
         return manifest

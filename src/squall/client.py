@@ -539,6 +539,49 @@ class SquallClient:
     def cost(self, *, by: str, since: float, until: float | None = None) -> dict[str, Any]:
         params = _params(by=by, since=since, until=until)
         return self._json("GET", "/cost", params=params)
+    # --- workflows ---------------------------------------------------------------------
+
+    def workflows(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._json("GET", "/workflows")["workflows"]
+        return listed
+
+    def start_workflow(
+        self, name: str, input: Any = None, run_id: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Start a run; the bool tells whether it was created (False: that id existed)."""
+        body: dict[str, Any] = {"input": input}
+        if run_id is not None:
+            body["id"] = run_id
+        response = self._send("POST", _path("workflows", name, "runs"), json=body)
+        if response.is_error:
+            raise _error(response)
+        run: dict[str, Any] = response.json()
+        return run, response.status_code == 201
+
+    def workflow_runs(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        for name, value in (("workflow", workflow), ("status", status), ("cursor", cursor)):
+            if value is not None:
+                params[name] = value
+        return self._json("GET", "/workflows/runs", params=params)
+
+    def workflow_run(self, run_id: str) -> dict[str, Any]:
+        return self._json("GET", _path("workflows", "runs", run_id))
+
+    def workflow_history(self, run_id: str) -> list[dict[str, Any]]:
+        steps: list[dict[str, Any]] = self._json(
+            "GET", _path("workflows", "runs", run_id, "history")
+        )["steps"]
+        return steps
+
+    def cancel_workflow(self, run_id: str) -> dict[str, Any]:
+        return self._json("POST", _path("workflows", "runs", run_id, "cancel"))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)

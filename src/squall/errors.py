@@ -13,7 +13,8 @@ are translated at the edge into an HTTP status with a JSON body, or a CLI line.
     ├── NotFound               unknown function, invocation, …           (404)
     ├── Conflict               resource in a state that forbids the call (409)
     │   ├── ConditionFailed    a conditional write's condition did not hold
-    │   └── WriteConflict      what an invocation wrote changed before it committed
+    │   ├── WriteConflict      what an invocation wrote changed before it committed
+    │   └── NonDeterministicWorkflow  a replay's steps differ from the run's history
     ├── PayloadTooLarge        payload over the configured limit         (413)
     ├── UnsupportedMediaType   a body in a content type the API does not read (415)
     ├── TooManyRequests        concurrency exhausted for a sync call     (429)
@@ -23,7 +24,10 @@ are translated at the edge into an HTTP status with a JSON body, or a CLI line.
         ├── InitError          the init hook raised
         ├── Timeout            the deadline passed; the sandbox was killed (504)
         ├── OutOfMemory        the handler went past memory_mb
-        └── SandboxCrashed     the sandbox process died
+        ├── SandboxCrashed     the sandbox process died
+        ├── StepFailed         a workflow step failed after its retries
+        ├── EventWaitTimeout   a workflow's wait_for_event timed out
+        └── WorkflowCancelled  the workflow run was cancelled
 """
 
 from __future__ import annotations
@@ -144,6 +148,22 @@ class SandboxCrashed(InvocationError):
     pass
 
 
+class NonDeterministicWorkflow(Conflict):
+    """A replay asked for a different step than the one its history holds at a position."""
+
+
+class StepFailed(InvocationError):
+    """A workflow step failed after its retries; ``details`` name the step and its error."""
+
+
+class EventWaitTimeout(InvocationError):
+    status = 504
+
+
+class WorkflowCancelled(InvocationError):
+    status = 409
+
+
 ERROR_TYPES: dict[str, type[SquallError]] = {
     cls.__name__: cls
     for cls in (
@@ -167,5 +187,9 @@ ERROR_TYPES: dict[str, type[SquallError]] = {
         Timeout,
         OutOfMemory,
         SandboxCrashed,
+        NonDeterministicWorkflow,
+        StepFailed,
+        EventWaitTimeout,
+        WorkflowCancelled,
     )
 }

@@ -46,6 +46,7 @@ from squall.gateway import (  # noqa: F401  (register their fragments)
     schemas_openapi,
     streams_openapi,
     tables_openapi,
+    workflows_openapi,
 )
 from squall.gateway.openapi import openapi_document
 from squall.model.config import UPDATABLE
@@ -95,6 +96,15 @@ app.queue_resource("seeded.fifo", fifo=True)
 app.bucket("seeded-bucket")
 app.table("seeded-table", partition_key="id", sort_key="n", key_types={"n": "N"},
           indexes={"by_kind": {"partition_key": "kind"}}, stream="new_and_old")
+
+
+def double(n):
+    return n * 2
+
+
+@app.workflow(step_retries=0)
+def seeded_flow(wf, value):
+    return wf.step(double, value if isinstance(value, int) else 1)
 """
 
 # Every (path, method) of the document, for one test per operation.
@@ -145,6 +155,7 @@ class Seeded:
     admin_id: str  # id of ADMIN_KEY: never revoked
     replay: str  # a replay's id
     receipts: list[str]  # of messages received from the seeded queues
+    runs: list[str]  # workflow runs
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +234,18 @@ def _seed(url: str) -> Seeded:
             receipts += [m["receipt"] for m in received]
         _put_messages(http)
         _put_bucket_seeds(http)
-    return Seeded(invocations=ids, keys=keys, admin_id=admin_id, replay=replay, receipts=receipts)
+        runs = [
+            http.post("/api/v1/workflows/seeded-flow/runs", json={"input": 2, "id": "seed-run"})
+            .json()["id"]
+        ]
+    return Seeded(
+        invocations=ids,
+        keys=keys,
+        admin_id=admin_id,
+        replay=replay,
+        receipts=receipts,
+        runs=runs,
+    )
 
 
 def _put_messages(http: httpx.Client) -> None:
@@ -612,6 +634,8 @@ def test_schemathesis(
         }
     elif "Stream" in operation_id:
         known = {"name": [SEED_STREAM, str(SEED_MADE_STREAM["name"])], "shard": ["0", "1"]}
+    elif "Workflow" in operation_id:
+        known = {"name": ["seeded-flow"], "id": seeded.runs}
     elif "Queue" in operation_id or "Message" in operation_id or operation_id == "changeVisibility":
         known = {"name": list(SEED_QUEUES), "receipt": seeded.receipts}
     elif "Bucket" in operation_id or "Object" in operation_id:

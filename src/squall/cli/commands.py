@@ -44,6 +44,7 @@ from squall.cli.schemas import schemas
 from squall.cli.secrets import secrets
 from squall.cli.streams import streams
 from squall.cli.tables import tables
+from squall.cli.workflows import workflows
 from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
 from squall.observe.cost import PriceTable
@@ -71,6 +72,7 @@ app.add_typer(archives, name="archives")
 app.add_typer(replays, name="replays")
 app.add_typer(schedules, name="schedules")
 app.add_typer(queues, name="queues")
+app.add_typer(workflows, name="workflows")
 app.command()(replay)
 app.add_typer(streams, name="streams")
 app.add_typer(buckets, name="buckets")

@@ -112,6 +112,9 @@ class SandboxCalls:
                 answer = await self._platform.streams.put_from(
                     caller, sandbox.function, call.args, effects
                 )
+            elif call.op == "workflow":  # a step's checkpoint
+                await self._platform.workflows.on_call(sandbox.function, call.args, effects)
+                answer = None
             else:
                 raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
             sandbox.reply(CallReply(call.call_id, msgspec.json.encode(answer), None))

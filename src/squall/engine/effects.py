@@ -75,6 +75,16 @@ class Effects:
             built.extend(build())
         return built
 
+    def take(self) -> tuple[list[Op], list[Hook]]:
+        """The ops held so far and their after-commit hooks, handed over to be committed
+        now (a workflow step's checkpoint); the holder stays open for what follows."""
+        taken: list[Op] = []
+        for build in self._builders:
+            taken.extend(build())
+        after = self._after
+        self._builders, self._after, self._discard = [], [], []
+        return taken, after
+
     def committed(self) -> None:
         self.closed = True
         _run(self._after, "after commit")

@@ -38,6 +38,7 @@ from squall.engine.tables.changes import ChangeConsumers
 from squall.engine.tables.service import Tables
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
+from squall.engine.workflows import Workflows, WorkflowSettings
 from squall.errors import InvalidInput, NotFound, SquallError
 from squall.model.archive import REPLAY_EXTENSION
 from squall.model.cloudevent import CloudEvent
@@ -51,6 +52,7 @@ from squall.model.invocation import (
     Trigger,
 )
 from squall.model.rules import DEFAULT_BUS, RuleConfig
+from squall.model.workflows import StepRecord, WorkflowRun
 from squall.observe.cost import PriceTable
 from squall.observe.hub import Observability
 from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
@@ -200,6 +202,18 @@ class Platform:
             stop=self._stop_function,
         )
         self._invoker.observe = self.observability.observe
+        self.workflows = Workflows(
+            store,
+            manifest.workflows,
+            WorkflowSettings(
+                invoke=lambda name, payload: self.invoke(name, payload, trigger=Trigger.WORKFLOW),
+                timeout_s=lambda name: float(self.function(name).timeout_s),
+                concurrency=lambda name: self.function(name).concurrency,
+                max_input=config.max_async_payload,
+                retry_base_s=config.retry_base_s,
+                retry_cap_s=config.retry_cap_s,
+            ),
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -251,6 +265,7 @@ class Platform:
         await platform.scheduler.load()
         await platform.queues.load()
         await platform.buckets.load()
+        await platform.workflows.load()
         platform._tasks = [
             asyncio.create_task(platform.buckets.sweep_forever()),
             asyncio.create_task(platform._queue_consumers.run()),
@@ -263,6 +278,7 @@ class Platform:
             asyncio.create_task(platform.tables.sweep_forever()),
             asyncio.create_task(platform.scheduler.run()),
             asyncio.create_task(platform._delayed.run()),
+            asyncio.create_task(platform.workflows.run()),
         ]
         await platform.observability.budgets.load()
         platform._tasks += [asyncio.create_task(loop) for loop in platform.observability.tasks()]
@@ -276,6 +292,7 @@ class Platform:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stream_consumers.stop()
         await self._changes.stop()
+        await self.workflows.stop()
         await self.replays.close()
         await self._dispatcher.stop()
         await self._targets.stop()
@@ -550,6 +567,9 @@ class Platform:
         seen = await self._store.seen_events(keys, time.time())
         ops, outcomes, queues = self._buses.route(bus, events, seen)
         ops += self.archives.ops_for(bus, events, outcomes)
+        ops += self.workflows.event_ops(
+            bus, [e for e, o in zip(events, outcomes, strict=True) if not o.duplicate]
+        )
 
         def delivered() -> None:
             self.bus_stats.count(bus, outcomes)
@@ -617,6 +637,19 @@ class Platform:
         """Commit delayed work (``publish_at``), or hold it in ``effects``, and let its
         publisher know once it lands."""
         await commit_or_hold(self._store, effects, ops, after=self._delayed.wake)
+
+    # --- workflows -----------------------------------------------------------------------
+
+    async def start_workflow(
+        self, name: str, input: Any = None, id: str | None = None
+    ) -> WorkflowRun:
+        """Start a run of workflow ``name``; ``id`` is its idempotency key (a run of that id
+        is returned as it is). ``workflows.start`` also tells whether it was created."""
+        run, _ = await self.workflows.start(name, input, id)
+        return run
+
+    async def workflow_history(self, run_id: str) -> list[StepRecord]:
+        return await self.workflows.history(run_id)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -733,6 +766,7 @@ class Platform:
             or self._stream_consumers.busy
             or self._changes.busy
             or self._queue_consumers.busy
+            or self.workflows.busy
             or await self._store.depth()
         ):
             if time.monotonic() > deadline:

@@ -21,6 +21,7 @@ from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
 from squall.model.schedules import ScheduleConfig
 from squall.model.streams import StreamConfig, StreamTrigger, check_streams
 from squall.model.tables import ChangeTrigger, TableConfig, check_tables
+from squall.model.workflows import WorkflowConfig
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
@@ -181,6 +182,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     change_triggers: list[ChangeTrigger] = []
     budgets: list[BudgetConfig] = []
     alerts: list[AlertConfig] = []
+    workflows: list[WorkflowConfig] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}

@@ -35,6 +35,7 @@ class Trigger(enum.StrEnum):
     EVENT = "event"
     STREAM = "stream"
     SCHEDULE = "schedule"
+    WORKFLOW = "workflow"  # a replay of a workflow run
 
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):

@@ -19,6 +19,7 @@ from squall.model.queues import QueueConfig, QueueMessage, QueueStats, SendOutco
 from squall.model.rules import RuleConfig
 from squall.model.schedules import ScheduleState
 from squall.model.schemas import SchemaRecord
+from squall.model.workflows import StepRecord, WorkflowRun
 from squall.storage.buckets import BucketOp, BucketStore
 from squall.storage.logs import LogOp, PartitionedLog
 from squall.storage.tables import TableOp, TableStore
@@ -210,6 +211,57 @@ class DeleteSchedule(msgspec.Struct, frozen=True):
 
 ScheduleOp = PutSchedule | AdvanceSchedule | DeleteSchedule
 
+# Workflows: runs, their checkpoints, and the delivery on ``workflows`` that drives each run.
+
+
+class PutRun(msgspec.Struct, frozen=True):
+    """Create or update a run (its cancel request is kept: only ``CancelRun`` sets it)."""
+
+    run: WorkflowRun
+
+
+class PutStep(msgspec.Struct, frozen=True):
+    """A step's checkpoint; a position already recorded as finished is not replaced."""
+
+    step: StepRecord
+
+
+class ResolveStep(msgspec.Struct, frozen=True):
+    """End a sleeping or waiting step (an event arrived, the timer fired); no-op when it
+    has ended already, so the first of an event and a timeout wins."""
+
+    run_id: str
+    seq: int
+    status: str
+    output: object = None
+    error: dict[str, object] | None = None
+    ended_at: float = 0.0
+
+
+class WakeRun(msgspec.Struct, frozen=True):
+    """Make a suspended run's delivery due now (not one being run: see ``SuspendRun``)."""
+
+    run_id: str
+    now: float
+
+
+class SuspendRun(msgspec.Struct, frozen=True):
+    """Release a run's leased delivery until ``until``; due at once instead when step
+    ``seq`` ended meanwhile or a cancel was asked for, so no wake-up is lost."""
+
+    delivery_id: str
+    run_id: str
+    seq: int
+    until: float
+    now: float
+
+
+class CancelRun(msgspec.Struct, frozen=True):
+    run_id: str
+
+
+WorkflowOp = PutRun | PutStep | ResolveStep | WakeRun | SuspendRun | CancelRun
+
 Op = (
     Enqueue
     | Ack
@@ -228,6 +280,7 @@ Op = (
     | QueueOp
     | BucketOp
     | TableOp
+    | WorkflowOp
 )
 
 
@@ -364,6 +417,19 @@ class UsageStore(Protocol):
 
     async def dead_letter_counts(self) -> dict[str, int]:
         """Dead letters held, by function (``rule:<name>`` for a rule's target deliveries)."""
+class WorkflowStore(Protocol):
+    async def get_run(self, run_id: str) -> WorkflowRun | None: ...
+
+    async def list_runs(
+        self, *, workflow: str | None, status: str | None, limit: int, before: str | None
+    ) -> list[WorkflowRun]:
+        """Runs newest first (by id), those with an id < ``before`` when given."""
+        ...
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]: ...
+
+    async def pending_waits(self) -> list[StepRecord]:
+        """Every step waiting for an event."""
         ...
 
 
@@ -377,6 +443,7 @@ class Store(
     BucketStore,
     TableStore,
     UsageStore,
+    WorkflowStore,
     Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

@@ -54,6 +54,12 @@ from squall.storage.sqlite.schedules import (
 from squall.storage.sqlite.schema import SCHEMA
 from squall.storage.sqlite.tables import TABLES_RANK, TABLES_SCHEMA, TableReads, apply_tables
 from squall.storage.sqlite.usage import UsageReads
+from squall.storage.sqlite.workflows import (
+    WORKFLOW_RANK,
+    WORKFLOW_SCHEMA,
+    WorkflowReads,
+    apply_workflows,
+)
 
 _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
@@ -85,6 +91,7 @@ _RANK: dict[type, int] = {
     **QUEUE_RANK,
     **BUCKET_RANK,
     **TABLES_RANK,
+    **WORKFLOW_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -198,6 +205,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_buckets(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in TABLES_RANK:
             apply_tables(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in WORKFLOW_RANK:
+            apply_workflows(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -228,7 +237,14 @@ def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float
 
 
 class SqliteStore(
-    CatalogReads, LogReads, ScheduleReads, QueueReads, BucketReads, TableReads, UsageReads
+    CatalogReads,
+    LogReads,
+    ScheduleReads,
+    QueueReads,
+    BucketReads,
+    TableReads,
+    UsageReads,
+    WorkflowReads,
 ):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
@@ -238,7 +254,7 @@ class SqliteStore(
         db: Database[Op] = Database(path, _apply)
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
-            + BUCKETS_SCHEMA + TABLES_SCHEMA
+            + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA
         )
         return cls(db)
 

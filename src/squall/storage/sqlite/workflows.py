@@ -1,0 +1,167 @@
+"""The embedded backend's workflow runs and their step checkpoints.
+
+A run is driven by one delivery on its workflow's queue (``wf:<name>``, deduplicated by run
+id), so a suspended run is a delivery available at its wake-up time: sleeps and timeouts
+outlive restarts like any queued work.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from squall.model.workflows import StepRecord, StepStatus, WorkflowRun
+from squall.storage.protocols import (
+    CancelRun,
+    PutRun,
+    PutStep,
+    ResolveStep,
+    SuspendRun,
+    WakeRun,
+    WorkflowOp,
+)
+from squall.storage.sqlite.db import Database
+
+WORKFLOW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS wf_runs (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    cancel INTEGER NOT NULL DEFAULT 0,
+    run BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wf_runs_created ON wf_runs (created_at, id);
+
+CREATE TABLE IF NOT EXISTS wf_steps (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step BLOB NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS wf_steps_waiting ON wf_steps (status) WHERE status = 'waiting';
+"""
+
+# Applied after every other kind, in this order.
+WORKFLOW_RANK: dict[type, int] = {
+    PutRun: 70,
+    CancelRun: 71,
+    PutStep: 72,
+    ResolveStep: 73,
+    SuspendRun: 74,
+    WakeRun: 75,
+}
+
+_pack = msgspec.msgpack.encode
+_unpack_run = msgspec.msgpack.Decoder(WorkflowRun).decode
+_unpack_step = msgspec.msgpack.Decoder(StepRecord).decode
+_OPEN = (StepStatus.SLEEPING.value, StepStatus.WAITING.value)
+
+
+def apply_workflows(conn: sqlite3.Connection, kind: type, ops: Sequence[WorkflowOp]) -> None:
+    """Apply a batch of workflow ops of one ``kind``."""
+    for op in ops:
+        if isinstance(op, PutRun):
+            run = op.run
+            conn.execute(
+                "INSERT INTO wf_runs (id, workflow, status, created_at, run)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+                " SET status = excluded.status, run = excluded.run",
+                (run.id, run.workflow, run.status, run.created_at, _pack(run)),
+            )
+        elif isinstance(op, CancelRun):
+            conn.execute("UPDATE wf_runs SET cancel = 1 WHERE id = ?", (op.run_id,))
+        elif isinstance(op, PutStep):
+            step = op.step
+            # A finished checkpoint is final; an open one (sleeping, waiting) may be
+            # written again by a replay that reaches it before it ends.
+            conn.execute(
+                "INSERT INTO wf_steps (run_id, seq, status, kind, step) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, seq) DO NOTHING",
+                (step.run_id, step.seq, step.status, step.kind, _pack(step)),
+            )
+        elif isinstance(op, ResolveStep):
+            _resolve(conn, op)
+        elif isinstance(op, SuspendRun):
+            conn.execute(
+                "UPDATE deliveries SET leased = 0, available_at = CASE"
+                " WHEN (SELECT status FROM wf_steps WHERE run_id = ? AND seq = ?) IN (?, ?)"
+                " AND (SELECT cancel FROM wf_runs WHERE id = ?) = 0 THEN ? ELSE ? END"
+                " WHERE id = ?",
+                (op.run_id, op.seq, *_OPEN, op.run_id, op.until, op.now, op.delivery_id),
+            )
+        elif isinstance(op, WakeRun):
+            conn.execute(
+                "UPDATE deliveries SET available_at = MIN(available_at, ?)"
+                " WHERE queue >= 'wf:' AND queue < 'wf;' AND dedup_key = ? AND leased = 0",
+                (op.now, op.run_id),
+            )
+
+
+def _resolve(conn: sqlite3.Connection, op: ResolveStep) -> None:
+    row = conn.execute(
+        "SELECT step FROM wf_steps WHERE run_id = ? AND seq = ? AND status IN (?, ?)",
+        (op.run_id, op.seq, *_OPEN),
+    ).fetchone()
+    if row is None:
+        return
+    step = _unpack_step(row[0])
+    step.status = op.status
+    step.output = op.output
+    step.error = op.error
+    step.ended_at = op.ended_at
+    conn.execute(
+        "UPDATE wf_steps SET status = ?, step = ? WHERE run_id = ? AND seq = ?",
+        (op.status, _pack(step), op.run_id, op.seq),
+    )
+
+
+class WorkflowReads:
+    _db: Database[Any]
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        rows = self._db.read("SELECT run, cancel FROM wf_runs WHERE id = ?", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    async def list_runs(
+        self, *, workflow: str | None, status: str | None, limit: int, before: str | None
+    ) -> list[WorkflowRun]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(workflow)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if before is not None:
+            clauses.append(
+                "(created_at, id) < (SELECT created_at, id FROM wf_runs WHERE id = ?)"
+            )
+            params.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.read(
+            f"SELECT run, cancel FROM wf_runs {where} ORDER BY created_at DESC, id DESC"
+            " LIMIT ?",
+            (*params, limit),
+        )
+        return [_run(row) for row in rows]
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        rows = self._db.read("SELECT step FROM wf_steps WHERE run_id = ? ORDER BY seq", (run_id,))
+        return [_unpack_step(row[0]) for row in rows]
+
+    async def pending_waits(self) -> list[StepRecord]:
+        rows = self._db.read("SELECT step FROM wf_steps WHERE status = 'waiting'")
+        return [_unpack_step(row[0]) for row in rows]
+
+
+def _run(row: Sequence[Any]) -> WorkflowRun:
+    run = _unpack_run(row[0])
+    run.cancel_requested = bool(row[1])
+    return run
