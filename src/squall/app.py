@@ -74,6 +74,7 @@ class App:
         self.budgets: list[BudgetConfig] = []
         self.alerts: list[AlertConfig] = []
         self.workflows: list[WorkflowConfig] = []
+        self._workflow_handlers: dict[str, Any] = {}  # name -> the workflow's own handler
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -522,6 +523,12 @@ class App:
                 description=(inspect.getdoc(handler) or "").split("\n")[0],
             )
             config.validate()
+            if wf_name in self.functions:
+                raise ConfigError(
+                    f"function {wf_name!r} is declared twice (to trigger a workflow, put"
+                    " @app.workflow() below the trigger's decorator, next to the def)",
+                    field="name",
+                )
 
             def run(event: Any, ctx: Any) -> Any:
                 from squall.runtime.workflow_context import run_workflow
@@ -531,6 +538,7 @@ class App:
             run.__doc__ = handler.__doc__
             self.function(wf_name, timeout_s=timeout_s, retries=0, **function_options)(run)
             self.workflows.append(config)
+            self._workflow_handlers[wf_name] = handler
             return handler
 
         return register
@@ -540,6 +548,13 @@ class App:
         existing = self.functions.get(name)
         if existing is None:
             self.function(**function_options)(handler)
+        elif self._workflow_handlers.get(name) is handler:
+            if function_options.keys() - {"name"}:  # a workflow is configured by app.workflow
+                raise ConfigError(
+                    f"workflow {name!r}: give its options to @app.workflow(), not to a"
+                    f" trigger ({', '.join(sorted(function_options.keys() - {'name'}))})",
+                    field="name",
+                )
         elif existing.handler is not handler:
             raise ConfigError(f"function {name!r} is declared twice", field="name")
 

@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
+
 from squall.engine.destinations import destination_ops, function_of, queue_name
 from squall.engine.effects import Effects
 from squall.engine.invoker import Invoker
 from squall.engine.retry import backoff_delay
-from squall.errors import InitError, SandboxCrashed, SquallError, WriteConflict
+from squall.engine.workflows.starter import RunStarter
+from squall.errors import InitError, InvalidInput, SandboxCrashed, SquallError, WriteConflict
 from squall.model.config import FunctionConfig
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
 from squall.runtime.protocol import Result
@@ -61,8 +64,10 @@ class Dispatcher:
         functions: Callable[[], dict[str, FunctionConfig]],
         running: dict[str, InvocationRecord],
         retry: RetrySettings,
+        starter: RunStarter | None = None,
     ) -> None:
         self._store = store
+        self._starter = starter
         self._invoker = invoker
         self._functions = functions
         self._running = running
@@ -148,6 +153,9 @@ class Dispatcher:
     def _accept(self, config: FunctionConfig, deliveries: list[Delivery]) -> None:
         name = config.name
         self._inflight[name] = self._inflight.get(name, 0) + len(deliveries)
+        if self._starter is not None and self._starter.starts(name):
+            self._start_runs(self._starter, config, deliveries)
+            return
         buffer = self._buffers.setdefault(name, collections.deque())
         buffer.extend(deliveries)
         workers = self._workers.get(name, 0)
@@ -234,6 +242,41 @@ class Dispatcher:
             if sandbox is not None:
                 pool.release(sandbox, not sandbox.closed and not queued)
             self._workers[name] -= 1
+
+    def _start_runs(
+        self, starter: RunStarter, config: FunctionConfig, deliveries: list[Delivery]
+    ) -> None:
+        """Start a run per delivery (its invocation id is the run id, so a delivery repeated
+        after a crash starts nothing new), acked in the same unit; no sandbox runs here."""
+        ops: list[Op] = []
+        for delivery in deliveries:
+            record = self._record(config, delivery)
+            try:
+                op = starter.start_op(config.name, record.id, _json_input(delivery.payload))
+            except SquallError as exc:  # input that cannot start a run: retried, then buried
+                record.status = InvocationStatus.FAILED
+                record.error = exc.to_dict()
+            else:
+                ops.append(op)
+                record.status = InvocationStatus.SUCCEEDED
+                record.result = msgspec.json.encode({"workflow": config.name, "run_id": record.id})
+            record.start = record.end = time.time()
+            record.duration_ms = 0.0
+            ops += self._settle(config, delivery, record)
+        committed = self._store.submit(ops, within_s=SETTLE_WINDOW_S)
+
+        def settled(future: asyncio.Future[None]) -> None:
+            self._inflight[config.name] -= len(deliveries)
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is not None:  # stays leased; redelivered after visibility
+                log.error("starting runs of %s failed", config.name, exc_info=error)
+                return
+            starter.wake()
+            self._set_woken()
+
+        committed.add_done_callback(settled)
 
     def _take(self, name: str, buffer: collections.deque[Delivery]) -> Delivery:
         delivery = buffer.popleft()
@@ -375,6 +418,13 @@ def _effects_failed(error: BaseException) -> dict[str, Any]:
     if isinstance(error, SquallError):
         return error.to_dict()
     return WriteConflict(f"the invocation's effects could not be committed: {error}").to_dict()
+
+
+def _json_input(payload: bytes) -> Any:
+    try:
+        return msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        raise InvalidInput("a workflow's input must be JSON", field="payload") from None
 
 
 def _rule_of(delivery: Delivery) -> dict[str, str]:

@@ -161,12 +161,25 @@ class Platform:
                 retry_cap_s=config.retry_cap_s,
             ),
         )
+        self.workflows = Workflows(
+            store,
+            manifest.workflows,
+            WorkflowSettings(
+                invoke=lambda name, payload: self.invoke(name, payload, trigger=Trigger.WORKFLOW),
+                timeout_s=lambda name: float(self.function(name).timeout_s),
+                concurrency=lambda name: self.function(name).concurrency,
+                max_input=config.max_async_payload,
+                retry_base_s=config.retry_base_s,
+                retry_cap_s=config.retry_cap_s,
+            ),
+        )
         self._dispatcher = Dispatcher(
             store,
             self._invoker,
             lambda: self._functions,
             self._running,
             RetrySettings(config.retry_base_s, config.retry_cap_s),
+            starter=self.workflows,
         )
         self.scheduler = Scheduler(
             store,
@@ -184,6 +197,7 @@ class Platform:
             self._invoker,
             lambda: self._functions,
             self._running,
+            starter=self.workflows,
         )
         self.buckets = Buckets(
             store, config.data_dir, manifest.buckets, self.event_ops, manifest.app
@@ -202,18 +216,6 @@ class Platform:
             stop=self._stop_function,
         )
         self._invoker.observe = self.observability.observe
-        self.workflows = Workflows(
-            store,
-            manifest.workflows,
-            WorkflowSettings(
-                invoke=lambda name, payload: self.invoke(name, payload, trigger=Trigger.WORKFLOW),
-                timeout_s=lambda name: float(self.function(name).timeout_s),
-                concurrency=lambda name: self.function(name).concurrency,
-                max_input=config.max_async_payload,
-                retry_base_s=config.retry_base_s,
-                retry_cap_s=config.retry_cap_s,
-            ),
-        )
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 

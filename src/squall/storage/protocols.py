@@ -260,7 +260,16 @@ class CancelRun(msgspec.Struct, frozen=True):
     run_id: str
 
 
-WorkflowOp = PutRun | PutStep | ResolveStep | WakeRun | SuspendRun | CancelRun
+class StartRun(msgspec.Struct, frozen=True):
+    """Create ``run`` with the delivery that drives it, unless a run of its id exists: then
+    nothing changes (the id is the idempotency key), so a start repeated after a crash, or
+    by a redelivered event, message or tick, is one run."""
+
+    run: WorkflowRun
+    delivery: Delivery
+
+
+WorkflowOp = PutRun | PutStep | ResolveStep | WakeRun | SuspendRun | CancelRun | StartRun
 
 Op = (
     Enqueue

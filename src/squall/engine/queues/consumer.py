@@ -23,7 +23,8 @@ import msgspec
 from squall.engine.effects import Effects
 from squall.engine.invoker import Invoker
 from squall.engine.queues.book import QueueBook
-from squall.errors import InitError, SandboxCrashed, SquallError
+from squall.engine.workflows.starter import RunStarter
+from squall.errors import InitError, InvalidInput, SandboxCrashed, SquallError
 from squall.model.config import FunctionConfig
 from squall.model.ids import new_id
 from squall.model.invocation import InvocationRecord, InvocationStatus
@@ -49,8 +50,10 @@ class QueueConsumers:
         invoker: Invoker,
         functions: Callable[[], dict[str, FunctionConfig]],
         running: dict[str, InvocationRecord],
+        starter: RunStarter | None = None,
     ) -> None:
         self._triggers = triggers
+        self._starter = starter
         self._book = book
         self._store = store
         self._invoker = invoker
@@ -161,6 +164,9 @@ class QueueConsumers:
     async def _process(
         self, trigger: QueueTrigger, config: FunctionConfig, batch: list[QueueMessage]
     ) -> None:
+        if self._starter is not None and self._starter.starts(config.name):
+            await self._start_runs(self._starter, trigger, config, batch)
+            return
         record = InvocationRecord(
             id=new_id(),
             function=config.name,
@@ -223,6 +229,61 @@ class QueueConsumers:
                     self._book.signals.notify(trigger.queue)  # its groups may go on
 
         committed.add_done_callback(settled)
+
+
+    async def _start_runs(
+        self,
+        starter: RunStarter,
+        trigger: QueueTrigger,
+        config: FunctionConfig,
+        batch: list[QueueMessage],
+    ) -> None:
+        """A workflow's queue trigger: each message starts a run (its id is the message's, so
+        a message received again starts nothing new), deleted in the same unit."""
+        now = time.time()
+        record = InvocationRecord(
+            id=new_id(),
+            function=config.name,
+            version="",
+            trigger=QUEUE_TRIGGER,
+            status=InvocationStatus.SUCCEEDED,
+            attempt=max(m.receive_count for m in batch),
+            created_at=min(m.sent_at for m in batch),
+            start=now,
+            end=now,
+            duration_ms=0.0,
+        )
+        ops: list[Op] = []
+        started: list[str] = []
+        receipts: list[str] = []
+        for message in batch:
+            try:
+                ops.append(starter.start_op(config.name, message.id, _body(message)))
+            except SquallError as exc:  # kept: received again, then its dead-letter queue
+                log.warning("message %s of %r starts no run: %s", message.id, trigger.queue, exc)
+                continue
+            started.append(message.id)
+            if message.receipt is not None:
+                receipts.append(message.receipt)
+        record.result = msgspec.json.encode({"workflow": config.name, "run_ids": started})
+        ops.append(PutInvocation(record))
+        if receipts:
+            ops.append(DeleteMessages(trigger.queue, receipts))
+        try:
+            await self._store.submit(ops, within_s=SETTLE_WINDOW_S)
+        except Exception:  # stays in flight; reappears after its visibility timeout
+            log.exception("starting runs of %s from %r failed", config.name, trigger.queue)
+            return
+        starter.wake()
+        if self._book.get(trigger.queue).fifo and receipts:
+            self._book.signals.notify(trigger.queue)
+
+
+def _body(message: QueueMessage) -> Any:
+    try:
+        return msgspec.json.decode(message.body)
+    except msgspec.DecodeError:
+        raise InvalidInput("a workflow's input must be JSON", field="body") from None
 
 
 def _batches(messages: list[QueueMessage], size: int) -> list[list[QueueMessage]]:

@@ -55,12 +55,12 @@ from squall.storage.protocols import (
     Ack,
     CancelRun,
     Delivery,
-    Enqueue,
     Op,
     PutRun,
     PutStep,
     ResolveStep,
     Retry,
+    StartRun,
     Store,
     SuspendRun,
     WakeRun,
@@ -142,17 +142,8 @@ class Workflows:
     ) -> tuple[WorkflowRun, bool]:
         """Start a run (``run_id`` defaults to a new id); a run of that id that exists
         already is returned as it is, with ``False``."""
-        self.config(name)
-        run_id = new_id() if run_id is None else check_run_id(run_id)
-        try:
-            encoded = msgspec.json.encode(input)
-        except (TypeError, msgspec.EncodeError):
-            raise InvalidInput("input must be JSON-serializable", field="input") from None
-        if len(encoded) > self._settings.max_input:
-            raise PayloadTooLarge(
-                f"input is {len(encoded)} bytes; the limit is {self._settings.max_input}",
-                field="input",
-            )
+        run_id = new_id() if run_id is None else run_id
+        op = self.start_op(name, run_id, input)
         async with self._starting:
             existing = await self._store.get_run(run_id)
             if existing is not None:
@@ -162,27 +153,50 @@ class Workflows:
                         field="id",
                     )
                 return existing, False
-            now = time.time()
-            run = WorkflowRun(
-                id=run_id,
-                workflow=name,
-                status=RunStatus.PENDING,
-                input=msgspec.json.decode(encoded),
-                created_at=now,
-                updated_at=now,
-            )
-            delivery = Delivery(
-                id=new_id(),
-                queue=workflow_queue(name),
-                payload=b"",
-                invocation_id=run_id,
-                enqueued_at=now,
-                available_at=now,
-                headers={"workflow": name},
-            )
-            await self._store.commit([PutRun(run), Enqueue(delivery, dedup_key=run_id)])
+            await self._store.commit([op])
         self.wake()
-        return run, True
+        return op.run, True
+
+    def starts(self, function: str) -> bool:
+        """Whether ``function`` runs a workflow: what triggers it (an event, a schedule, an
+        async invoke, a queue message) starts a run instead of invoking it."""
+        return function in self._configs
+
+    def start_op(self, name: str, run_id: str, input: Any) -> StartRun:
+        """The op that starts run ``run_id`` of ``name`` with ``input``, unless it exists.
+
+        Raises ``InvalidInput`` (a bad id, input that is not JSON) or ``PayloadTooLarge``.
+        """
+        self.config(name)
+        check_run_id(run_id)
+        try:
+            encoded = msgspec.json.encode(input)
+        except (TypeError, msgspec.EncodeError):
+            raise InvalidInput("input must be JSON-serializable", field="input") from None
+        if len(encoded) > self._settings.max_input:
+            raise PayloadTooLarge(
+                f"input is {len(encoded)} bytes; the limit is {self._settings.max_input}",
+                field="input",
+            )
+        now = time.time()
+        run = WorkflowRun(
+            id=run_id,
+            workflow=name,
+            status=RunStatus.PENDING,
+            input=msgspec.json.decode(encoded),
+            created_at=now,
+            updated_at=now,
+        )
+        delivery = Delivery(
+            id=new_id(),
+            queue=workflow_queue(name),
+            payload=b"",
+            invocation_id=run_id,
+            enqueued_at=now,
+            available_at=now,
+            headers={"workflow": name},
+        )
+        return StartRun(run, delivery)
 
     async def get(self, run_id: str) -> WorkflowRun:
         await self._store.commit(())

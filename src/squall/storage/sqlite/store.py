@@ -43,6 +43,7 @@ from squall.storage.sqlite.catalog import (
     apply_catalog,
 )
 from squall.storage.sqlite.db import Database
+from squall.storage.sqlite.deliveries import ENQUEUE_SQL, delivery_row
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
 from squall.storage.sqlite.queues import QUEUE_RANK, QUEUE_SCHEMA, QueueReads, apply_queues
 from squall.storage.sqlite.schedules import (
@@ -99,8 +100,7 @@ _SQL: dict[type, str] = {
     PutInvocation: "INSERT OR REPLACE INTO invocations (id, function, status, created_at, record)"
     " VALUES (?, ?, ?, ?, ?)",
     Ack: "DELETE FROM deliveries WHERE id = ?",
-    Enqueue: "INSERT OR IGNORE INTO deliveries (id, queue, payload, invocation_id, attempts,"
-    " enqueued_at, available_at, headers, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    Enqueue: ENQUEUE_SQL,
     AppendLogs: "INSERT INTO logs (time, level, stream, message, function, invocation_id,"
     " request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
     Retry: "UPDATE deliveries SET available_at = ?, leased = 0 WHERE id = ?",
@@ -130,21 +130,7 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
     if kind is Ack:
         return [(op.delivery_id,) for op in ops]
     if kind is Enqueue:
-        return [
-            (
-                d.id,
-                d.queue,
-                d.payload,
-                d.invocation_id,
-                d.attempts,
-                d.enqueued_at,
-                d.available_at,
-                _pack(d.headers),
-                op.dedup_key,
-            )
-            for op in ops
-            for d in (op.delivery,)
-        ]
+        return [delivery_row(op.delivery, op.dedup_key) for op in ops]
     if kind is AppendLogs:
         return [
             (

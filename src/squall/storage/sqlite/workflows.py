@@ -19,11 +19,13 @@ from squall.storage.protocols import (
     PutRun,
     PutStep,
     ResolveStep,
+    StartRun,
     SuspendRun,
     WakeRun,
     WorkflowOp,
 )
 from squall.storage.sqlite.db import Database
+from squall.storage.sqlite.deliveries import ENQUEUE_SQL, delivery_row
 
 WORKFLOW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS wf_runs (
@@ -55,6 +57,7 @@ WORKFLOW_RANK: dict[type, int] = {
     ResolveStep: 73,
     SuspendRun: 74,
     WakeRun: 75,
+    StartRun: 76,
 }
 
 _pack = msgspec.msgpack.encode
@@ -74,6 +77,15 @@ def apply_workflows(conn: sqlite3.Connection, kind: type, ops: Sequence[Workflow
                 " SET status = excluded.status, run = excluded.run",
                 (run.id, run.workflow, run.status, run.created_at, _pack(run)),
             )
+        elif isinstance(op, StartRun):
+            run = op.run
+            inserted = conn.execute(
+                "INSERT INTO wf_runs (id, workflow, status, created_at, run)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (run.id, run.workflow, run.status, run.created_at, _pack(run)),
+            ).rowcount
+            if inserted:
+                conn.execute(ENQUEUE_SQL, delivery_row(op.delivery, run.id))
         elif isinstance(op, CancelRun):
             conn.execute("UPDATE wf_runs SET cancel = 1 WHERE id = ?", (op.run_id,))
         elif isinstance(op, PutStep):
