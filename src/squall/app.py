@@ -501,8 +501,9 @@ class App:
         timeout_s: int = 900,
         **function_options: Any,
     ) -> Callable[[F], F]:
-        """Declare a durable workflow ``def fulfil(wf, input)``: each ``wf.step`` is
-        checkpointed, sleeps and event waits suspend the run (see ``squall.Workflow``).
+        """Declare a durable workflow ``def fulfil(wf, input)`` (or ``async def``): each
+        ``wf.step`` is checkpointed, sleeps and event waits suspend the run (see
+        ``squall.Workflow``).
 
         Steps are retried ``step_retries`` times with exponential backoff from
         ``step_backoff_s``. The workflow runs as a function of the same name; other keyword
@@ -511,10 +512,6 @@ class App:
 
         def register(handler: F) -> F:
             wf_name = name or handler.__name__.replace("_", "-")
-            if inspect.iscoroutinefunction(handler):
-                raise ConfigError(
-                    f"workflow {wf_name!r}: declare it with def, not async def", field="handler"
-                )
             config = WorkflowConfig(
                 name=wf_name,
                 step_retries=step_retries,

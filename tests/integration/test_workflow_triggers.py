@@ -116,7 +116,7 @@ def test_trigger_options_on_a_workflow_are_refused() -> None:
 
 def test_a_workflow_above_its_trigger_says_how_to_stack() -> None:
     app = App("bad")
-    with pytest.raises(ConfigError, match="put @app.workflow"):
+    with pytest.raises(ConfigError, match=r"put @app\.workflow"):
 
         @app.workflow()
         @app.on("x.y")

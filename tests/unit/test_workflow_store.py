@@ -12,12 +12,14 @@ import pytest
 
 from squall.model.workflows import StepRecord, WorkflowRun, workflow_queue
 from squall.storage.protocols import (
+    Ack,
     CancelRun,
     Delivery,
     Enqueue,
     PutRun,
     PutStep,
     ResolveStep,
+    StartRun,
     SuspendRun,
     WakeRun,
 )
@@ -145,3 +147,21 @@ async def test_runs_page_newest_first(store: SqliteStore) -> None:
     assert [r.id for r in rest] == ["r2", "r1", "r0"]
     assert await store.list_runs(workflow="other", status=None, limit=10, before=None) == []
     assert len(await store.list_runs(workflow="w", status="pending", limit=10, before=None)) == 5
+
+
+async def test_start_run_creates_once_even_after_the_run_finished(store: SqliteStore) -> None:
+    now = time.time()
+
+    def start_op(delivery_id: str) -> StartRun:
+        delivery = Delivery(
+            id=delivery_id, queue=WORKFLOW_QUEUE, payload=b"", invocation_id="r1",
+            enqueued_at=now, available_at=now,
+        )
+        return StartRun(run(), delivery)
+
+    await store.commit([start_op("d1")])
+    assert await store.depth(WORKFLOW_QUEUE) == 1
+    await store.commit([Ack("d1")])  # the run ended: its delivery is gone
+    await store.commit([start_op("d2")])  # a trigger redelivered: no second run, no delivery
+    assert await store.depth(WORKFLOW_QUEUE) == 0
+    assert (await store.get_run("r1")) is not None

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 import traceback
 from typing import Any, NoReturn
@@ -63,10 +64,18 @@ class Link:
         # Invocations the platform queued in the channel (it pipelines them) that arrived
         # while the running one waited for a call's reply: served next, in order.
         self._queued: collections.deque[Invoke] = collections.deque()
+        # Calls may come from several threads at once (a workflow's wf.map and wf.gather):
+        # one of them reads the channel at a time and hands each reply to its caller.
+        self._calls = threading.Condition()
+        self._replies: dict[int, CallReply] = {}
+        self._reading = False
+        self._sending = threading.Lock()
 
     def send(self, message: msgspec.Struct) -> None:
+        data = frame(message)
         try:
-            self._sock.sendall(frame(message))
+            with self._sending:
+                self._sock.sendall(data)
         except OSError:
             os._exit(0)  # the platform closed the channel: nothing left to serve
 
@@ -102,17 +111,30 @@ class Link:
         return message
 
     def call(self, op: str, args: dict[str, Any]) -> bytes | None:
-        self._next_call += 1
-        call_id = self._next_call
-        self.send(Call(call_id, op, args))
-        while True:
-            message = self._read()
-            if isinstance(message, Invoke):
-                self._queued.append(message)
-            elif isinstance(message, CallReply) and message.call_id == call_id:
-                if message.error is not None:
-                    raise SquallError.from_dict(message.error)
-                return message.value
+        with self._calls:
+            self._next_call += 1
+            call_id = self._next_call
+            self.send(Call(call_id, op, args))
+            while call_id not in self._replies:
+                if self._reading:  # another caller reads: it hands this reply over
+                    self._calls.wait()
+                    continue
+                self._reading = True
+                self._calls.release()
+                try:
+                    message = self._read()
+                finally:
+                    self._calls.acquire()
+                    self._reading = False
+                    self._calls.notify_all()
+                if isinstance(message, Invoke):
+                    self._queued.append(message)
+                elif isinstance(message, CallReply):
+                    self._replies[message.call_id] = message
+            reply = self._replies.pop(call_id)
+        if reply.error is not None:
+            raise SquallError.from_dict(reply.error)
+        return reply.value
 
 
 def describe(exc: BaseException, kind: type[SquallError]) -> dict[str, Any]:

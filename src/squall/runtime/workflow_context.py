@@ -9,12 +9,14 @@ is *suspended*); the platform resumes the run when the timer fires or the event 
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import re
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,7 +109,6 @@ class Workflow:
         self._retries = int(run.get("step_retries", 3))
         self._backoff = float(run.get("step_backoff_s", 1.0))
         self._seq = 0
-        self._lock = threading.Lock()  # the channel serves one call at a time
         self._compensations: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self.nondeterministic: NonDeterministicWorkflow | None = None
 
@@ -142,10 +143,9 @@ class Workflow:
         return sorted(seq for seq in self._history if seq >= self._seq)
 
     def _checkpoint(self, **step: Any) -> None:
-        with self._lock:
-            self.ctx._link.call(
-                "workflow", {"action": "checkpoint", "step": {"run_id": self.run_id, **step}}
-            )
+        self.ctx._link.call(
+            "workflow", {"action": "checkpoint", "step": {"run_id": self.run_id, **step}}
+        )
 
     @staticmethod
     def _replayed(seq: int, recorded: dict[str, Any]) -> Any:
@@ -205,20 +205,68 @@ class Workflow:
         """``[fn(item) for item in items]``, each item a checkpointed step, run concurrently
         on up to ``max_concurrency`` threads of the sandbox; results in item order."""
         label = getattr(fn, "__name__", "step")
-        values = list(items)
+        return self._fan_out(
+            [("step", label, _bind(fn, (item,)), [item]) for item in items],
+            max_concurrency,
+            retries,
+        )
+
+    def gather(
+        self, *calls: tuple[Any, ...], max_concurrency: int = 8, retries: int | None = None
+    ) -> list[Any]:
+        """Run several steps at once and return their results in order: each call is
+        ``(fn, *args)``, a step, or ``("function-name", payload)``, an invoke of a platform
+        function. A failed one raises its ``StepFailed`` once all have ended."""
+        specs: list[tuple[str, str, Callable[[], Any], Any]] = []
+        for index, call in enumerate(calls):
+            if not isinstance(call, tuple) or not call:
+                raise InvalidInput(
+                    f"calls[{index}] must be a tuple (fn, *args) or ('function', payload),"
+                    f" not {call!r}",
+                    field=f"calls[{index}]",
+                )
+            target, *args = call
+            if isinstance(target, str):
+                if len(args) > 1:
+                    raise InvalidInput(
+                        f"calls[{index}]: an invoke takes one payload, not {len(args)}",
+                        field=f"calls[{index}]",
+                    )
+                payload = args[0] if args else None
+                specs.append(("invoke", target, self._invoker(target, payload), payload))
+            elif callable(target):
+                label = getattr(target, "__name__", "step")
+                specs.append(("step", label, _bind(target, tuple(args)), list(args)))
+            else:
+                raise InvalidInput(
+                    f"calls[{index}][0] must be a function or a function name, not {target!r}",
+                    field=f"calls[{index}]",
+                )
+        return self._fan_out(specs, max_concurrency, retries)
+
+    def _invoker(self, function: str, payload: Any) -> Callable[[], Any]:
+        return lambda: self.ctx.invoke(function, payload)
+
+    def _fan_out(
+        self,
+        specs: list[tuple[str, str, Callable[[], Any], Any]],
+        max_concurrency: int,
+        retries: int | None,
+    ) -> list[Any]:
+        """Positions are taken in order before anything runs, so a replay meets them in
+        the same order whichever finished first."""
         if max_concurrency < 1:
             raise InvalidInput("max_concurrency must be at least 1", field="max_concurrency")
-        positions = [self._position("step", label) for _ in values]
+        positions = [self._position(kind, label) for kind, label, _, _ in specs]
         todo = [i for i, (_, recorded) in enumerate(positions) if recorded is None]
         results: dict[int, Any] = {}
         failures: dict[int, BaseException] = {}
 
         def one(i: int) -> None:
-            seq = positions[i][0]
-            item = values[i]
+            kind, label, body, given = specs[i]
             try:
                 results[i] = self._execute(
-                    seq, "step", label, lambda: fn(item), [item], retries, None, None
+                    positions[i][0], kind, label, body, given, retries, None, None
                 )
             except BaseException as exc:
                 failures[i] = exc
@@ -254,7 +302,7 @@ class Workflow:
         while True:
             attempts += 1
             try:
-                output = _timed(body, timeout_s)
+                output = _timed(lambda: _awaited(body()), timeout_s)
                 encoded = _encode(output, f"step {label!r}")
             except ResultNotSerializable as exc:  # retrying cannot fix it
                 error = exc.to_dict()
@@ -355,12 +403,11 @@ class Workflow:
         child_id = id or f"{self.run_id}.{seq}"
         encoded = _encode(input, f"the input of child workflow {name!r}")
         started = time.time()
-        with self._lock:
-            self.ctx._link.call(
-                "workflow",
-                {"action": "start_child", "run_id": self.run_id, "workflow": name,
-                 "input_json": encoded, "id": child_id},
-            )
+        self.ctx._link.call(
+            "workflow",
+            {"action": "start_child", "run_id": self.run_id, "workflow": name,
+             "input_json": encoded, "id": child_id},
+        )
         self._checkpoint(
             seq=seq, name=name, kind="child", status="completed",
             input=msgspec.json.decode(encoded), output_json=_encode(child_id, "start_child"),
@@ -413,6 +460,25 @@ class Workflow:
         return failed
 
 
+def _awaited(value: Any) -> Any:
+    """An ``async def`` workflow or step runs to its end on an event loop of its own: the
+    ``wf`` calls inside block, as they do in a ``def`` workflow (each ends the replay or
+    returns a checkpoint; nothing is gained by interleaving them on one loop)."""
+    if not inspect.isawaitable(value):
+        return value
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_wait(value))
+    # A coroutine step inside an async workflow: its loop is busy running the workflow.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _wait(value)).result()
+
+
+async def _wait(value: Awaitable[Any]) -> Any:
+    return await value
+
+
 def _bind(fn: Callable[..., Any], args: tuple[Any, ...]) -> Callable[[], Any]:
     return lambda: fn(*args)
 
@@ -447,7 +513,7 @@ def run_workflow(fn: Callable[..., Any], run: Any, ctx: Context) -> dict[str, An
         )
     wf = Workflow(ctx, run)
     try:
-        result = fn(wf, run.get("input"))
+        result = _awaited(fn(wf, run.get("input")))
         if wf.unreplayed():
             seq = wf.unreplayed()[0]
             recorded = run["history"][[s["seq"] for s in run["history"]].index(seq)]
