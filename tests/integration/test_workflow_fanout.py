@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from squall.engine.platform import Platform
 from squall.model.workflows import RunStatus, WorkflowRun
 
@@ -79,6 +81,16 @@ async def test_gather_runs_invokes_and_steps_at_once(platform, eventually) -> No
     assert [(s.seq, s.kind, s.name) for s in history] == [
         (0, "invoke", "slow"), (1, "invoke", "slow"), (2, "invoke", "slow"), (3, "step", "add"),
     ]
+    samples = {
+        (family.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families((await p.observability.scrape()).decode())
+        for sample in family.samples
+        if family.name.startswith("squall_workflow")
+    }
+    run_labels = (("status", "completed"), ("workflow", "together"))
+    assert samples[("squall_workflow_runs", run_labels)] == 1
+    invokes = (("kind", "invoke"), ("status", "completed"), ("workflow", "together"))
+    assert samples[("squall_workflow_steps", invokes)] == 3
 
 
 async def test_gather_raises_the_failure_after_the_others_end(platform, eventually) -> None:  # type: ignore[no-untyped-def]

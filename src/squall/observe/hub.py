@@ -85,6 +85,7 @@ class Observability:
         for stream in self._streams.all():
             snapshot.streams.append(await self._streams.describe(stream.name))
         snapshot.dead_letters = await self._store.dead_letter_counts()
+        snapshot.workflow_runs, snapshot.workflow_steps = await self._store.workflow_counts()
         return self.metrics.render(snapshot)
 
     async def _records(self, since: float, until: float) -> list[InvocationRecord]:

@@ -11,8 +11,8 @@ Two kinds of figures:
   rule from ``BusStats``, queue depths, stream consumer lag and dead-letter depths from the
   store. ``Metrics.scrape`` reads what needs the store first, then renders.
 
-Workflow runs and steps by status are not exported: workflows do not exist yet. When they
-land, they join ``StateCollector`` the way queues do.
+Workflow runs and steps by status are read from the store at scrape time too (a grouped
+count: history rows are not indexed by workflow, so a scrape reads every step row's key).
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class StateSnapshot:
     queues: list[tuple[str, Any]] = field(default_factory=list)  # (name, QueueStats)
     streams: list[dict[str, Any]] = field(default_factory=list)  # Streams.describe()
     dead_letters: dict[str, int] = field(default_factory=dict)
+    workflow_runs: dict[tuple[str, str], int] = field(default_factory=dict)
+    workflow_steps: dict[tuple[str, str, str], int] = field(default_factory=dict)
     taken_at: float = 0.0
 
 
@@ -191,6 +193,7 @@ class StateCollector(Collector):
         yield from self._bus_metrics()
         yield from self._queue_metrics()
         yield from self._stream_metrics()
+        yield from self._workflow_metrics()
         dead = GaugeMetricFamily(
             "squall_dead_letters",
             "Dead letters held, by function (rule:<name> for a rule's target deliveries).",
@@ -278,6 +281,23 @@ class StateCollector(Collector):
             sent = stats.oldest_sent_at
             oldest.add_metric((name,), 0.0 if sent is None else max(0.0, now - sent))
         yield from (depth, oldest)
+
+    def _workflow_metrics(self) -> Iterator[Metric]:
+        runs = GaugeMetricFamily(
+            "squall_workflow_runs",
+            "Workflow runs the store holds, by workflow and status.",
+            labels=("workflow", "status"),
+        )
+        steps = GaugeMetricFamily(
+            "squall_workflow_steps",
+            "Checkpointed workflow steps, by workflow, kind (step, invoke, sleep, …) and status.",
+            labels=("workflow", "kind", "status"),
+        )
+        for (workflow, status), count in sorted(self.snapshot.workflow_runs.items()):
+            runs.add_metric((workflow, status), count)
+        for (workflow, kind, status), count in sorted(self.snapshot.workflow_steps.items()):
+            steps.add_metric((workflow, kind, status), count)
+        yield from (runs, steps)
 
     def _stream_metrics(self) -> Iterator[Metric]:
         behind = GaugeMetricFamily(

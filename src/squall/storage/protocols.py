@@ -441,6 +441,12 @@ class WorkflowStore(Protocol):
         """Every step waiting for an event."""
         ...
 
+    async def workflow_counts(
+        self,
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str, str], int]]:
+        """Runs by (workflow, status) and steps by (workflow, kind, status)."""
+        ...
+
 
 class Store(
     WorkQueue,

@@ -172,6 +172,21 @@ class WorkflowReads:
         rows = self._db.read("SELECT step FROM wf_steps WHERE status = 'waiting'")
         return [_unpack_step(row[0]) for row in rows]
 
+    async def workflow_counts(
+        self,
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str, str], int]]:
+        runs = self._db.read(
+            "SELECT workflow, status, COUNT(*) FROM wf_runs GROUP BY workflow, status"
+        )
+        steps = self._db.read(
+            "SELECT r.workflow, s.kind, s.status, COUNT(*) FROM wf_steps s"
+            " JOIN wf_runs r ON r.id = s.run_id GROUP BY r.workflow, s.kind, s.status"
+        )
+        return (
+            {(row[0], row[1]): row[2] for row in runs},
+            {(row[0], row[1], row[2]): row[3] for row in steps},
+        )
+
 
 def _run(row: Sequence[Any]) -> WorkflowRun:
     run = _unpack_run(row[0])
