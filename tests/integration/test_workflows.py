@@ -393,3 +393,27 @@ async def test_child_workflows_run_and_their_results_return(platform, log_file, 
         ("step", "reserve"), ("child", "napper"), ("join", "child:k1.1")
     ]
     assert [n for n in notes(log_file) if n[1] == "k1"] == [["reserve", "k1"]]
+
+
+
+GUARDIAN = APP + '''
+@app.workflow()
+def guardian(wf, order):
+    return wf.child(napper, {"id": order["id"] + "-c", "total": 1, "sleep": 60})
+'''
+
+
+async def test_cancelling_a_parent_cancels_its_open_children(platform, log_file, eventually):
+    p = await platform(GUARDIAN)
+    await p.start_workflow("guardian", {"id": "k2"}, id="k2")
+
+    async def child_sleeping() -> bool:
+        runs = await p.workflows.runs(workflow="napper")
+        return bool(runs) and runs[0].status == RunStatus.SLEEPING
+
+    await eventually(child_sleeping)
+    await p.workflows.cancel("k2")
+    parent = await finished(p, "k2", eventually)
+    child = await finished(p, "k2.0", eventually)
+    assert (parent.status, child.status) == (RunStatus.CANCELLED, RunStatus.CANCELLED)
+    assert [n for n in notes(log_file) if n[0] == "charge"] == []  # the child never resumed

@@ -227,14 +227,34 @@ class Workflows:
         )
 
     async def cancel(self, run_id: str) -> WorkflowRun:
-        """Ask a run to stop: it is replayed at once, its next new step raises
-        ``WorkflowCancelled`` and its compensations run. A finished run is left as it is."""
+        """Ask a run, and the child runs it started that have not finished, to stop: each is
+        replayed at once, its next new step raises ``WorkflowCancelled`` and its
+        compensations run. A finished run is left as it is."""
         run = await self.get(run_id)
         if RunStatus(run.status).finished:
             return run
-        await self._store.commit([CancelRun(run_id), WakeRun(run_id, time.time())])
+        now = time.time()
+        ops: list[Op] = []
+        for target in [run_id, *await self._open_descendants(run_id)]:
+            ops += [CancelRun(target), WakeRun(target, now)]
+        await self._store.commit(ops)
         self.wake()
         return await self.get(run_id)
+
+    async def _open_descendants(self, run_id: str) -> list[str]:
+        """The unfinished runs started as children of ``run_id``, their children, and so on."""
+        found: list[str] = []
+        parents = [run_id]
+        while parents:
+            parent = parents.pop()
+            for step in await self._store.list_steps(parent):
+                if step.kind != StepKind.CHILD or not isinstance(step.output, str):
+                    continue
+                child = await self._store.get_run(step.output)
+                if child is not None and not RunStatus(child.status).finished:
+                    found.append(child.id)
+                    parents.append(child.id)
+        return found
 
     # --- calls from the sandbox ------------------------------------------------------------
 
