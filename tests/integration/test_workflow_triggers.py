@@ -34,6 +34,17 @@ def fulfil(wf, order):
 def nightly(wf, tick):
     return wf.step(stamp, tick["detail"])
 
+@app.function(permissions=["workflow:fulfil"])
+def checkout(order, ctx):
+    run_id = ctx.start_workflow("fulfil", order, id="order-" + order["id"])
+    if order.get("fail"):
+        raise RuntimeError("checkout failed after starting the run")
+    return run_id
+
+@app.function()
+def sneaky(order, ctx):
+    return ctx.start_workflow("fulfil", order)
+
 app.rule(
     "paid-to-fulfil",
     event_type="order.paid",
@@ -103,6 +114,21 @@ async def test_a_schedule_starts_a_run_per_tick(platform, eventually) -> None:  
     assert all(r.status == RunStatus.COMPLETED for r in runs)
     assert all(r.result == {"seen": {"tick": True}} for r in runs)
     assert len({r.id for r in runs}) == len(runs)
+
+
+async def test_a_function_starts_a_run_when_it_succeeds(platform, eventually) -> None:  # type: ignore[no-untyped-def]
+    p = await platform(APP)
+    failed = await p.invoke("checkout", b'{"id": "o-4", "fail": true}')
+    assert failed.status == "failed"
+    record = await p.invoke("checkout", b'{"id": "o-5"}')
+    assert msgspec.json.decode(record.result or b"") == "order-o-5"
+    again = await p.invoke("checkout", b'{"id": "o-5"}')  # the id is the idempotency key
+    assert again.status == "succeeded"
+    [run] = await runs_of(p, "fulfil", eventually, 1)
+    assert run.id == "order-o-5" and run.result == {"seen": {"id": "o-5"}}
+    denied = await p.invoke("sneaky", b'{"id": "o-6"}')
+    assert denied.error is not None and denied.error["error_type"] == "AccessDenied"
+    assert 'permissions=["workflow:fulfil"]' in str(denied.error["message"])
 
 
 def test_trigger_options_on_a_workflow_are_refused() -> None:

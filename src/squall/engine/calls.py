@@ -43,6 +43,7 @@ _ACTIONS = {
     "bucket.read": "read bucket",
     "table": "write to table",
     "table.read": "read table",
+    "workflow": "start workflow",
 }
 
 
@@ -115,6 +116,10 @@ class SandboxCalls:
             elif call.op == "workflow":  # a step's checkpoint
                 await self._platform.workflows.on_call(sandbox.function, call.args, effects)
                 answer = None
+            elif call.op == "workflow.start":
+                name = str(call.args.get("workflow"))
+                require(self._caller(sandbox), sandbox.function, "workflow", name)
+                answer = await self._platform.workflows.start_from_call(call.args, effects)
             else:
                 raise InvalidInput(f"unknown platform call {call.op!r}", field="op")
             sandbox.reply(CallReply(call.call_id, msgspec.json.encode(answer), None))

@@ -25,7 +25,9 @@ from squall.model.workflows import WorkflowConfig
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-ACTIONS = ("invoke", "publish", "put", "send", "bucket", "bucket.read", "table", "table.read")
+ACTIONS = (
+    "invoke", "publish", "put", "send", "bucket", "bucket.read", "table", "table.read", "workflow",
+)
 
 # field -> (minimum, maximum), inclusive.
 RANGES: dict[str, tuple[int, int]] = {

@@ -104,6 +104,16 @@ class Context:
         body = self._link.call("invoke", args)
         return None if body is None else msgspec.json.decode(body)
 
+    def start_workflow(self, workflow: str, input: Any = None, *, id: str | None = None) -> str:
+        """Start a run of ``workflow`` (``workflow:<name>`` in permissions) when this
+        invocation succeeds; ``id`` is the idempotency key (a run of that id is kept as it
+        is). Returns the run id."""
+        body = self._link.call(
+            "workflow.start",
+            {"workflow": workflow, "input_json": msgspec.json.encode(input), "id": id},
+        )
+        return str(msgspec.json.decode(body or b'""'))
+
     def publish(
         self,
         type: str,

@@ -157,6 +157,22 @@ class Workflows:
         self.wake()
         return op.run, True
 
+    async def start_from_call(self, args: dict[str, Any], effects: Effects | None) -> str:
+        """``ctx.start_workflow``: a start held with the calling invocation's effects (it
+        happens when, and only if, the invocation succeeds); its run id."""
+        name = str(args.get("workflow"))
+        given = args.get("id")
+        run_id = new_id() if given is None else str(given)
+        try:
+            input = msgspec.json.decode(bytes(args.get("input_json") or b"null"))
+        except msgspec.DecodeError:
+            raise InvalidInput("input must be JSON", field="input") from None
+        if effects is None:  # from an init hook: at once
+            await self.start(name, input, run_id)
+            return run_id
+        effects.add([self.start_op(name, run_id, input)], after=self.wake)
+        return run_id
+
     def starts(self, function: str) -> bool:
         """Whether ``function`` runs a workflow: what triggers it (an event, a schedule, an
         async invoke, a queue message) starts a run instead of invoking it."""
