@@ -90,3 +90,68 @@ def test_bad_orders_are_refused_naming_the_field_and_change_nothing(url: str) ->
         assert response.json()["error"]["field"] == field
     assert httpx.get(f"{url}/orders/x-1").status_code == 404
     assert stock(url) == 5
+
+
+def workflow_run(url: str, run_id: str) -> dict[str, Any] | None:
+    """The run once it has finished (`squall workflows show --json`), else None."""
+    done = subprocess.run(
+        [SQUALL, "workflows", "show", run_id, "--json", "--url", url],
+        capture_output=True, text=True, timeout=30, check=False, env=client_env(),
+    )
+    if done.returncode != 0:
+        return None
+    run: dict[str, Any] = json.loads(done.stdout)
+    return run if run["status"] not in ("pending", "running", "sleeping", "waiting") else None
+
+
+def test_the_checkout_workflow_ships_and_charges_once(url: str) -> None:
+    httpx.put(f"{url}/stock/tea", json={"quantity": 10})
+    body = order("c-1", 4)
+    started = httpx.post(f"{url}/checkout", json=body)
+    assert started.status_code == 202, started.text
+    assert started.json()["run_id"] == "order-c-1"
+    assert httpx.post(f"{url}/checkout", json=body).status_code == 202  # the same run
+    run = wait_for(lambda: workflow_run(url, "order-c-1"))
+    assert run["status"] == "completed", run
+    assert run["result"]["tracking"].startswith("TRK-") and run["result"]["charged"] == 4
+    state = httpx.get(f"{url}/checkout/c-1").json()
+    assert state["checkout"]["status"] == "shipped"
+    assert state["payment"]["status"] == "charged" and state["payment"]["amount"] == 4
+    assert stock(url) == 6  # deducted once, although the checkout was posted twice
+
+
+def test_a_failed_shipment_refunds_and_releases_the_stock(url: str) -> None:
+    httpx.put(f"{url}/stock/tea", json={"quantity": 10})
+    started = httpx.post(f"{url}/checkout", json=order("c-2", 3, address={"country": "XX"}))
+    assert started.status_code == 202
+    run = wait_for(lambda: workflow_run(url, "order-c-2"))
+    assert run["status"] == "compensated", run
+    assert "does not ship to XX" in run["error"]["message"]
+    state = httpx.get(f"{url}/checkout/c-2").json()
+    assert state["checkout"]["status"] == "cancelled"
+    assert state["payment"]["status"] == "refunded"
+    assert stock(url) == 10
+    history = subprocess.run(
+        [SQUALL, "workflows", "history", "order-c-2", "--json", "--url", url],
+        capture_output=True, text=True, timeout=30, check=True, env=client_env(),
+    )
+    steps = [(s["kind"], s["name"], s["status"]) for s in json.loads(history.stdout)["steps"]]
+    assert steps == [
+        ("step", "reserve_stock", "completed"),
+        ("step", "charge_card", "completed"),
+        ("step", "ship", "failed"),
+        ("compensate", "refund_card", "completed"),
+        ("compensate", "release_stock", "completed"),
+    ]
+
+
+def test_a_declined_card_releases_the_stock_only(url: str) -> None:
+    httpx.put(f"{url}/stock/tea", json={"quantity": 10})
+    declined = order("c-3", 2, payment={"card": "4000000000000002"})
+    assert httpx.post(f"{url}/checkout", json=declined).status_code == 202
+    run = wait_for(lambda: workflow_run(url, "order-c-3"))
+    assert run["status"] == "compensated" and "declined" in run["error"]["message"]
+    state = httpx.get(f"{url}/checkout/c-3").json()
+    assert state["checkout"]["status"] == "cancelled" and state["payment"] is None
+    assert stock(url) == 10
+    assert httpx.post(f"{url}/checkout", json={"id": "c-4"}).status_code == 400
