@@ -20,12 +20,12 @@ run: $(BIN)/squall
 	$(BIN)/squall up $(APP) --port $(PORT)
 
 test: $(VENV)/.test-extras
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(VENV)/.test-extras
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/mypy
 
 bench: $(BIN)/squall
