@@ -182,16 +182,46 @@ class Workflow:
                              backoff_s)
 
     def invoke(
-        self, function: str, payload: Any = None, *, retries: int | None = None
+        self,
+        function: str,
+        payload: Any = None,
+        *,
+        retries: int | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
         """Invoke a platform function synchronously as a step (``invoke:<function>`` must be
-        in the workflow's permissions); its result is checkpointed."""
+        in the workflow's permissions); its result is checkpointed. ``timeout_s`` bounds the
+        wait (the attempt fails with ``Timeout``; the invocation itself runs on)."""
         seq, recorded = self._position("invoke", function)
         if recorded is not None:
             return self._replayed(seq, recorded)
         return self._execute(
-            seq, "invoke", function, lambda: self.ctx.invoke(function, payload), payload,
+            seq, "invoke", function,
+            lambda: self.ctx.invoke(function, payload, timeout_s=timeout_s), payload,
             retries, None, None,
+        )
+
+    def record(
+        self,
+        kind: str,
+        name: str,
+        *,
+        input: Any = None,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        """Note in the history that something happened (a state machine's state exited,
+        with its input and output or error) without running anything; a replay passes it."""
+        seq, recorded = self._position(kind, name)
+        if recorded is not None:
+            return
+        now = time.time()
+        self._checkpoint(
+            seq=seq, name=name, kind=kind, status="failed" if error else "completed",
+            input=msgspec.json.decode(_encode(input, f"the input of {name!r}")),
+            output_json=_encode(output, repr(name)), error=error, attempts=1,
+            started_at=now if started_at is None else started_at, ended_at=now,
         )
 
     def map(

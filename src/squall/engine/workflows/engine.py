@@ -445,6 +445,7 @@ def _child_outcome(step: StepRecord, child: WorkflowRun, now: float) -> list[Op]
     else:
         cause = child.error or {}
         error: dict[str, object] = {
+            **cause,  # the child's details (a state machine's ASL error and cause)
             "type": str(cause.get("type", "WorkflowFailed")),
             "message": f"child run {child.id!r} ended {child.status}: {cause.get('message')}",
             "child": child.id,

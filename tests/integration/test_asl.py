@@ -1,0 +1,214 @@
+"""ASL state machines on a real platform: every state type, paths, Retry, Catch, history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from squall.engine.platform import Platform
+from squall.model.workflows import RunStatus, WorkflowRun
+
+APP = '''
+import json, os, pathlib
+import squall
+
+app = squall.App("asl")
+LOG = pathlib.Path(os.environ["ASL_LOG"])
+
+def note(*what):
+    with LOG.open("a") as f:
+        f.write(json.dumps(list(what)) + "\\n")
+
+@app.function()
+def price(event, ctx):
+    note("price", event)
+    return {"total": event["qty"] * event["unit"]}
+
+@app.function()
+def double(event, ctx):
+    note("double", event)
+    return event * 2
+
+@app.function()
+def flaky(event, ctx):
+    tries = LOG.parent / ("tries-" + event["id"])
+    n = int(tries.read_text()) + 1 if tries.exists() else 1
+    tries.write_text(str(n))
+    note("flaky", n)
+    if n <= event["fail_times"]:
+        raise ValueError(f"try {n}")
+    return {"tries": n}
+
+@app.function()
+def declined(event, ctx):
+    raise PermissionError("card declined")
+
+@app.function(timeout_s=5)
+def slow(event, ctx):
+    import time
+    time.sleep(2)
+    return "late"
+
+ORDER = {
+    "StartAt": "Price",
+    "States": {
+        "Price": {
+            "Type": "Task",
+            "Resource": "squall:function:price",
+            "InputPath": "$.order",
+            "Parameters": {"qty.$": "$.qty", "unit.$": "$.unit"},
+            "ResultSelector": {"amount.$": "$.total"},
+            "ResultPath": "$.priced",
+            "Next": "Big?",
+        },
+        "Big?": {
+            "Type": "Choice",
+            "Choices": [
+                {"And": [{"Variable": "$.priced.amount", "NumericGreaterThan": 100},
+                         {"Not": {"Variable": "$.vip", "BooleanEquals": True}}],
+                 "Next": "Review"},
+                {"Variable": "$.priced.amount", "NumericLessThanEqualsPath": "$.limit",
+                 "Next": "Label"},
+            ],
+            "Default": "TooSmall",
+        },
+        "Review": {"Type": "Fail", "Error": "NeedsReview", "Cause": "amount over 100"},
+        "TooSmall": {"Type": "Fail", "ErrorPath": "$.code",
+                     "CausePath": "States.Format('amount {} over limit', $.priced.amount)"},
+        "Label": {
+            "Type": "Pass",
+            "Parameters": {
+                "label.$": "States.Format('order {} costs {}', $.order.id, $.priced.amount)",
+                "exec.$": "$$.Execution.Id",
+                "state.$": "$$.State.Name",
+            },
+            "ResultPath": "$.label",
+            "OutputPath": "$.label",
+            "Next": "Done",
+        },
+        "Done": {"Type": "Succeed"},
+    },
+}
+app.state_machine("order", definition=ORDER)
+
+app.state_machine("fanout", definition={
+    "StartAt": "Both",
+    "States": {
+        "Both": {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": "D", "States": {"D": {"Type": "Task", "Resource": "double",
+                                                  "InputPath": "$.n", "End": True}}},
+                {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "static",
+                                                  "End": True}}},
+            ],
+            "ResultPath": "$.both",
+            "Next": "Each",
+        },
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": 2,
+            "ItemSelector": {"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+            "ItemProcessor": {"StartAt": "Twice", "States": {
+                "Twice": {"Type": "Task", "Resource": "double", "InputPath": "$.value",
+                          "End": True}}},
+            "ResultPath": "$.doubled",
+            "End": True,
+        },
+    },
+})
+
+app.state_machine("retrying", definition={
+    "StartAt": "Try",
+    "States": {
+        "Try": {
+            "Type": "Task",
+            "Resource": "flaky",
+            "Retry": [{"ErrorEquals": ["ValueError"], "IntervalSeconds": 0.05,
+                       "BackoffRate": 2, "MaxAttempts": 2, "JitterStrategy": "FULL"}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                       "Next": "Recovered"}],
+            "End": True,
+        },
+        "Recovered": {"Type": "Pass", "End": True},
+    },
+})
+
+app.state_machine("catching", definition={
+    "StartAt": "Charge",
+    "States": {
+        "Charge": {
+            "Type": "Task", "Resource": "declined",
+            "Catch": [{"ErrorEquals": ["ValueError"], "Next": "Wrong"},
+                      {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.why",
+                       "Next": "Refund"}],
+            "End": True,
+        },
+        "Wrong": {"Type": "Fail", "Error": "Wrong"},
+        "Refund": {"Type": "Pass", "End": True},
+    },
+})
+
+app.state_machine("timing", definition={
+    "StartAt": "Nap",
+    "States": {
+        "Nap": {"Type": "Wait", "SecondsPath": "$.nap", "Next": "Slow"},
+        "Slow": {"Type": "Task", "Resource": "slow", "TimeoutSeconds": 0.5,
+                 "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "TimedOut"}],
+                 "End": True},
+        "TimedOut": {"Type": "Succeed"},
+    },
+})
+
+app.state_machine("unmatched", definition={
+    "StartAt": "Pick",
+    "States": {
+        "Pick": {"Type": "Choice", "Choices": [
+            {"Variable": "$.kind", "StringMatches": "a*z", "Next": "Yes"}]},
+        "Yes": {"Type": "Succeed"},
+    },
+})
+'''
+
+
+@pytest.fixture
+def log_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "calls.log"
+    monkeypatch.setenv("ASL_LOG", str(path))
+    return path
+
+
+def notes(path: Path) -> list[list[Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def finished(p: Platform, run_id: str, eventually: Any, timeout: float = 20) -> WorkflowRun:
+    async def check() -> WorkflowRun | None:
+        run = await p.workflows.get(run_id)
+        return run if RunStatus(run.status).finished else None
+
+    result: WorkflowRun = await eventually(check, timeout=timeout)
+    return result
+
+
+async def test_task_choice_pass_and_paths(platform, log_file, eventually):
+    p = await platform(APP)
+    order = {"order": {"id": "o1", "qty": 3, "unit": 10}, "limit": 50}
+    await p.start_workflow("order", order, id="o1")
+    done = await finished(p, "o1", eventually)
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.result == {"label": "order o1 costs 30", "exec": "o1", "state": "Label"}
+    assert notes(log_file) == [["price", {"qty": 3, "unit": 10}]]
+    history = await p.workflow_history("o1")
+    states = [(s.name, s.status) for s in history if s.kind == "state"]
+    assert states == [("Price", "completed"), ("Big?", "completed"), ("Label", "completed"),
+                      ("Done", "completed")]
+    price = next(s for s in history if s.kind == "state" and s.name == "Price")
+    assert price.input == order
+    assert price.output == {**order, "priced": {"amount": 30}}
