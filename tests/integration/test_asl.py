@@ -68,7 +68,8 @@ ORDER = {
             "Type": "Choice",
             "Choices": [
                 {"And": [{"Variable": "$.priced.amount", "NumericGreaterThan": 100},
-                         {"Not": {"Variable": "$.vip", "BooleanEquals": True}}],
+                         {"Not": {"And": [{"Variable": "$.vip", "IsPresent": True},
+                                          {"Variable": "$.vip", "BooleanEquals": True}]}}],
                  "Next": "Review"},
                 {"Variable": "$.priced.amount", "NumericLessThanEqualsPath": "$.limit",
                  "Next": "Label"},
@@ -212,3 +213,104 @@ async def test_task_choice_pass_and_paths(platform, log_file, eventually):
     price = next(s for s in history if s.kind == "state" and s.name == "Price")
     assert price.input == order
     assert price.output == {**order, "priced": {"amount": 30}}
+
+
+async def test_fail_states_name_the_error(platform, log_file, eventually):
+    p = await platform(APP)
+    big = {"order": {"id": "o2", "qty": 20, "unit": 10}, "limit": 500}
+    await p.start_workflow("order", big, id="o2")
+    small = {"order": {"id": "o3", "qty": 6, "unit": 10}, "limit": 50, "vip": False,
+             "code": "OverLimit"}
+    await p.start_workflow("order", small, id="o3")
+    done = await finished(p, "o2", eventually)
+    assert done.status == RunStatus.FAILED
+    assert done.error is not None
+    assert (done.error["error"], done.error["cause"]) == ("NeedsReview", "amount over 100")
+    done = await finished(p, "o3", eventually)
+    assert done.error is not None
+    assert (done.error["error"], done.error["cause"]) == ("OverLimit", "amount 60 over limit")
+    history = await p.workflow_history("o3")
+    last = history[-1]
+    assert (last.name, last.status) == ("TooSmall", "failed")
+    assert last.error == {"type": "OverLimit", "message": "amount 60 over limit"}
+
+
+async def test_parallel_and_map_run_as_child_runs(platform, log_file, eventually):
+    p = await platform(APP)
+    await p.start_workflow("fanout", {"n": 4, "items": [1, 2, 3, 4, 5]}, id="f1")
+    done = await finished(p, "f1", eventually, timeout=40)
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.result == {
+        "n": 4, "items": [1, 2, 3, 4, 5], "both": [8, "static"], "doubled": [2, 4, 6, 8, 10],
+    }
+    doubled = sorted(n[1] for n in notes(log_file))
+    assert doubled == [1, 2, 3, 4, 4, 5]  # each Task ran once
+    history = await p.workflow_history("f1")
+    children = [s for s in history if s.kind == "child"]
+    assert len(children) == 2 + 5
+    assert all(s.name == "fanout-branch" for s in children)
+    first_item = await p.workflows.get(f"f1.{children[2].seq}")
+    assert first_item.input["input"] == {"value": 1, "index": 0}
+
+
+async def test_retry_then_succeed_with_backoff(platform, log_file, eventually):
+    p = await platform(APP)
+    await p.start_workflow("retrying", {"id": "r1", "fail_times": 2}, id="r1")
+    done = await finished(p, "r1", eventually)
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.result == {"tries": 3}
+    history = await p.workflow_history("r1")
+    kinds = [(s.kind, s.name) for s in history]
+    assert kinds == [
+        ("invoke", "flaky"), ("step", "jitter"), ("sleep", "sleep"),
+        ("invoke", "flaky"), ("step", "jitter"), ("sleep", "sleep"),
+        ("invoke", "flaky"), ("state", "Try"),
+    ]
+    first_jitter = history[1].output
+    delay = history[2].wake_at - history[2].started_at
+    assert 0 <= delay <= 0.05 * first_jitter + 0.05
+
+
+async def test_retries_run_out_then_catch(platform, log_file, eventually):
+    p = await platform(APP)
+    await p.start_workflow("retrying", {"id": "r2", "fail_times": 5}, id="r2")
+    done = await finished(p, "r2", eventually)
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.result == {"id": "r2", "fail_times": 5,
+                           "error": {"Error": "ValueError", "Cause": "try 3"}}
+    assert [n for n in notes(log_file) if n[0] == "flaky"] == [["flaky", 1], ["flaky", 2],
+                                                              ["flaky", 3]]
+    states = [(s.name, s.status) for s in await p.workflow_history("r2") if s.kind == "state"]
+    assert states == [("Try", "failed"), ("Recovered", "completed")]
+
+
+async def test_task_failed_matches_a_function_error(platform, log_file, eventually):
+    p = await platform(APP)
+    await p.start_workflow("catching", {"card": 1}, id="c1")
+    done = await finished(p, "c1", eventually)
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.result == {"card": 1,
+                           "why": {"Error": "PermissionError", "Cause": "card declined"}}
+
+
+async def test_wait_then_task_timeout_is_caught(platform, log_file, eventually):
+    p = await platform(APP)
+    await p.start_workflow("timing", {"nap": 0.3}, id="t1")
+    done = await finished(p, "t1", eventually)
+    assert done.status == RunStatus.COMPLETED, done.error
+    history = await p.workflow_history("t1")
+    assert [(s.kind, s.name, s.status) for s in history] == [
+        ("sleep", "sleep", "completed"), ("state", "Nap", "completed"),
+        ("invoke", "slow", "failed"), ("state", "Slow", "failed"),
+        ("state", "TimedOut", "completed"),
+    ]
+    assert history[3].error is not None and history[3].error["type"] == "States.Timeout"
+
+
+async def test_no_choice_matched(platform, log_file, eventually):
+    p = await platform(APP)
+    await p.start_workflow("unmatched", {"kind": "abc"}, id="u1")
+    await p.start_workflow("unmatched", {"kind": "abcz"}, id="u2")
+    done = await finished(p, "u1", eventually)
+    assert done.error is not None and done.error["error"] == "States.NoChoiceMatched"
+    assert (await finished(p, "u2", eventually)).status == RunStatus.COMPLETED
