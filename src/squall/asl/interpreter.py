@@ -28,7 +28,7 @@ from squall.asl.errors import (
     matches,
     task_error,
 )
-from squall.errors import SquallError, StepFailed
+from squall.errors import InvalidInput, SquallError, StepFailed
 from squall.runtime.workflow_context import Workflow
 
 STATE_KIND = "state"  # the history kind of an exited state
@@ -272,10 +272,17 @@ def run_machine(wf: Workflow, machine_name: str, root: Machine, value: Any) -> A
 
 def run_branch(wf: Workflow, machine_name: str, root: Machine, request: Any) -> Any:
     """The body of ``<name>-branch``: one Parallel branch or Map iteration."""
-    address = request["address"]
-    context = {**request.get("context", {})}
+    try:
+        address = request["address"]
+        machine = root.branch(address)
+        context = dict(request.get("context") or {})
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        raise InvalidInput(
+            f"{branch_workflow(machine_name)!r} runs the Parallel branches and Map"
+            f" iterations of state machine {machine_name!r}: start {machine_name!r} instead",
+            field="input",
+        ) from None
     context.setdefault("StateMachine", {"Id": machine_name, "Name": machine_name})
-    machine = root.branch(address)
     return _finish(lambda: Interpreter(wf, machine_name, root).run(
         machine, request.get("input"), context, address))
 
