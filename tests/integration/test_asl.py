@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,31 @@ app.state_machine("timing", definition={
     },
 })
 
+app.state_machine("intrinsic", definition={
+    "StartAt": "Build",
+    "States": {
+        "Build": {"Type": "Pass", "Parameters": {
+            "id.$": "States.UUID()",
+            "greeting.$": "States.Format('Hello, {}!', $.name)",
+            "parts.$": "States.StringSplit($.csv, ',')",
+            "count.$": "States.ArrayLength(States.StringSplit($.csv, ','))",
+            "sum.$": "States.MathAdd($.a, $.b)",
+            "json.$": "States.JsonToString($.obj)",
+            "back.$": "States.StringToJson(States.JsonToString($.obj))",
+            "chunks.$": "States.ArrayPartition(States.ArrayRange(1, 5, 1), 2)",
+            "has.$": "States.ArrayContains($.nums, 3)",
+            "second.$": "States.ArrayGetItem($.nums, 1)",
+            "unique.$": "States.ArrayUnique($.nums)",
+            "b64.$": "States.Base64Encode($.name)",
+            "plain.$": "States.Base64Decode(States.Base64Encode($.name))",
+            "hash.$": "States.Hash($.name, 'SHA-256')",
+            "merged.$": "States.JsonMerge($.obj, States.StringToJson('{\\"z\\": 26}'), false)",
+            "dice.$": "States.MathRandom(1, 7)",
+            "array.$": "States.Array($.name, 1, true)",
+        }, "End": True},
+    },
+})
+
 app.state_machine("unmatched", definition={
     "StartAt": "Pick",
     "States": {
@@ -314,3 +340,24 @@ async def test_no_choice_matched(platform, log_file, eventually):
     done = await finished(p, "u1", eventually)
     assert done.error is not None and done.error["error"] == "States.NoChoiceMatched"
     assert (await finished(p, "u2", eventually)).status == RunStatus.COMPLETED
+
+
+async def test_intrinsics_in_a_real_machine_replay_their_draws(platform, log_file, eventually):
+    p = await platform(APP)
+    value = {"name": "Ada", "csv": "a,b,c", "a": 2, "b": 40, "obj": {"k": "v"},
+             "nums": [3, 1, 3]}
+    await p.start_workflow("intrinsic", value, id="i1")
+    done = await finished(p, "i1", eventually)
+    assert done.status == RunStatus.COMPLETED, done.error
+    result = done.result
+    history = await p.workflow_history("i1")
+    drawn = {s.name: s.output for s in history if s.kind == "step"}
+    assert result["id"] == drawn["States.UUID"] and len(result["id"]) == 36
+    assert result["dice"] == drawn["States.MathRandom"] and 1 <= result["dice"] < 7
+    assert {k: v for k, v in result.items() if k not in ("id", "dice")} == {
+        "greeting": "Hello, Ada!", "parts": ["a", "b", "c"], "count": 3, "sum": 42,
+        "json": '{"k":"v"}', "back": {"k": "v"}, "chunks": [[1, 2], [3, 4], [5]],
+        "has": True, "second": 1, "unique": [3, 1], "b64": "QWRh", "plain": "Ada",
+        "hash": hashlib.sha256(b"Ada").hexdigest(),
+        "merged": {"k": "v", "z": 26}, "array": ["Ada", 1, True],
+    }
