@@ -114,7 +114,8 @@ app.state_machine("fanout", definition={
             "Type": "Map",
             "ItemsPath": "$.items",
             "MaxConcurrency": 2,
-            "ItemSelector": {"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+            "ItemSelector": {"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index",
+                             "n.$": "$.n"},
             "ItemProcessor": {"StartAt": "Twice", "States": {
                 "Twice": {"Type": "Task", "Resource": "double", "InputPath": "$.value",
                           "End": True}}},
@@ -276,7 +277,7 @@ async def test_parallel_and_map_run_as_child_runs(platform, log_file, eventually
     assert len(children) == 2 + 5
     assert all(s.name == "fanout-branch" for s in children)
     first_item = await p.workflows.get(f"f1.{children[2].seq}")
-    assert first_item.input["input"] == {"value": 1, "index": 0}
+    assert first_item.input["input"] == {"value": 1, "index": 0, "n": 4}
 
 
 async def test_retry_then_succeed_with_backoff(platform, log_file, eventually):

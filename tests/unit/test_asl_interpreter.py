@@ -134,23 +134,31 @@ def test_max_attempts_zero_never_retries() -> None:
     assert len(link.invoked) == 1
 
 
-def test_catch_result_path_and_the_runtime_error_all_does_not_catch() -> None:
+def test_a_runtime_error_is_never_caught_or_retried() -> None:
     link = Link({"f": lambda e: e})
-    caught = {"StartAt": "A", "States": {
-        "A": {"Type": "Task", "Resource": "f", "InputPath": "$.missing", "End": True,
-              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "B"}]},
-        "B": {"Type": "Succeed"}}}
-    outcome = execute(caught, {}, link)
-    assert outcome["error"]["error"] == "States.Runtime"
+    for catch in (["States.ALL"], ["States.Runtime"]):
+        definition = {"StartAt": "A", "States": {
+            "A": {"Type": "Task", "Resource": "f", "InputPath": "$.missing", "End": True,
+                  "Retry": [{"ErrorEquals": catch}],
+                  "Catch": [{"ErrorEquals": catch, "Next": "B"}]},
+            "B": {"Type": "Succeed"}}}
+        outcome = execute(definition, {}, link)
+        assert outcome["error"]["error"] == "States.Runtime"
+        assert "InputPath" in outcome["error"]["cause"]
     assert link.invoked == []
-    named = {"StartAt": "A", "States": {
-        "A": {"Type": "Task", "Resource": "f", "InputPath": "$.missing", "End": True,
-              "Catch": [{"ErrorEquals": ["States.Runtime"], "ResultPath": "$.e",
-                         "Next": "B"}]},
+    assert not [s for s in link.steps if s["kind"] == "sleep"]
+
+
+def test_catch_result_path_puts_the_error_beside_the_input() -> None:
+    link = Link({"f": lambda e: int("x")})
+    definition = {"StartAt": "A", "States": {
+        "A": {"Type": "Task", "Resource": "f", "End": True,
+              "Catch": [{"ErrorEquals": ["TypeError"], "Next": "B"},
+                        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.e", "Next": "B"}]},
         "B": {"Type": "Succeed"}}}
-    outcome = execute(named, {"x": 1}, link)
-    assert outcome["result"]["e"]["Error"] == "States.Runtime"
-    assert outcome["result"]["x"] == 1
+    outcome = execute(definition, {"x": 1}, link)
+    assert outcome["result"] == {"x": 1, "e": {
+        "Error": "ValueError", "Cause": "invalid literal for int() with base 10: 'x'"}}
 
 
 def test_result_path_into_a_non_object_is_a_match_failure() -> None:

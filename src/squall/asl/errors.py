@@ -55,12 +55,15 @@ def task_error(cause: dict[str, Any]) -> StatesError:
 
 
 def matches(error_equals: tuple[str, ...], error: str) -> bool:
-    """``States.ALL`` matches every error but ``States.Runtime``; ``States.TaskFailed``
-    matches every error but ``States.Timeout`` (and ``States.Runtime``)."""
+    """Whether a retrier or catcher on ``error_equals`` takes ``error``. ``States.ALL``
+    matches every error, ``States.TaskFailed`` every error but ``States.Timeout``; nothing
+    takes ``States.Runtime``, which always fails the execution, as the spec says."""
+    if error == RUNTIME:
+        return False
     if error in error_equals:
         return True
     if ALL in error_equals:
-        return error != RUNTIME
+        return True
     if TASK_FAILED in error_equals:
-        return error not in (TIMEOUT, RUNTIME)
+        return error != TIMEOUT
     return False

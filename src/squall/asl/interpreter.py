@@ -205,7 +205,8 @@ class Interpreter:
         runs = []
         for index, item in enumerate(items):
             here = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
-            selected = self._template(state.item_selector, item, here) if (
+            # ItemSelector reads the Map state's input; the item is $$.Map.Item.Value
+            selected = self._template(state.item_selector, value, here) if (
                 state.item_selector is not None) else item
             runs.append(([*address, [state.name, 0]], selected, here))
         return self._children(state, runs, state.max_concurrency)
