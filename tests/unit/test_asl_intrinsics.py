@@ -161,3 +161,24 @@ def test_base64_round_trips(text: str) -> None:
 def test_array_range_matches_pythons_inclusive_range(start: int, end: int, step: int) -> None:
     assert run(f"States.ArrayRange({start}, {end}, {step})") == list(range(start, end + 1,
                                                                            step))
+
+
+def literal_text(value: Any) -> str:
+    """``value`` written in the call syntax: nested lists become nested States.Array."""
+    if isinstance(value, list):
+        return "States.Array(" + ", ".join(literal_text(v) for v in value) + ")"
+    if isinstance(value, str):
+        return quoted(value)
+    return json.dumps(value)
+
+
+leaves = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=6) | (
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+trees = st.recursive(leaves, lambda inner: st.lists(inner, max_size=4), max_leaves=12)
+
+
+@given(st.lists(trees, max_size=4))
+def test_nested_calls_parse_to_the_values_they_spell(values: list[Any]) -> None:
+    assert run(literal_text(values)) == values
+    assert run(f"States.JsonToString({literal_text(values)})") == json.dumps(
+        values, separators=(",", ":"))
