@@ -192,6 +192,28 @@ app.state_machine("intrinsic", definition={
     },
 })
 
+app.state_machine("failfast", definition={
+    "StartAt": "Both",
+    "States": {
+        "Both": {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": "Boom", "States": {"Boom": {"Type": "Task", "Resource": "declined",
+                                                        "End": True}}},
+                {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600,
+                                                      "End": True}}},
+            ],
+            "Catch": [{"ErrorEquals": ["PermissionError"], "Next": "Caught"}],
+            "End": True,
+        },
+        "Caught": {"Type": "Pass", "End": True},
+    },
+})
+
+@app.workflow()
+def meddler(wf, other):
+    wf.cancel_child(other)  # not its child: refused
+
 app.state_machine("unmatched", definition={
     "StartAt": "Pick",
     "States": {
@@ -362,3 +384,30 @@ async def test_intrinsics_in_a_real_machine_replay_their_draws(platform, log_fil
         "hash": hashlib.sha256(b"Ada").hexdigest(),
         "merged": {"k": "v", "z": 26}, "array": ["Ada", 1, True],
     }
+
+
+async def test_a_failed_branch_fails_the_parallel_and_stops_the_others(
+    platform, log_file, eventually
+):
+    p = await platform(APP)
+    await p.start_workflow("failfast", {"x": 1}, id="ff")
+    done = await finished(p, "ff", eventually)
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.result == {"Error": "PermissionError", "Cause": "card declined"}
+    children = [s for s in await p.workflow_history("ff") if s.kind == "child"]
+    boom, nap = [await p.workflows.get(f"ff.{c.seq}") for c in children]
+    assert boom.status == RunStatus.FAILED and boom.error is not None
+    assert boom.error["error"] == "PermissionError"
+    napping = await finished(p, nap.id, eventually)
+    assert napping.status == RunStatus.CANCELLED
+
+
+async def test_a_run_cannot_cancel_runs_it_did_not_start(platform, log_file, eventually):
+    p = await platform(APP)
+    await p.start_workflow("unmatched", {"kind": "abc"}, id="victim")
+    await p.start_workflow("meddler", "victim", id="meddler-1")
+    done = await finished(p, "meddler-1", eventually)
+    assert done.status == RunStatus.FAILED and done.error is not None
+    assert done.error["type"] == "InvalidInput" and done.error["field"] == "child"
+    victim = await finished(p, "victim", eventually)
+    assert victim.status == RunStatus.FAILED  # it ran to its own end (no choice matched)

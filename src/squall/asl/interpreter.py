@@ -218,16 +218,21 @@ class Interpreter:
         results: list[Any] = [None] * len(runs)
         pending: deque[tuple[int, str]] = deque()
         workflow = branch_workflow(self.machine_name)
-        for index, (address, value, context) in enumerate(runs):
-            if limit and len(pending) >= limit:
+        try:
+            for index, (address, value, context) in enumerate(runs):
+                if limit and len(pending) >= limit:
+                    done, child = pending.popleft()
+                    results[done] = self._join(child)
+                child_input = {"address": address, "input": value,
+                               "context": {k: v for k, v in context.items() if k != "State"}}
+                pending.append((index, self.wf.start_child(workflow, child_input)))
+            while pending:
                 done, child = pending.popleft()
                 results[done] = self._join(child)
-            child_input = {"address": address, "input": value,
-                           "context": {k: v for k, v in context.items() if k != "State"}}
-            pending.append((index, self.wf.start_child(workflow, child_input)))
-        while pending:
-            done, child = pending.popleft()
-            results[done] = self._join(child)
+        except StatesError:
+            for _, child in pending:  # one failed: the others stop
+                self.wf.cancel_child(child)
+            raise
         return results
 
     def _join(self, child: str) -> Any:

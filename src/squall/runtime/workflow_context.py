@@ -412,6 +412,14 @@ class Workflow:
             raise Suspend({"status": "waiting", "seq": seq, "until": None})
         return self._replayed(seq, recorded)
 
+    def cancel_child(self, child_id: str) -> None:
+        """Ask child run ``child_id`` (started by this run, with its default id) to stop,
+        as ``squall workflows cancel`` does; a finished child is left as it is."""
+        with self._lock:
+            self.ctx._link.call(
+                "workflow", {"action": "cancel_child", "run_id": self.run_id, "child": child_id}
+            )
+
     def child(
         self, workflow: str | Callable[..., Any], input: Any = None, *, id: str | None = None
     ) -> Any:

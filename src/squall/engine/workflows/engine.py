@@ -233,6 +233,15 @@ class Workflows:
             child_input = msgspec.json.decode(bytes(args.get("input_json") or b"null"))
             await self.start(str(args.get("workflow")), child_input, str(args.get("id")))
             return
+        if action == "cancel_child":
+            run_id = str(args.get("run_id", ""))
+            self._check_active(function, run_id)
+            child = str(args.get("child", ""))
+            if not child.startswith(f"{run_id}."):  # only the children it started itself
+                raise InvalidInput(f"{child!r} is not a child run of {run_id!r}",
+                                   field="child")
+            await self.cancel(child)
+            return
         if action != "checkpoint":
             raise InvalidInput(f"unknown workflow call {action!r}", field="action")
         fields = dict(args.get("step") or {})
