@@ -76,6 +76,7 @@ class App:
         self.budgets: list[BudgetConfig] = []
         self.alerts: list[AlertConfig] = []
         self.workflows: list[WorkflowConfig] = []
+        self.state_machines: dict[str, Machine] = {}
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -574,7 +575,22 @@ class App:
             branch.__doc__ = f"A Parallel branch or Map iteration of state machine {name}."
             self.workflow(branch_workflow(name), step_retries=0, run_retries=run_retries,
                           timeout_s=timeout_s, **options)(branch)
+        self.state_machines[name] = machine
         return machine
+
+    def _check_tasks(self) -> None:
+        """Every Task of every state machine names a function of this app (which may be
+        declared after the machine, so this waits for the whole app)."""
+        workflows = {w.name for w in self.workflows}
+        for name, machine in self.state_machines.items():
+            for field, function in machine.tasks():
+                if function not in self.functions or function in workflows:
+                    raise ConfigError(
+                        f"state machine {name!r}: {field}: {function!r} is not a function of"
+                        f" app {self.name!r}" + (" (it is a workflow)" if function in workflows
+                                                 else ""),
+                        field=field,
+                    )
 
     def _declare(self, name: str, handler: Any, function_options: dict[str, Any]) -> None:
         """Declare ``handler`` as function ``name`` the first time a trigger names it."""
@@ -627,6 +643,7 @@ class App:
 
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
+        self._check_tasks()
         configs = [fd.config for fd in self.functions.values()]
         digest = hashlib.sha256(source)
         for config in configs:

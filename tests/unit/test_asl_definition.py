@@ -202,3 +202,27 @@ def test_app_state_machine_declares_its_workflows_and_permissions() -> None:
     simple = squall.App("b")
     simple.state_machine("s", definition=machine(A={"Type": "Succeed"}))
     assert [w.name for w in simple.workflows] == ["s"]
+
+
+def test_a_task_naming_no_function_of_the_app_fails_the_manifest() -> None:
+    app = squall.App("a")
+    app.state_machine("m", definition=machine(
+        P={"Type": "Parallel", "End": True, "Branches": [
+            machine(T={"Type": "Task", "Resource": "later", "End": True})]}))
+
+    @app.function()
+    def later(event: Any, ctx: Any) -> Any:
+        return event
+
+    assert [f.name for f in app.manifest().functions] == ["m", "m-branch", "later"]
+    app.state_machine("n", definition=machine(T={"Type": "Task", "Resource": "nope",
+                                                 "End": True}))
+    with pytest.raises(ConfigError) as caught:
+        app.manifest()
+    assert caught.value.field == "States.T.Resource"
+    assert "'nope' is not a function of app 'a'" in caught.value.message
+    del app.state_machines["n"]
+    app.state_machine("o", definition=machine(T={"Type": "Task", "Resource": "m",
+                                                 "End": True}))
+    with pytest.raises(ConfigError, match="it is a workflow"):
+        app.manifest()

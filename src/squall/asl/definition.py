@@ -122,6 +122,17 @@ class Machine(msgspec.Struct, frozen=True, kw_only=True):
                 found |= branch.resources()
         return found
 
+    def tasks(self) -> list[tuple[str, str]]:
+        """``(field, function)`` of every Task here and in the branches, e.g.
+        ``("States.P.Branches[0].States.Charge.Resource", "charge")``."""
+        found: list[tuple[str, str]] = []
+        for name, state in self.states.items():
+            if state.resource is not None:
+                found.append((f"{self.where}States.{name}.Resource", state.resource))
+            for branch in state.branches:
+                found += branch.tasks()
+        return found
+
     def branch(self, address: list[list[Any]]) -> Machine:
         """The nested machine at ``address`` (``[[state, branch index], ...]``)."""
         machine = self
