@@ -313,11 +313,16 @@ def _range(args: list[Any], draw: Draw) -> list[int]:
     return values
 
 
+def _key(value: Any) -> str:
+    """JSON equality: ``1`` and ``true`` differ, key order does not matter."""
+    return json.dumps(value, sort_keys=True)
+
+
 def _unique(args: list[Any], draw: Draw) -> list[Any]:
     seen: set[str] = set()
     out: list[Any] = []
     for item in _need(args[0], list, "the array"):
-        key = json.dumps(item, sort_keys=True)
+        key = _key(item)
         if key not in seen:
             seen.add(key)
             out.append(item)
@@ -381,7 +386,9 @@ _FUNCTIONS: dict[str, Callable[[list[Any], Draw], Any]] = {
     "States.JsonToString": lambda a, d: json.dumps(a[0], separators=(",", ":")),
     "States.Array": lambda a, d: list(a),
     "States.ArrayPartition": _partition,
-    "States.ArrayContains": lambda a, d: a[1] in _need(a[0], list, "the array"),
+    "States.ArrayContains": lambda a, d: _key(a[1]) in {
+        _key(item) for item in _need(a[0], list, "the array")
+    },
     "States.ArrayRange": _range,
     "States.ArrayGetItem": lambda a, d: _need(a[0], list, "the array")[
         _integer(a[1], "the index")
