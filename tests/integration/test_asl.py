@@ -210,6 +210,14 @@ app.state_machine("failfast", definition={
     },
 })
 
+app.state_machine("deadline", definition={
+    "TimeoutSeconds": 1,
+    "StartAt": "Nap",
+    "States": {"Nap": {"Type": "Wait", "Seconds": 30, "Next": "Late"},
+               "Late": {"Type": "Task", "Resource": "double", "End": True}},
+})
+
+
 @app.workflow()
 def meddler(wf, other):
     wf.cancel_child(other)  # not its child: refused
@@ -411,3 +419,13 @@ async def test_a_run_cannot_cancel_runs_it_did_not_start(platform, log_file, eve
     assert done.error["type"] == "InvalidInput" and done.error["field"] == "child"
     victim = await finished(p, "victim", eventually)
     assert victim.status == RunStatus.FAILED  # it ran to its own end (no choice matched)
+
+
+async def test_the_execution_timeout_fails_the_run(platform, log_file, eventually):
+    p = await platform(APP)
+    await p.start_workflow("deadline", 3, id="d1")
+    done = await finished(p, "d1", eventually, timeout=10)
+    assert done.status == RunStatus.FAILED and done.error is not None
+    assert done.error["error"] == "States.Timeout"
+    assert notes(log_file) == []  # the Task after the deadline never ran
+    assert done.updated_at - done.created_at < 5

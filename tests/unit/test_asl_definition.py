@@ -26,6 +26,7 @@ def error_of(definition: Any) -> ConfigError:
 
 GOOD = {
     "Comment": "every state type",
+    "TimeoutSeconds": 60,
     "StartAt": "A",
     "States": {
         "A": {"Type": "Pass", "Result": {"x": 1}, "ResultPath": "$.a", "Next": "B"},
@@ -52,6 +53,7 @@ GOOD = {
 def test_a_definition_with_every_state_type_loads() -> None:
     loaded = load("m", GOOD)
     assert loaded.start_at == "A"
+    assert loaded.timeout_s == 60
     assert loaded.states["B"].resource == "charge"
     assert loaded.states["B"].retry[0].jitter == "FULL"
     assert loaded.resources() == {"charge", "ship"}
@@ -172,8 +174,13 @@ def test_json_text_and_files_load(tmp_path: Path) -> None:
          "States.A.ItemProcessor.States.Y", "unreachable"),
         ({"StartAt": "Nope", "States": {"A": {"Type": "Succeed"}}}, "StartAt", "not one of"),
         ({"StartAt": "A", "States": {}}, "States", "at least one state"),
-        ({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}, "TimeoutSeconds": 5},
-         "TimeoutSeconds", "not a supported field"),
+        ({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}, "TimeoutSeconds": 0},
+         "TimeoutSeconds", ">= 0.001"),
+        (machine(A={"Type": "Parallel", "End": True, "Branches": [
+            {"StartAt": "X", "States": {"X": {"Type": "Succeed"}}, "TimeoutSeconds": 5}]}),
+         "States.A.Branches[0].TimeoutSeconds", "not a supported field"),
+        ({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}, "HeartbeatSeconds": 5},
+         "HeartbeatSeconds", "not a supported field"),
         ("{not json", "definition", "not JSON"),
     ],
 )

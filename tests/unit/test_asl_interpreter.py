@@ -260,3 +260,50 @@ def test_the_branch_workflow_refuses_input_it_did_not_make() -> None:
             "input": {"address": [["P", 0]], "input": {"v": 1}}}
     outcome = run_workflow(lambda wf, v: run_branch(wf, "m", machine, v), good, ctx)
     assert outcome == {"status": "completed", "result": {"v": 1}}
+
+
+def test_the_execution_timeout_caps_waits_and_ends_the_run() -> None:
+    link = Link({"f": lambda e: e})
+    definition = {"TimeoutSeconds": 5, "StartAt": "Nap", "States": {
+        "Nap": {"Type": "Wait", "Seconds": 3600, "Next": "Work"},
+        "Work": {"Type": "Task", "Resource": "f", "End": True,
+                 "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Never"}]},
+        "Never": {"Type": "Succeed"}}}
+    machine = load("m", definition)
+    ctx = Context(link=link, function_name="m", version="v", memory_mb=128,
+                  logger=logging.getLogger("asl"))
+
+    def replay() -> dict[str, Any]:
+        run = {"run_id": "r1", "workflow": "m", "input": {}, "history": link.history()}
+        return run_workflow(lambda wf, v: run_machine(wf, "m", machine, v), run, ctx)
+
+    assert replay()["status"] == "sleeping"
+    started, nap = link.steps
+    assert started["name"] == "execution-started"
+    assert round(nap["wake_at"] - nap["started_at"]) == 5  # capped by TimeoutSeconds
+    # a replay within the deadline goes on; once it has passed, new work is refused
+    started["output_json"] = msgspec.json.encode(
+        msgspec.json.decode(started["output_json"]) - 10)
+    outcome = replay()
+    assert outcome["status"] == "failed"
+    assert outcome["error"]["error"] == "States.Timeout"
+    assert "TimeoutSeconds=5" in outcome["error"]["cause"]
+    assert link.invoked == []  # not caught, and the Task never ran
+    assert states(link) == [("Nap", "completed")]
+
+
+def test_a_task_gets_what_is_left_of_the_execution_timeout() -> None:
+    seen: list[Any] = []
+
+    class Timed(Link):
+        def call(self, op: str, args: dict[str, Any]) -> bytes | None:
+            if op == "invoke":
+                seen.append(args.get("timeout_s"))
+            return super().call(op, args)
+
+    link = Timed({"f": lambda e: 1})
+    definition = {"TimeoutSeconds": 30, "StartAt": "A", "States": {
+        "A": {"Type": "Task", "Resource": "f", "TimeoutSeconds": 60, "Next": "B"},
+        "B": {"Type": "Task", "Resource": "f", "TimeoutSeconds": 2, "End": True}}}
+    assert execute(definition, {}, link)["result"] == 1
+    assert 29 < seen[0] <= 30 and seen[1] == 2

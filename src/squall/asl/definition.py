@@ -111,6 +111,7 @@ class Machine(msgspec.Struct, frozen=True, kw_only=True):
     start_at: str
     states: dict[str, State]
     where: str = ""  # "" at the top, "States.P.Branches[0]." inside
+    timeout_s: float | None = None  # the whole execution's (top level only)
 
     def resources(self) -> set[str]:
         """Every function a Task of this machine (or of its branches) invokes."""
@@ -174,8 +175,9 @@ def _machine(spec: Any, where: str) -> Machine:
     if not isinstance(spec, dict):
         raise _Error(where.rstrip(".") or "definition", "must be an object with StartAt and"
                      " States")
-    extra = sorted(set(spec) - {"StartAt", "States", "Comment", "Version",
-                                "ProcessorConfig"})
+    allowed = {"StartAt", "States", "Comment", "Version"}
+    allowed |= {"TimeoutSeconds"} if not where else {"ProcessorConfig"}
+    extra = sorted(set(spec) - allowed)
     if extra:
         raise _Error(f"{where}{extra[0]}", f"{extra[0]!r} is not a supported field")
     states_spec = spec.get("States")
@@ -189,7 +191,10 @@ def _machine(spec: Any, where: str) -> Machine:
         if not state_name or len(state_name) > MAX_STATE_NAME:
             raise _Error(f"{where}States", f"state name {state_name!r} must be 1-80 characters")
         states[state_name] = _state(state_name, state_spec, f"{where}States.{state_name}.")
-    machine = Machine(start_at=start, states=states, where=where)
+    timeout = None
+    if "TimeoutSeconds" in spec:
+        timeout = _number(spec, "TimeoutSeconds", "TimeoutSeconds", minimum=0.001)
+    machine = Machine(start_at=start, states=states, where=where, timeout_s=timeout)
     _check_targets(machine)
     return machine
 

@@ -24,6 +24,7 @@ from squall.asl.errors import (
     NO_CHOICE_MATCHED,
     RESULT_PATH_MATCH_FAILURE,
     RUNTIME,
+    TIMEOUT,
     StatesError,
     matches,
     task_error,
@@ -38,16 +39,37 @@ class StatesFailure(SquallError):
     """A state machine run that failed: ``details`` carry the ASL ``error`` and ``cause``."""
 
 
+class _ExecutionTimedOut(Exception):
+    """The machine's ``TimeoutSeconds`` passed: no Catch or Retry applies."""
+
+
 def branch_workflow(machine_name: str) -> str:
     """The workflow that runs a machine's Parallel branches and Map iterations."""
     return f"{machine_name}-branch"
 
 
 class Interpreter:
-    def __init__(self, wf: Workflow, machine_name: str, root: Machine) -> None:
+    def __init__(self, wf: Workflow, machine_name: str, root: Machine,
+                 deadline: float | None = None) -> None:
         self.wf = wf
         self.machine_name = machine_name
         self.root = root
+        self.deadline = deadline  # epoch seconds: the execution's TimeoutSeconds
+
+    def remaining(self) -> float | None:
+        """Seconds left before the execution's deadline; ``_ExecutionTimedOut`` once it
+        passed. Only asked before new work: a replay of recorded work never times out."""
+        if self.deadline is None or self.wf.replaying:
+            return None
+        left = self.deadline - time.time()
+        if left <= 0:
+            raise _ExecutionTimedOut(
+                f"the execution ran longer than its TimeoutSeconds={self.root.timeout_s}")
+        return left
+
+    def sleep(self, seconds: float) -> None:
+        left = self.remaining()
+        self.wf.sleep(seconds if left is None else min(seconds, left))
 
     def draw(self, label: str, fn: Callable[[], Any]) -> Any:
         """A value that must not change on replay (a UUID, a random number): a step."""
@@ -61,6 +83,7 @@ class Interpreter:
         name: str | None = machine.start_at
         while name is not None:
             state = machine.states[name]
+            self.remaining()
             entered = time.time()
             here = {**context, "State": {"Name": name, "RetryCount": 0}}
             try:
@@ -159,10 +182,12 @@ class Interpreter:
                 state.timestamp_path, value, context, "TimestampPath")
             if not choice.is_timestamp(stamp):
                 raise StatesError(RUNTIME, f"TimestampPath gave {stamp!r}, not a timestamp")
-            self.wf.sleep_until(choice.timestamp(stamp))
+            at = choice.timestamp(stamp)
+            left = self.remaining()
+            self.wf.sleep_until(at if left is None else min(at, time.time() + left))
             return
         if seconds > 0:
-            self.wf.sleep(float(seconds))
+            self.sleep(float(seconds))
 
     # --- work that can be retried ------------------------------------------------------------
 
@@ -183,15 +208,18 @@ class Interpreter:
                 used[index] += 1
                 context["State"]["RetryCount"] = sum(used)
                 if delay > 0:
-                    self.wf.sleep(delay)
+                    self.sleep(delay)
 
     def _work(self, state: State, value: Any, context: dict[str, Any],
               address: list[list[Any]]) -> Any:
         if state.type == "Task":
             assert state.resource is not None
+            timeout = state.timeout_s
+            left = self.remaining()
+            if left is not None:
+                timeout = left if timeout is None else min(timeout, left)
             try:
-                return self.wf.invoke(state.resource, value, retries=0,
-                                      timeout_s=state.timeout_s)
+                return self.wf.invoke(state.resource, value, retries=0, timeout_s=timeout)
             except StepFailed as exc:
                 raise task_error(dict(exc.details.get("cause") or {})) from None
         if state.type == "Parallel":
@@ -273,7 +301,12 @@ def run_machine(wf: Workflow, machine_name: str, root: Machine, value: Any) -> A
         "Execution": {"Id": wf.run_id, "Name": wf.run_id, "Input": value},
         "StateMachine": {"Id": machine_name, "Name": machine_name},
     }
-    return _finish(lambda: Interpreter(wf, machine_name, root).run(root, value, context, []))
+    deadline = None
+    if root.timeout_s is not None:
+        deadline = float(wf.step(time.time, name="execution-started", retries=0))
+        deadline += root.timeout_s
+    interpreter = Interpreter(wf, machine_name, root, deadline)
+    return _finish(lambda: interpreter.run(root, value, context, []))
 
 
 def run_branch(wf: Workflow, machine_name: str, root: Machine, request: Any) -> Any:
@@ -298,3 +331,6 @@ def _finish(body: Callable[[], Any]) -> Any:
         return body()
     except StatesError as error:
         raise StatesFailure(str(error), error=error.error, cause=error.cause) from None
+    except _ExecutionTimedOut as timed_out:
+        raise StatesFailure(f"{TIMEOUT}: {timed_out}", error=TIMEOUT,
+                            cause=str(timed_out)) from None

@@ -137,6 +137,12 @@ class Workflow:
         if self._cancel:
             raise WorkflowCancelled(f"workflow run {self.run_id!r} was cancelled")
 
+    @property
+    def replaying(self) -> bool:
+        """Whether the next position is one the history holds (so what it returns is what
+        was recorded, whatever the clock says now)."""
+        return self._seq <= max(self._history, default=-1)
+
     def unreplayed(self) -> list[int]:
         """Recorded positions this replay has not reached (it ended early)."""
         return sorted(seq for seq in self._history if seq >= self._seq)
