@@ -6,8 +6,10 @@ import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+from squall.asl.definition import Machine, State
 from squall.engine.router.patterns import validate_pattern
 from squall.engine.schedules.expressions import parse as parse_expression
 from squall.errors import ConfigError, InvalidInput
@@ -75,6 +77,7 @@ class App:
         self.alerts: list[AlertConfig] = []
         self.workflows: list[WorkflowConfig] = []
         self._workflow_handlers: dict[str, Any] = {}  # name -> the workflow's own handler
+        self.state_machines: dict[str, Machine] = {}
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -540,6 +543,60 @@ class App:
 
         return register
 
+    def state_machine(
+        self,
+        name: str,
+        *,
+        definition: dict[str, Any] | str | Path,
+        run_retries: int = 5,
+        timeout_s: int = 900,
+        **function_options: Any,
+    ) -> Machine:
+        """Declare an Amazon States Language state machine: ``definition`` is the ASL
+        document (a dict, JSON text or a JSON file's path), validated now. Task resources
+        are function names (``"charge"`` or ``"squall:function:charge"``); the machine may
+        invoke them. It runs as a durable workflow named ``name`` (Parallel branches and Map
+        iterations as child runs of ``<name>-branch``); other keyword arguments configure
+        its function as ``@app.workflow`` does."""
+        from squall.asl.definition import load
+        from squall.asl.interpreter import branch_workflow, run_branch, run_machine
+
+        machine = load(name, definition)
+        permissions = [*function_options.pop("permissions", [])]
+        permissions += [f"invoke:{r}" for r in sorted(machine.resources())]
+        options = dict(function_options, permissions=permissions)
+
+        def body(wf: Any, value: Any) -> Any:
+            return run_machine(wf, name, machine, value)
+
+        body.__doc__ = f"State machine {name}."
+        self.workflow(name, step_retries=0, run_retries=run_retries, timeout_s=timeout_s,
+                      **options)(body)
+        if any(state.branches for state in _all_states(machine)):
+
+            def branch(wf: Any, request: Any) -> Any:
+                return run_branch(wf, name, machine, request)
+
+            branch.__doc__ = f"A Parallel branch or Map iteration of state machine {name}."
+            self.workflow(branch_workflow(name), step_retries=0, run_retries=run_retries,
+                          timeout_s=timeout_s, **options)(branch)
+        self.state_machines[name] = machine
+        return machine
+
+    def _check_tasks(self) -> None:
+        """Every Task of every state machine names a function of this app (which may be
+        declared after the machine, so this waits for the whole app)."""
+        workflows = {w.name for w in self.workflows}
+        for name, machine in self.state_machines.items():
+            for field, function in machine.tasks():
+                if function not in self.functions or function in workflows:
+                    raise ConfigError(
+                        f"state machine {name!r}: {field}: {function!r} is not a function of"
+                        f" app {self.name!r}" + (" (it is a workflow)" if function in workflows
+                                                 else ""),
+                        field=field,
+                    )
+
     def _declare(self, name: str, handler: Any, function_options: dict[str, Any]) -> None:
         """Declare ``handler`` as function ``name`` the first time a trigger names it."""
         existing = self.functions.get(name)
@@ -598,6 +655,7 @@ class App:
 
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
+        self._check_tasks()
         configs = [fd.config for fd in self.functions.values()]
         digest = hashlib.sha256(source)
         for config in configs:
@@ -653,3 +711,11 @@ def _checked_pattern(label: str, pattern: dict[str, Any]) -> dict[str, Any]:
             field=f"pattern.{where}" if exc.field else "pattern",
         ) from None
     return pattern
+
+
+def _all_states(machine: Machine) -> list[State]:
+    states = list(machine.states.values())
+    for state in machine.states.values():
+        for nested in state.branches:
+            states += _all_states(nested)
+    return states

@@ -24,7 +24,14 @@ from squall.engine.buckets.calls import answer as buckets_answer
 from squall.engine.effects import Effects
 from squall.engine.schedules.delayed import delayed_publish, when_of
 from squall.engine.tables import calls as tables_calls
-from squall.errors import AccessDenied, Conflict, InvalidInput, NotFound, SquallError
+from squall.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    SquallError,
+    Timeout,
+)
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig
 from squall.model.invocation import Trigger
@@ -148,7 +155,22 @@ class SandboxCalls:
                 effects=effects,
             )
             return msgspec.json.encode(queued.id), None
-        record = await platform.invoke(target, payload, trigger=Trigger.FUNCTION)
+        running = platform.invoke(target, payload, trigger=Trigger.FUNCTION)
+        timeout_s = args.get("timeout_s")
+        if timeout_s is None:
+            record = await running
+        else:  # the caller stops waiting; the invocation runs on to its own timeout
+            task = asyncio.ensure_future(running)
+            _ORPHANS.add(task)
+            task.add_done_callback(_forget)
+            try:
+                record = await asyncio.wait_for(asyncio.shield(task), float(timeout_s))
+            except TimeoutError:
+                error = Timeout(
+                    f"{target!r} did not answer within timeout_s={timeout_s}",
+                    function=target,
+                )
+                return None, error.to_dict()
         return record.result, record.error
 
     async def _publish(
@@ -201,3 +223,13 @@ class SandboxCalls:
             effects=effects,
         )
         return outcome.id
+
+
+# Sync invokes whose caller stopped waiting (``timeout_s``) run on; held here until done.
+_ORPHANS: set[asyncio.Future[Any]] = set()
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _ORPHANS.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure is in its own record

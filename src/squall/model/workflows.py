@@ -77,6 +77,7 @@ class StepKind(enum.StrEnum):
     COMPENSATE = "compensate"
     CHILD = "child"  # wf.start_child: the child run's id
     JOIN = "join"  # wf.wait_child: the child run's result
+    STATE = "state"  # wf.record: an ASL state exited, with its input and output or error
 
 
 class StepStatus(enum.StrEnum):

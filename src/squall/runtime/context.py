@@ -91,12 +91,19 @@ class Context:
         *,
         async_: bool = False,
         at: datetime | timedelta | float | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
+        """Invoke function ``name``: synchronously (its result, waiting at most
+        ``timeout_s`` when given: then ``Timeout``), or queued with ``async_=True``."""
         args: dict[str, Any] = {
             "function": name,
             "payload": msgspec.json.encode(payload),
             "async": async_,
         }
+        if timeout_s is not None:
+            if async_:
+                raise ValueError("timeout_s bounds a sync invocation: not with async_=True")
+            args["timeout_s"] = float(timeout_s)
         if at is not None:
             if not async_:
                 raise ValueError("at= delays an async invocation: pass async_=True as well")

@@ -138,6 +138,12 @@ class Workflow:
         if self._cancel:
             raise WorkflowCancelled(f"workflow run {self.run_id!r} was cancelled")
 
+    @property
+    def replaying(self) -> bool:
+        """Whether the next position is one the history holds (so what it returns is what
+        was recorded, whatever the clock says now)."""
+        return self._seq <= max(self._history, default=-1)
+
     def unreplayed(self) -> list[int]:
         """Recorded positions this replay has not reached (it ended early)."""
         return sorted(seq for seq in self._history if seq >= self._seq)
@@ -182,16 +188,46 @@ class Workflow:
                              backoff_s)
 
     def invoke(
-        self, function: str, payload: Any = None, *, retries: int | None = None
+        self,
+        function: str,
+        payload: Any = None,
+        *,
+        retries: int | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
         """Invoke a platform function synchronously as a step (``invoke:<function>`` must be
-        in the workflow's permissions); its result is checkpointed."""
+        in the workflow's permissions); its result is checkpointed. ``timeout_s`` bounds the
+        wait (the attempt fails with ``Timeout``; the invocation itself runs on)."""
         seq, recorded = self._position("invoke", function)
         if recorded is not None:
             return self._replayed(seq, recorded)
         return self._execute(
-            seq, "invoke", function, lambda: self.ctx.invoke(function, payload), payload,
+            seq, "invoke", function,
+            lambda: self.ctx.invoke(function, payload, timeout_s=timeout_s), payload,
             retries, None, None,
+        )
+
+    def record(
+        self,
+        kind: str,
+        name: str,
+        *,
+        input: Any = None,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        """Note in the history that something happened (a state machine's state exited,
+        with its input and output or error) without running anything; a replay passes it."""
+        seq, recorded = self._position(kind, name)
+        if recorded is not None:
+            return
+        now = time.time()
+        self._checkpoint(
+            seq=seq, name=name, kind=kind, status="failed" if error else "completed",
+            input=msgspec.json.decode(_encode(input, f"the input of {name!r}")),
+            output_json=_encode(output, repr(name)), error=error, attempts=1,
+            started_at=now if started_at is None else started_at, ended_at=now,
         )
 
     def map(
@@ -428,6 +464,13 @@ class Workflow:
             self._check_cancel()
             raise Suspend({"status": "waiting", "seq": seq, "until": None})
         return self._replayed(seq, recorded)
+
+    def cancel_child(self, child_id: str) -> None:
+        """Ask child run ``child_id`` (started by this run, with its default id) to stop,
+        as ``squall workflows cancel`` does; a finished child is left as it is."""
+        self.ctx._link.call(
+            "workflow", {"action": "cancel_child", "run_id": self.run_id, "child": child_id}
+        )
 
     def child(
         self, workflow: str | Callable[..., Any], input: Any = None, *, id: str | None = None

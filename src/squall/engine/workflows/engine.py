@@ -283,6 +283,15 @@ class Workflows:
             child_input = msgspec.json.decode(bytes(args.get("input_json") or b"null"))
             await self.start(str(args.get("workflow")), child_input, str(args.get("id")))
             return
+        if action == "cancel_child":
+            run_id = str(args.get("run_id", ""))
+            self._check_active(function, run_id)
+            child = str(args.get("child", ""))
+            if not child.startswith(f"{run_id}."):  # only the children it started itself
+                raise InvalidInput(f"{child!r} is not a child run of {run_id!r}",
+                                   field="child")
+            await self.cancel(child)
+            return
         if action != "checkpoint":
             raise InvalidInput(f"unknown workflow call {action!r}", field="action")
         fields = dict(args.get("step") or {})
@@ -495,6 +504,7 @@ def _child_outcome(step: StepRecord, child: WorkflowRun, now: float) -> list[Op]
     else:
         cause = child.error or {}
         error: dict[str, object] = {
+            **cause,  # the child's details (a state machine's ASL error and cause)
             "type": str(cause.get("type", "WorkflowFailed")),
             "message": f"child run {child.id!r} ended {child.status}: {cause.get('message')}",
             "child": child.id,
