@@ -35,6 +35,7 @@ from squall.engine.tables.writes import (
     with_version,
 )
 from squall.errors import ConfigError, Conflict, InvalidInput, NotFound, WriteConflict
+from squall.model.event_store import GENERATION_MARK, physical_table
 from squall.model.tables import (
     CHANGE_RETENTION_S,
     MAX_TRANSACT,
@@ -65,6 +66,8 @@ class Tables:
         self._app = set(self._configs)
         self._wake = wake
         self._lock = asyncio.Lock()
+        self._read_models: set[str] = set()  # tables projections write
+        self._physical: dict[str, TableConfig] = {}  # read model -> its live generation
 
     async def load(self) -> None:
         for made in await self._store.list_tables():
@@ -80,13 +83,33 @@ class Tables:
         return sorted(self._configs.values(), key=lambda c: c.name)
 
     def get(self, name: str) -> TableConfig:
+        """The table ``name``; a projection's read model resolves to its live generation,
+        and ``name@N`` (what a rebuild writes) to generation N."""
+        physical = self._physical.get(name)
+        if physical is not None:
+            return physical
         config = self._configs.get(name)
         if config is None:
+            base, mark, generation = name.partition(GENERATION_MARK)
+            read_model = self._configs.get(base)
+            if mark and base in self._read_models and read_model is not None \
+                    and generation.isdigit() and int(generation) > 1:
+                return msgspec.structs.replace(read_model, name=name)
             known = ", ".join(sorted(self._configs)) or "none"
             raise NotFound(
                 f"table {name!r} does not exist (tables: {known})", field="table", table=name
             )
         return config
+
+    def set_generation(self, read_model: str, generation: int) -> None:
+        """Point reads and writes of ``read_model`` at its ``generation``'s table."""
+        self._read_models.add(read_model)
+        self._physical.pop(read_model, None)
+        if generation > 1:
+            config = self._configs[read_model]
+            self._physical[read_model] = msgspec.structs.replace(
+                config, name=physical_table(read_model, generation)
+            )
 
     def declared_by_app(self, name: str) -> bool:
         return name in self._app
@@ -124,7 +147,7 @@ class Tables:
         return {
             **msgspec.to_builtins(config),
             "indexes": [msgspec.to_builtins(i) for i in config.indexes],
-            "items": await self._store.count_items(name, time.time()),
+            "items": await self._store.count_items(config.name, time.time()),
             "declared_by": "app" if name in self._app else "api",
         }
 
@@ -169,6 +192,7 @@ class Tables:
         """One partition's items in sort order: ``{"items", "cursor"}`` (cursor None: the
         last page). ``sort`` is ``[op, value]`` or ``["between", low, high]``."""
         config = self.get(name)
+        name = config.name  # a read model's live generation
         if index is not None and not isinstance(index, str):
             raise InvalidInput("index must be an index name", field="index")
         chosen = config.index(index) if index is not None else None
@@ -210,6 +234,7 @@ class Tables:
         effects: Effects | None = None,
     ) -> dict[str, Any]:
         config = self.get(name)
+        name = config.name
         size = pages.limit(limit)
         after = pages.cursor(cursor, 2)
         overlay = _overlay(effects)
