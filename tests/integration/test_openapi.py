@@ -37,6 +37,7 @@ import squall.gateway.buses_api  # noqa: F401  (registers the bus stats fragment
 from squall.gateway import (  # noqa: F401  (register their fragments)
     archive_openapi,
     buckets_openapi,
+    es_openapi,
     events_openapi,
     keys_openapi,
     metrics_openapi,
