@@ -98,6 +98,9 @@ async def test_appends_from_functions_publish_and_project(platform: StartPlatfor
     await p.wait_idle()
     await poll(lambda: caught_up(p))
     assert await totals(p) == {"ann": (11, 2), "bob": (7, 1)}
+    scraped = (await p.observability.scrape()).decode()
+    assert 'squall_projection_lag_events{generation="1",projection="totals",state="live"} 0.0' \
+        in scraped
     logs = await p.list_logs(function="react")
     assert sorted(line.message.strip() for line in logs) == [
         "reacted order-1 10", "reacted order-2 7", "reacted order-3 1"

@@ -170,6 +170,16 @@ async def test_bad_input_is_refused_and_nothing_is_appended(
         await es.set_metadata("order-1", {"max_count": 0})
 
 
+async def test_an_event_id_is_stored_once(es: EventStoreService) -> None:
+    await es.append("order-1", [{"type": "A", "data": 1, "id": "e-1"}])
+    with pytest.raises(Conflict, match="already stored"):
+        await es.append("order-2", [{"type": "A", "data": 1, "id": "e-1"}])
+    with pytest.raises(InvalidInput, match="given twice"):
+        await es.append("order-2", [{"type": "A", "id": "e-2"}, {"type": "B", "id": "e-2"}])
+    assert (await es.read_all())["head"] == 1
+    assert (await es.read("order-2"))["version"] == 0
+
+
 async def test_snapshots_keep_the_latest_version(es: EventStoreService) -> None:
     assert await es.snapshot("order-1") is None
     await es.put_snapshot("order-1", 5, {"total": 5})

@@ -232,6 +232,7 @@ class Platform:
                 retry_cap_s=config.retry_cap_s,
             ),
         )
+        self.observability.projection_status = self.projections.status
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 

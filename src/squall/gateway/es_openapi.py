@@ -16,7 +16,7 @@ from squall.gateway.openapi import (
     query,
     ref,
 )
-from squall.model.event_store import MAX_APPEND, MAX_READ
+from squall.model.event_store import MAX_APPEND, MAX_READ, MAX_SCHEMA_VERSION
 
 TAG = "event store"
 STREAM_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"
@@ -69,8 +69,8 @@ def _schemas() -> dict[str, JSONSchema]:
             "type": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,127}$"},
             "data": {"description": "Any JSON"},
             "metadata": {"type": "object"},
-            "schema_version": {"type": "integer", "minimum": 1},
-            "id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "schema_version": {"type": "integer", "minimum": 1, "maximum": MAX_SCHEMA_VERSION},
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$"},
         },
     }
     stream = _object(

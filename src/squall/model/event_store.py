@@ -21,6 +21,8 @@ PROJECTION_RE: Final = re.compile(r"[a-zA-Z][a-zA-Z0-9_-]{0,63}")
 MAX_APPEND: Final = 500  # events in one append
 MAX_EVENT_BYTES: Final = 256 * 1024  # data plus metadata of one event
 MAX_READ: Final = 1000  # events in one read
+MAX_SCHEMA_VERSION: Final = 2**31 - 1
+EVENT_ID_RE: Final = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 ES_SOURCE: Final = "squall.es"  # the CloudEvents source of appended events
 GENERATION_MARK: Final = "@"  # physical read-model tables: "orders_by_customer@2"
 
@@ -72,6 +74,8 @@ def parse_expected(value: Any, field: str = "expected_version") -> int | None:
         return None
     if value == "no_stream":
         return 0
+    if isinstance(value, float) and value.is_integer():  # JSON has numbers, not ints
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(
             f"{field} must be 'any', 'no_stream' or a version number, not {value!r}",

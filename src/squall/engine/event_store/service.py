@@ -24,9 +24,11 @@ from squall.errors import Conflict, InvalidInput, NotFound
 from squall.model.cloudevent import CloudEvent
 from squall.model.event_store import (
     ES_SOURCE,
+    EVENT_ID_RE,
     MAX_APPEND,
     MAX_EVENT_BYTES,
     MAX_READ,
+    MAX_SCHEMA_VERSION,
     NewEvent,
     RecordedEvent,
     StreamMetadata,
@@ -315,14 +317,20 @@ def _checked_events(events: Any) -> list[NewEvent]:
                 field=f"{where}.data",
             )
         schema_version = event.get("schema_version", 1)
+        if isinstance(schema_version, float) and schema_version.is_integer():
+            schema_version = int(schema_version)
         if isinstance(schema_version, bool) or not isinstance(schema_version, int) \
-                or schema_version < 1:
-            raise InvalidInput(f"{where}.schema_version must be 1 or more",
+                or not 1 <= schema_version <= MAX_SCHEMA_VERSION:
+            raise InvalidInput(f"{where}.schema_version must be 1-{MAX_SCHEMA_VERSION}",
                                field=f"{where}.schema_version")
         event_id = event.get("id") or new_id()
-        if not isinstance(event_id, str) or not 1 <= len(event_id) <= 128:
-            raise InvalidInput(f"{where}.id must be a string of 1-128 characters",
-                               field=f"{where}.id")
+        if not isinstance(event_id, str) or not EVENT_ID_RE.fullmatch(event_id):
+            raise InvalidInput(
+                f"{where}.id must be 1-128 letters, digits or ._:@- characters",
+                field=f"{where}.id",
+            )
+        if any(e.id == event_id for e in checked):
+            raise InvalidInput(f"{where}.id {event_id!r} is given twice", field=f"{where}.id")
         checked.append(NewEvent(id=event_id, type=kind, data=data, metadata=metadata,
                                 schema_version=schema_version))
     return checked

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS es_events (
     recorded_at REAL NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS es_events_by_stream ON es_events (stream, version);
+CREATE UNIQUE INDEX IF NOT EXISTS es_events_by_id ON es_events (id);
 
 CREATE TABLE IF NOT EXISTS es_streams (
     name TEXT PRIMARY KEY,
@@ -135,15 +136,23 @@ def _append(conn: sqlite3.Connection, op: AppendEvents) -> None:
     current = 0 if row is None else int(row[0])
     if op.expect is not None and op.expect != current:
         raise wrong_version(op.stream, op.expect, current)
-    conn.executemany(
-        "INSERT INTO es_events (stream, version, id, type, schema_version, data, metadata,"
-        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (op.stream, current + n, e.id, e.type, e.schema_version, e.data, e.metadata,
-             op.recorded_at)
-            for n, e in enumerate(op.events, 1)
-        ],
-    )
+    try:
+        conn.executemany(
+            "INSERT INTO es_events (stream, version, id, type, schema_version, data, metadata,"
+            " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (op.stream, current + n, e.id, e.type, e.schema_version, e.data, e.metadata,
+                 op.recorded_at)
+                for n, e in enumerate(op.events, 1)
+            ],
+        )
+    except sqlite3.IntegrityError:  # (stream, version) is ours to give: only an id can clash
+        raise Conflict(
+            f"stream {op.stream!r}: an event id of this append is already stored; nothing"
+            " was appended",
+            field="events",
+            stream=op.stream,
+        ) from None
     conn.execute(
         "INSERT INTO es_streams (name, version, metadata, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
