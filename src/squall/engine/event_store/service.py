@@ -296,7 +296,7 @@ def _checked_events(events: Any) -> list[NewEvent]:
         raise InvalidInput(
             f"an append holds at most {MAX_APPEND} events, not {len(events)}", field="events"
         )
-    checked = []
+    checked: list[NewEvent] = []
     for n, event in enumerate(events):
         where = f"events[{n}]"
         if not isinstance(event, dict):
