@@ -8,9 +8,11 @@ import asyncio
 from typing import Any
 
 import msgspec
+import pytest
 from conftest import StartPlatform, poll
 
 from squall.engine.platform import Platform
+from squall.errors import NotFound
 from squall.model.invocation import InvocationStatus
 
 APP = """
@@ -145,3 +147,62 @@ async def test_rebuild_produces_the_same_read_model(platform: StartPlatform) -> 
     live["c0"] = (live["c0"][0] + 1000, live["c0"][1] + 1)
     assert await totals(p) == live
     assert (await p.tables.describe("totals"))["items"] == 4
+
+
+async def test_a_second_rebuild_and_only_open_generations_are_tables(
+    platform: StartPlatform,
+) -> None:
+    p = await platform(APP)
+    for n in range(6):
+        await place(p, f"order-{n}", f"c{n % 2}", n)
+    await poll(lambda: caught_up(p))
+    live = await totals(p)
+    for generation in (2, 3):
+        await p.projections.rebuild("totals")
+
+        async def swapped(generation: int = generation) -> bool:
+            status = await p.projections.status("totals")
+            return bool(status["generation"] == generation and status["rebuild"] is None)
+
+        await poll(swapped)
+        assert await totals(p) == live
+    assert (await p.tables.describe("totals"))["name"] == "totals"
+    with pytest.raises(NotFound):
+        await p.tables.put("totals@2", {"customer": "x"})  # retired
+    with pytest.raises(NotFound):
+        await p.tables.put("totals@9", {"customer": "x"})  # never opened
+
+
+SLOW_APP = APP.replace("    table.put(current)", "    table.put(current)\n    time.sleep(0.02)")
+SLOW_APP = SLOW_APP.replace("import squall\n", "import time\nimport squall\n", 1).replace(
+    'key_types={"customer": "S"})', 'key_types={"customer": "S"}, batch_size=5)'
+)
+
+
+async def test_a_rebuild_cut_off_by_a_restart_resumes(platform: StartPlatform) -> None:
+    p = await platform(SLOW_APP)
+    for n in range(40):
+        await p.events_store.append(
+            f"order-{n % 5}", [{"type": "OrderPlaced", "data": {"customer": f"c{n % 3}",
+                                                                "total": n}}]
+        )
+    await poll(lambda: caught_up(p), timeout=30)
+    live = await totals(p)
+    await p.projections.rebuild("totals")
+
+    async def started() -> int:
+        fresh = (await p.projections.status("totals"))["rebuild"]
+        return int(fresh["checkpoint"]) if fresh else 0
+
+    reached = await poll(started)
+    await p.stop()
+    again = await platform(SLOW_APP)
+    status = await again.projections.status("totals")
+    assert status["generation"] == 1 and status["rebuild"]["checkpoint"] >= reached
+
+    async def swapped() -> bool:
+        status = await again.projections.status("totals")
+        return bool(status["generation"] == 2 and status["rebuild"] is None)
+
+    await poll(swapped, timeout=30)
+    assert await totals(again) == live

@@ -48,7 +48,8 @@ PAYLOAD_MARGIN = 64 * 1024
 @dataclass
 class ProjectionSettings:
     invoke: Invoke
-    set_generation: Callable[[str, int], None]  # where reads of the read model go
+    # Open a generation's table to the projection (live=True: the read model's name too).
+    set_generation: Callable[..., None]
     max_payload: int
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
@@ -283,6 +284,7 @@ class Projections:
         return status
 
     def _begin_rebuild(self, config: ProjectionConfig, generation: int, checkpoint: int) -> None:
+        self._settings.set_generation(config.table, generation, live=False)
         runner = Runner(config, generation, self._store, self._settings)
         runner.start(checkpoint)
         self._rebuilding[config.name] = runner
@@ -313,6 +315,7 @@ class Projections:
                 log.exception("projection %s: swapping in generation %d failed", name,
                               fresh.generation)
                 self._settings.set_generation(config.table, old.generation)
+                self._settings.set_generation(config.table, fresh.generation, live=False)
                 old = self._restart(old)
                 fresh = self._restart(fresh)
                 self._rebuilding[name] = fresh

@@ -66,8 +66,8 @@ class Tables:
         self._app = set(self._configs)
         self._wake = wake
         self._lock = asyncio.Lock()
-        self._read_models: set[str] = set()  # tables projections write
         self._physical: dict[str, TableConfig] = {}  # read model -> its live generation
+        self._generations: dict[str, TableConfig] = {}  # "name@N" -> its config
 
     async def load(self) -> None:
         for made in await self._store.list_tables():
@@ -84,32 +84,33 @@ class Tables:
 
     def get(self, name: str) -> TableConfig:
         """The table ``name``; a projection's read model resolves to its live generation,
-        and ``name@N`` (what a rebuild writes) to generation N."""
+        and ``name@N`` to generation N while a projection writes it (a rebuild)."""
         physical = self._physical.get(name)
         if physical is not None:
             return physical
-        config = self._configs.get(name)
+        config = self._configs.get(name) or self._generations.get(name)
         if config is None:
-            base, mark, generation = name.partition(GENERATION_MARK)
-            read_model = self._configs.get(base)
-            if mark and base in self._read_models and read_model is not None \
-                    and generation.isdigit() and int(generation) > 1:
-                return msgspec.structs.replace(read_model, name=name)
             known = ", ".join(sorted(self._configs)) or "none"
             raise NotFound(
                 f"table {name!r} does not exist (tables: {known})", field="table", table=name
             )
         return config
 
-    def set_generation(self, read_model: str, generation: int) -> None:
-        """Point reads and writes of ``read_model`` at its ``generation``'s table."""
-        self._read_models.add(read_model)
+    def set_generation(self, read_model: str, generation: int, *, live: bool = True) -> None:
+        """Open ``generation``'s table of ``read_model`` to its projection, and with
+        ``live`` point every read and write of the read model's name at it."""
+        config = self._configs[read_model]
+        name = physical_table(read_model, generation)
+        if generation > 1:
+            self._generations[name] = msgspec.structs.replace(config, name=name)
+        if not live:
+            return
         self._physical.pop(read_model, None)
         if generation > 1:
-            config = self._configs[read_model]
-            self._physical[read_model] = msgspec.structs.replace(
-                config, name=physical_table(read_model, generation)
-            )
+            self._physical[read_model] = self._generations[name]
+        for other in [n for n in self._generations if n.partition(GENERATION_MARK)[0]
+                      == read_model and n != name]:
+            del self._generations[other]  # a retired generation: its table is dropped
 
     def declared_by_app(self, name: str) -> bool:
         return name in self._app
@@ -144,9 +145,10 @@ class Tables:
     async def describe(self, name: str) -> dict[str, Any]:
         config = self.get(name)
         await self._store.commit(())
+        shown = self._configs.get(name, config)  # a read model under its own name
         return {
-            **msgspec.to_builtins(config),
-            "indexes": [msgspec.to_builtins(i) for i in config.indexes],
+            **msgspec.to_builtins(shown),
+            "indexes": [msgspec.to_builtins(i) for i in shown.indexes],
             "items": await self._store.count_items(config.name, time.time()),
             "declared_by": "app" if name in self._app else "api",
         }
