@@ -36,6 +36,7 @@ bench: $(BIN)/squall
 	$(BIN)/python benchmarks/bus_throughput.py
 	$(BIN)/python benchmarks/stream_throughput.py
 	$(BIN)/python benchmarks/tables.py
+	$(BIN)/python benchmarks/event_store.py
 	$(BIN)/python benchmarks/http_throughput.py
 
 clean:

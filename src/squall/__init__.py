@@ -1,6 +1,7 @@
 """Squall: a self-hosted, Python-native serverless and event-driven platform."""
 
 from squall import targets
+from squall.aggregate import Aggregate
 from squall.app import App
 from squall.errors import (
     AccessDenied,
@@ -26,7 +27,9 @@ from squall.errors import (
     Unauthorized,
     WorkflowCancelled,
     WriteConflict,
+    WrongExpectedVersion,
 )
+from squall.model.event_store import ExpectedVersion
 from squall.model.http import CorsConfig, JwtConfig, RateLimit
 from squall.request import Request
 from squall.response import Response
@@ -37,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
+    "Aggregate",
     "App",
     "ConditionFailed",
     "ConfigError",
@@ -44,6 +48,7 @@ __all__ = [
     "Context",
     "CorsConfig",
     "EventWaitTimeout",
+    "ExpectedVersion",
     "Forbidden",
     "FunctionError",
     "InitError",
@@ -67,6 +72,7 @@ __all__ = [
     "Workflow",
     "WorkflowCancelled",
     "WriteConflict",
+    "WrongExpectedVersion",
     "__version__",
     "targets",
 ]

@@ -17,6 +17,7 @@ from squall.model.alerts import AlertConfig, window_seconds
 from squall.model.buckets import BucketConfig, event_types, object_pattern
 from squall.model.budgets import BudgetConfig
 from squall.model.config import FunctionConfig, Manifest
+from squall.model.event_store import ProjectionConfig
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 from squall.model.queues import QUEUE_NAME_RE, QueueConfig, QueueTrigger
 from squall.model.rules import DEFAULT_BUS, RuleConfig, app_rule, rule_pattern
@@ -78,6 +79,7 @@ class App:
         self.workflows: list[WorkflowConfig] = []
         self._workflow_handlers: dict[str, Any] = {}  # name -> the workflow's own handler
         self.state_machines: dict[str, Machine] = {}
+        self.projections: list[ProjectionConfig] = []
         self.settings = AppSettings(debug=debug, cors=cors, jwt=jwt, key_rate_limit=key_rate_limit)
 
     def function(
@@ -494,6 +496,54 @@ class App:
 
         return register
 
+    def projection(
+        self,
+        name: str,
+        *,
+        from_streams: list[str] | tuple[str, ...] = (),
+        partition_key: str,
+        sort_key: str | None = None,
+        key_types: dict[str, str] | None = None,
+        indexes: dict[str, dict[str, str]] | None = None,
+        batch_size: int = 100,
+        **function_options: Any,
+    ) -> Callable[[F], F]:
+        """Build the read-model table ``name`` from the event store: ``def project(event,
+        table, ctx)`` gets each event of the streams whose names start with one of
+        ``from_streams`` (all when empty) in global order and writes ``table`` (a
+        ``ctx.tables`` handle of the read model). Its writes and the projection's checkpoint
+        commit together, so each event is applied once; ``squall projections rebuild``
+        replays every event into a fresh table and swaps it in. Other functions read the
+        table as ``ctx.tables[name]`` (``table.read:<name>`` in their permissions)."""
+
+        def register(handler: F) -> F:
+            options = dict(function_options)
+            fn_name = options.pop("name", None) or handler.__name__.replace("_", "-")
+            permissions = (*options.pop("permissions", ()), f"table:{name}")
+            config = ProjectionConfig(
+                name=name, function=fn_name, table=name, from_streams=tuple(from_streams),
+                batch_size=batch_size,
+            )
+            try:
+                config.validate()
+            except InvalidInput as exc:
+                raise ConfigError(exc.message, field=exc.field) from None
+            self.table(name, partition_key=partition_key, sort_key=sort_key,
+                       key_types=key_types, indexes=indexes)
+
+            def run(batch: Any, ctx: Any) -> Any:
+                table = ctx.tables[batch["table"]]
+                for event in batch["events"]:
+                    handler(event, table, ctx)
+                return {"applied": len(batch["events"])}
+
+            run.__doc__ = handler.__doc__ or f"Projection {name}"
+            self.function(fn_name, retries=0, permissions=permissions, **options)(run)
+            self.projections.append(config)
+            return handler
+
+        return register
+
     def workflow(
         self,
         name: str | None = None,
@@ -678,6 +728,7 @@ class App:
         digest.update(repr(sorted(self.buckets.items())).encode())
         digest.update(repr((self.budgets, self.alerts)).encode())
         digest.update(repr(self.workflows).encode())
+        digest.update(repr(self.projections).encode())
         manifest = Manifest(
             app=self.name,
             version=digest.hexdigest()[:12],
@@ -696,6 +747,7 @@ class App:
             budgets=list(self.budgets),
             alerts=list(self.alerts),
             workflows=list(self.workflows),
+            projections=list(self.projections),
         )
         manifest.validate()
         return manifest

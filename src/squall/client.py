@@ -583,6 +583,57 @@ class SquallClient:
     def cancel_workflow(self, run_id: str) -> dict[str, Any]:
         return self._json("POST", _path("workflows", "runs", run_id, "cancel"))
 
+    # --- event store -------------------------------------------------------------------
+
+    def es_streams(self, *, prefix: str = "", after: str = "", limit: int = 100) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if prefix:
+            params["prefix"] = prefix
+        if after:
+            params["after"] = after
+        return self._json("GET", "/es/streams", params=params)
+
+    def es_stream(self, stream: str) -> dict[str, Any]:
+        return self._json("GET", _path("es", "streams", stream))
+
+    def es_read(
+        self, stream: str, *, start: int | None = None, limit: int = 100, backward: bool = False
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit,
+                                  "direction": "backward" if backward else "forward"}
+        if start is not None:
+            params["start"] = start
+        return self._json("GET", _path("es", "streams", stream, "events"), params=params)
+
+    def es_append(
+        self, stream: str, events: list[dict[str, Any]], expected_version: int | str = "any"
+    ) -> dict[str, Any]:
+        body = {"events": events, "expected_version": expected_version}
+        return self._json("POST", _path("es", "streams", stream, "events"), json=body)
+
+    def es_set_metadata(self, stream: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PUT", _path("es", "streams", stream, "metadata"), json=metadata)
+
+    def es_delete(self, stream: str) -> dict[str, Any]:
+        return self._json("DELETE", _path("es", "streams", stream))
+
+    def es_read_all(
+        self, *, after: int = 0, limit: int = 100, prefixes: list[str] | None = None
+    ) -> dict[str, Any]:
+        params: list[tuple[str, Any]] = [("after", after), ("limit", limit)]
+        params += [("prefix", prefix) for prefix in prefixes or []]
+        return self._json("GET", "/es/all", params=params)
+
+    def projections(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._json("GET", "/projections")["projections"]
+        return listed
+
+    def projection(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("projections", name))
+
+    def rebuild_projection(self, name: str) -> dict[str, Any]:
+        return self._json("POST", _path("projections", name, "rebuild"))
+
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
         if response.is_error:

@@ -14,6 +14,7 @@ are translated at the edge into an HTTP status with a JSON body, or a CLI line.
     ├── Conflict               resource in a state that forbids the call (409)
     │   ├── ConditionFailed    a conditional write's condition did not hold
     │   ├── WriteConflict      what an invocation wrote changed before it committed
+    │   │   └── WrongExpectedVersion  an append expected another stream version
     │   └── NonDeterministicWorkflow  a replay's steps differ from the run's history
     ├── PayloadTooLarge        payload over the configured limit         (413)
     ├── UnsupportedMediaType   a body in a content type the API does not read (415)
@@ -108,6 +109,11 @@ class WriteConflict(Conflict):
     effects committed; none of them were applied (an async attempt is retried)."""
 
 
+class WrongExpectedVersion(WriteConflict):
+    """An event-store append expected a stream version other than the stream's (its
+    details say ``stream``, ``expected`` and ``current``)."""
+
+
 class PayloadTooLarge(SquallError):
     status = 413
 
@@ -177,6 +183,7 @@ ERROR_TYPES: dict[str, type[SquallError]] = {
         Conflict,
         ConditionFailed,
         WriteConflict,
+        WrongExpectedVersion,
         PayloadTooLarge,
         UnsupportedMediaType,
         TooManyRequests,

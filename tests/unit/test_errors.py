@@ -100,6 +100,7 @@ def test_invocation_errors_share_a_base() -> None:
 def test_public_api_is_pinned() -> None:
     assert squall.__all__ == [
         "AccessDenied",
+        "Aggregate",
         "App",
         "ConditionFailed",
         "ConfigError",
@@ -107,6 +108,7 @@ def test_public_api_is_pinned() -> None:
         "Context",
         "CorsConfig",
         "EventWaitTimeout",
+        "ExpectedVersion",
         "Forbidden",
         "FunctionError",
         "InitError",
@@ -130,6 +132,7 @@ def test_public_api_is_pinned() -> None:
         "Workflow",
         "WorkflowCancelled",
         "WriteConflict",
+        "WrongExpectedVersion",
         "__version__",
         "targets",
     ]

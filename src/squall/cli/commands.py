@@ -27,6 +27,7 @@ from squall.cli.common import (
 )
 from squall.cli.cost import cost
 from squall.cli.dlq import dlq
+from squall.cli.es import es, projections
 from squall.cli.events import events, publish
 from squall.cli.keys import keys, login
 from squall.cli.metrics import metrics
@@ -73,6 +74,8 @@ app.add_typer(replays, name="replays")
 app.add_typer(schedules, name="schedules")
 app.add_typer(queues, name="queues")
 app.add_typer(workflows, name="workflows")
+app.add_typer(es, name="es")
+app.add_typer(projections, name="projections")
 app.command()(replay)
 app.add_typer(streams, name="streams")
 app.add_typer(buckets, name="buckets")

@@ -22,6 +22,7 @@ import msgspec
 
 from squall.engine.buckets.calls import answer as buckets_answer
 from squall.engine.effects import Effects
+from squall.engine.event_store import calls as es_calls
 from squall.engine.schedules.delayed import delayed_publish, when_of
 from squall.engine.tables import calls as tables_calls
 from squall.errors import (
@@ -108,6 +109,15 @@ class SandboxCalls:
                 answer = await self._send(sandbox, call.args, effects)
             elif call.op.startswith("table."):
                 answer = await tables_calls.answer(
+                    self._platform,
+                    self._caller(sandbox),
+                    sandbox.function,
+                    call.op,
+                    call.args,
+                    effects,
+                )
+            elif call.op.startswith("es."):
+                answer = await es_calls.answer(
                     self._platform,
                     self._caller(sandbox),
                     sandbox.function,

@@ -21,6 +21,8 @@ from squall.engine.calls import SandboxCalls
 from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.effects import Effects, commit_or_hold
+from squall.engine.event_store.projections import Projections, ProjectionSettings
+from squall.engine.event_store.service import EventStoreService
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.payload import check_payload
@@ -216,6 +218,23 @@ class Platform:
             stop=self._stop_function,
         )
         self._invoker.observe = self.observability.observe
+        self.events_store = EventStoreService(
+            store, lambda events: self.event_ops(events), lambda: self.projections.wake()
+        )
+        self.projections = Projections(
+            store,
+            manifest.projections,
+            ProjectionSettings(
+                invoke=lambda fn, payload, also: self.invoke(
+                    fn, payload, trigger=Trigger.PROJECTION, also=also
+                ),
+                set_generation=self.tables.set_generation,
+                max_payload=config.max_sync_payload,
+                retry_base_s=config.retry_base_s,
+                retry_cap_s=config.retry_cap_s,
+            ),
+        )
+        self.observability.projection_status = self.projections.status
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -268,6 +287,7 @@ class Platform:
         await platform.queues.load()
         await platform.buckets.load()
         await platform.workflows.load()
+        await platform.projections.start()
         platform._tasks = [
             asyncio.create_task(platform.buckets.sweep_forever()),
             asyncio.create_task(platform._queue_consumers.run()),
@@ -294,6 +314,7 @@ class Platform:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stream_consumers.stop()
         await self._changes.stop()
+        await self.projections.stop()
         await self.workflows.stop()
         await self.replays.close()
         await self._dispatcher.stop()
@@ -769,6 +790,7 @@ class Platform:
             or self._changes.busy
             or self._queue_consumers.busy
             or self.workflows.busy
+            or self.projections.busy
             or await self._store.depth()
         ):
             if time.monotonic() > deadline:

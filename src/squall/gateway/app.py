@@ -17,6 +17,7 @@ from squall.gateway.auth import AdminAuthMiddleware
 from squall.gateway.buckets_api import BucketsAPI
 from squall.gateway.buses_api import BusesAPI
 from squall.gateway.errors import EXCEPTION_HANDLERS
+from squall.gateway.es_api import EventStoreAPI
 from squall.gateway.events_api import EventsAPI
 from squall.gateway.http import json_response
 from squall.gateway.invoke import InvokeAPI
@@ -92,6 +93,7 @@ def create_app(
         *TablesAPI(platform.tables).routes(),
         *metrics.routes(),
         *WorkflowsAPI(platform.workflows).routes(),
+        *EventStoreAPI(platform.events_store, platform.projections).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -15,6 +15,7 @@ from squall.errors import ConfigError, InvalidInput
 from squall.model.alerts import AlertConfig, check_alerts
 from squall.model.buckets import BucketConfig
 from squall.model.budgets import BudgetConfig, check_budgets
+from squall.model.event_store import ProjectionConfig
 from squall.model.http import AppSettings, RouteConfig
 from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
@@ -26,7 +27,8 @@ from squall.model.workflows import WorkflowConfig
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 ACTIONS = (
-    "invoke", "publish", "put", "send", "bucket", "bucket.read", "table", "table.read", "workflow",
+    "invoke", "publish", "put", "send", "bucket", "bucket.read", "table", "table.read",
+    "workflow", "events_store", "events_store.read",
 )
 
 # field -> (minimum, maximum), inclusive.
@@ -185,9 +187,11 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     budgets: list[BudgetConfig] = []
     alerts: list[AlertConfig] = []
     workflows: list[WorkflowConfig] = []
+    projections: list[ProjectionConfig] = []
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
+        self._validate_projections(names)
         self._validate_buckets()
         check_budgets(self.budgets, names)
         check_alerts(self.alerts, names)
@@ -246,6 +250,25 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                     " JWT verification: pass App(..., jwt=squall.JwtConfig(...))",
                     field="jwt",
                     value=route.path,
+                )
+
+    def _validate_projections(self, functions: set[str]) -> None:
+        tables = {t.name for t in self.tables}
+        seen: set[str] = set()
+        for projection in self.projections:
+            try:
+                projection.validate()
+            except InvalidInput as exc:
+                raise ConfigError(exc.message, field=exc.field) from None
+            if projection.name in seen:
+                raise ConfigError(
+                    f"projection {projection.name!r} is declared twice", field="name"
+                )
+            seen.add(projection.name)
+            if projection.function not in functions or projection.table not in tables:
+                raise ConfigError(
+                    f"projection {projection.name!r} names an unknown function or table",
+                    field="function",
                 )
 
     def _validate_buckets(self) -> None:

@@ -36,6 +36,7 @@ class Trigger(enum.StrEnum):
     STREAM = "stream"
     SCHEDULE = "schedule"
     WORKFLOW = "workflow"  # a replay of a workflow run
+    PROJECTION = "projection"  # a batch of events for a projection
 
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):

@@ -7,7 +7,7 @@ it once per finished invocation attempt.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from squall.engine.queues.book import QueueBook
     from squall.engine.streams.log import Streams
     from squall.runtime.pool import Pool
+
+
+async def _none() -> list[dict[str, Any]]:
+    return []
 
 
 class Observability:
@@ -59,6 +63,8 @@ class Observability:
         )
         self.alerts = Alerts(alerts, store, pools, publish)
         self.metrics.registry.register(_GuardCollector(self.budgets, self.alerts))
+        # Projections are built after this hub; the platform points this at their status.
+        self.projection_status: Callable[[], Awaitable[list[dict[str, Any]]]] = _none
         self.observe: Callable[[InvocationRecord], None] = (
             self._observe_all if self.budgets else self.metrics.observe
         )
@@ -86,6 +92,7 @@ class Observability:
             snapshot.streams.append(await self._streams.describe(stream.name))
         snapshot.dead_letters = await self._store.dead_letter_counts()
         snapshot.workflow_runs, snapshot.workflow_steps = await self._store.workflow_counts()
+        snapshot.projections = await self.projection_status()
         return self.metrics.render(snapshot)
 
     async def _records(self, since: float, until: float) -> list[InvocationRecord]:

@@ -58,6 +58,7 @@ class StateSnapshot:
     dead_letters: dict[str, int] = field(default_factory=dict)
     workflow_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     workflow_steps: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    projections: list[dict[str, Any]] = field(default_factory=list)  # Projections.status()
     taken_at: float = 0.0
 
 
@@ -194,6 +195,7 @@ class StateCollector(Collector):
         yield from self._queue_metrics()
         yield from self._stream_metrics()
         yield from self._workflow_metrics()
+        yield from self._projection_metrics()
         dead = GaugeMetricFamily(
             "squall_dead_letters",
             "Dead letters held, by function (rule:<name> for a rule's target deliveries).",
@@ -316,6 +318,21 @@ class StateCollector(Collector):
                 behind.add_metric(labels, consumer["behind"])
                 age.add_metric(labels, consumer["oldest_unprocessed_age_s"] or 0.0)
         yield from (behind, age)
+
+    def _projection_metrics(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "squall_projection_lag_events",
+            "Events of the global order after a projection's checkpoint (head - checkpoint),"
+            " for its live generation and, during a rebuild, the one being built.",
+            labels=("projection", "generation", "state"),
+        )
+        for row in self.snapshot.projections:
+            lag.add_metric((row["name"], str(row["generation"]), "live"), row["lag"])
+            fresh = row.get("rebuild")
+            if fresh is not None:
+                lag.add_metric((row["name"], str(fresh["generation"]), "rebuilding"),
+                               fresh["lag"])
+        yield lag
 
 
 def error_type(error: Mapping[str, object]) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import msgspec
 
 from squall.runtime.buckets_client import Buckets
+from squall.runtime.events_store_client import EventsStore
 from squall.runtime.tables_client import Tables
 
 
@@ -74,6 +75,12 @@ class Context:
         self.attempt = attempt
         self.trigger = trigger
         self._deadline = deadline
+
+    @property
+    def events_store(self) -> EventsStore:
+        """``ctx.events_store.append("order-42", [...])``: event streams
+        (``events_store:<stream or prefix*>`` in permissions)."""
+        return EventsStore(self._link)
 
     @property
     def buckets(self) -> Buckets:

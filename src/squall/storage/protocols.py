@@ -21,6 +21,7 @@ from squall.model.schedules import ScheduleState
 from squall.model.schemas import SchemaRecord
 from squall.model.workflows import StepRecord, WorkflowRun
 from squall.storage.buckets import BucketOp, BucketStore
+from squall.storage.event_store import EventStore, EventStoreOp
 from squall.storage.logs import LogOp, PartitionedLog
 from squall.storage.tables import TableOp, TableStore
 
@@ -290,6 +291,7 @@ Op = (
     | BucketOp
     | TableOp
     | WorkflowOp
+    | EventStoreOp
 )
 
 
@@ -459,6 +461,7 @@ class Store(
     TableStore,
     UsageStore,
     WorkflowStore,
+    EventStore,
     Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from squall.engine.effects import Effects
 from squall.errors import InvalidInput
 from squall.model.config import FunctionConfig
+from squall.model.event_store import GENERATION_MARK
 
 if TYPE_CHECKING:
     from squall.engine.platform import Platform
@@ -23,6 +24,7 @@ def require_table(
 ) -> None:
     from squall.engine.calls import require
 
+    table = table.partition(GENERATION_MARK)[0]  # a read model's generations are the table
     if write:
         require(caller, function, "table", table)
     elif caller is None or not caller.allows("table", table):

@@ -35,6 +35,7 @@ from squall.engine.tables.writes import (
     with_version,
 )
 from squall.errors import ConfigError, Conflict, InvalidInput, NotFound, WriteConflict
+from squall.model.event_store import GENERATION_MARK, physical_table
 from squall.model.tables import (
     CHANGE_RETENTION_S,
     MAX_TRANSACT,
@@ -65,6 +66,8 @@ class Tables:
         self._app = set(self._configs)
         self._wake = wake
         self._lock = asyncio.Lock()
+        self._physical: dict[str, TableConfig] = {}  # read model -> its live generation
+        self._generations: dict[str, TableConfig] = {}  # "name@N" -> its config
 
     async def load(self) -> None:
         for made in await self._store.list_tables():
@@ -80,13 +83,34 @@ class Tables:
         return sorted(self._configs.values(), key=lambda c: c.name)
 
     def get(self, name: str) -> TableConfig:
-        config = self._configs.get(name)
+        """The table ``name``; a projection's read model resolves to its live generation,
+        and ``name@N`` to generation N while a projection writes it (a rebuild)."""
+        physical = self._physical.get(name)
+        if physical is not None:
+            return physical
+        config = self._configs.get(name) or self._generations.get(name)
         if config is None:
             known = ", ".join(sorted(self._configs)) or "none"
             raise NotFound(
                 f"table {name!r} does not exist (tables: {known})", field="table", table=name
             )
         return config
+
+    def set_generation(self, read_model: str, generation: int, *, live: bool = True) -> None:
+        """Open ``generation``'s table of ``read_model`` to its projection, and with
+        ``live`` point every read and write of the read model's name at it."""
+        config = self._configs[read_model]
+        name = physical_table(read_model, generation)
+        if generation > 1:
+            self._generations[name] = msgspec.structs.replace(config, name=name)
+        if not live:
+            return
+        self._physical.pop(read_model, None)
+        if generation > 1:
+            self._physical[read_model] = self._generations[name]
+        for other in [n for n in self._generations if n.partition(GENERATION_MARK)[0]
+                      == read_model and n != name]:
+            del self._generations[other]  # a retired generation: its table is dropped
 
     def declared_by_app(self, name: str) -> bool:
         return name in self._app
@@ -121,10 +145,11 @@ class Tables:
     async def describe(self, name: str) -> dict[str, Any]:
         config = self.get(name)
         await self._store.commit(())
+        shown = self._configs.get(name, config)  # a read model under its own name
         return {
-            **msgspec.to_builtins(config),
-            "indexes": [msgspec.to_builtins(i) for i in config.indexes],
-            "items": await self._store.count_items(name, time.time()),
+            **msgspec.to_builtins(shown),
+            "indexes": [msgspec.to_builtins(i) for i in shown.indexes],
+            "items": await self._store.count_items(config.name, time.time()),
             "declared_by": "app" if name in self._app else "api",
         }
 
@@ -169,6 +194,7 @@ class Tables:
         """One partition's items in sort order: ``{"items", "cursor"}`` (cursor None: the
         last page). ``sort`` is ``[op, value]`` or ``["between", low, high]``."""
         config = self.get(name)
+        name = config.name  # a read model's live generation
         if index is not None and not isinstance(index, str):
             raise InvalidInput("index must be an index name", field="index")
         chosen = config.index(index) if index is not None else None
@@ -210,6 +236,7 @@ class Tables:
         effects: Effects | None = None,
     ) -> dict[str, Any]:
         config = self.get(name)
+        name = config.name
         size = pages.limit(limit)
         after = pages.cursor(cursor, 2)
         overlay = _overlay(effects)

@@ -44,6 +44,12 @@ from squall.storage.sqlite.catalog import (
 )
 from squall.storage.sqlite.db import Database
 from squall.storage.sqlite.deliveries import ENQUEUE_SQL, delivery_row
+from squall.storage.sqlite.event_store import (
+    EVENT_STORE_RANK,
+    EVENT_STORE_SCHEMA,
+    EventStoreReads,
+    apply_event_store,
+)
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
 from squall.storage.sqlite.queues import QUEUE_RANK, QUEUE_SCHEMA, QueueReads, apply_queues
 from squall.storage.sqlite.schedules import (
@@ -93,6 +99,7 @@ _RANK: dict[type, int] = {
     **BUCKET_RANK,
     **TABLES_RANK,
     **WORKFLOW_RANK,
+    **EVENT_STORE_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -193,6 +200,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_tables(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in WORKFLOW_RANK:
             apply_workflows(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in EVENT_STORE_RANK:
+            apply_event_store(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -231,6 +240,7 @@ class SqliteStore(
     TableReads,
     UsageReads,
     WorkflowReads,
+    EventStoreReads,
 ):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
@@ -240,7 +250,7 @@ class SqliteStore(
         db: Database[Op] = Database(path, _apply)
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
-            + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA
+            + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA
         )
         return cls(db)
 
