@@ -12,6 +12,7 @@ APP = """
 import ctypes
 import os
 import signal
+import threading
 import time
 
 import squall
@@ -32,6 +33,19 @@ def victim(event, ctx):
         for _ in range(400):
             chunks.append(b"x" * (1024 * 1024))
         return len(chunks)
+    if do == "threads":  # 32 threads alive at once, each with a little memory of its own
+        barrier = threading.Barrier(32)
+        sizes = []
+        def work():
+            block = bytearray(1024 * 1024)
+            barrier.wait()
+            sizes.append(len(block))
+        workers = [threading.Thread(target=work) for _ in range(32)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return sum(sizes)
     if do == "sleep":
         time.sleep(10)
     if do == "exit":
@@ -92,6 +106,15 @@ async def test_out_of_memory(platform, app_path: Path, action: str) -> None:
     assert "128" in str(record.error["message"])
     await assert_stored(p, record)
     await assert_recovers(p, cold=True)
+
+
+async def test_threads_fit_in_the_memory_budget(platform, app_path: Path) -> None:
+    # The address-space limit counts each thread's reserved stack and malloc arena: with
+    # the defaults (8 MiB, 64 MiB) 32 threads would not fit in 128 MB.
+    p = await platform(app_path)
+    record = await p.invoke("victim", do("threads"))
+    assert record.error is None, record.error
+    assert msgspec.json.decode(record.result or b"") == 32 * 1024 * 1024
 
 
 async def test_timeout(platform, app_path: Path) -> None:
