@@ -48,7 +48,7 @@ export async function request(path, { method = "GET", body, headers = {}, key } 
   const init = { method, headers: { ...headers } };
   if (auth) init.headers.Authorization = `Bearer ${auth}`;
   if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
+    init.headers["Content-Type"] = init.headers["Content-Type"] || "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
   }
   const response = await fetch(PREFIX + path, init);
