@@ -20,7 +20,8 @@ export async function render(page) {
     clear(status);
     try {
       const { redriven } = await api("/dead-letters/redrive", { method: "POST", body: selection });
-      status.append(h("p", { class: "notice" }, `Redriven: ${redriven} (queued again as new invocations)`));
+      const ids = Array.isArray(redriven) ? redriven : [];
+      status.append(h("p", { class: "notice", dataset: { redriven: ids.join(" ") } }, `Redriven ${ids.length}: queued again as fresh attempts of ${ids.join(", ") || "-"}`));
     } catch (err) {
       status.append(errorBox(err));
     }
