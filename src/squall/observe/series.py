@@ -53,7 +53,7 @@ class _Bucket:
 
 def check_step(since: float, until: float, step: float) -> int:
     """The number of buckets ``step`` cuts the window into; InvalidInput if too few or many."""
-    if step < MIN_STEP_S:
+    if not step >= MIN_STEP_S:  # NaN too
         raise InvalidInput(f"step={step!r} must be at least {MIN_STEP_S:g} s", field="step")
     if since > until:
         raise InvalidInput(f"since={since!r} is after until={until!r}", field="since")
