@@ -70,6 +70,7 @@ def test_a_function_filter_and_records_outside_the_window() -> None:
         (T0, T0 + 60, float("nan"), "at least 1"),
         (T0 + 60, T0, 10, "after until"),
         (T0, T0 + MAX_POINTS * 10 + 1, 10, f"at most {MAX_POINTS}"),
+        (-1e308, 1e308, 10, "too long"),
     ],
 )
 def test_bad_windows_name_the_field(since: float, until: float, step: float, words: str) -> None:

@@ -7,6 +7,7 @@ cost report, so they outlive a restart. Buckets are ``step`` seconds wide and al
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,8 @@ def check_step(since: float, until: float, step: float) -> int:
         raise InvalidInput(f"step={step!r} must be at least {MIN_STEP_S:g} s", field="step")
     if since > until:
         raise InvalidInput(f"since={since!r} is after until={until!r}", field="since")
+    if not math.isfinite(until - since):
+        raise InvalidInput(f"the window {since!r} to {until!r} is too long", field="since")
     count = max(1, -int(-(until - since) // step))  # ceil, and one bucket for an empty window
     if count > MAX_POINTS:
         raise InvalidInput(
