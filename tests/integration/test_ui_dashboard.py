@@ -35,7 +35,7 @@ app = squall.App("dashboard")
 MARKS = pathlib.Path(os.environ["UI_MARKS"])
 
 app.queue_resource("jobs-dlq")
-app.queue_resource("jobs", max_receive=2, dead_letter="jobs-dlq")
+app.queue_resource("jobs", visibility_timeout_s=1, max_receive=1, dead_letter="jobs-dlq")
 
 
 @app.function(memory_mb=256, description="says hello")
@@ -64,7 +64,17 @@ def audit(event, ctx):
 
 @app.queue("jobs")
 def work(messages, ctx):
-    print("working on", len(messages))
+    # A poison message fails its first receive and so moves to jobs-dlq; redriven, it works.
+    failed = []
+    for message in messages:
+        body = message["body"]
+        mark = MARKS / f"job-{body['n']}"
+        if body.get("poison") and not mark.exists():
+            mark.write_text("seen")
+            failed.append(message["id"])
+        else:
+            print("worked on", body["n"])
+    return {"failed": failed}
 
 
 def reserve(order):
@@ -105,6 +115,8 @@ def _seed(http: httpx.Client) -> None:
     )
     assert published.status_code in (200, 202), published.text
     assert http.post("/queues/jobs/messages", json={"body": {"n": 1}}).status_code == 201
+    poison = {"body": {"n": 2, "poison": True}}
+    assert http.post("/queues/jobs/messages", json=poison).status_code == 201
     started = http.post("/workflows/fulfil/runs", json={"input": {"id": "o1", "total": 3},
                                                         "id": RUN_ID})
     assert started.status_code == 201, started.text
@@ -113,7 +125,8 @@ def _seed(http: httpx.Client) -> None:
         letters = http.get("/dead-letters").json()["dead_letters"]
         run = http.get(f"/workflows/runs/{RUN_ID}").json()
         audited = http.get("/invocations", params={"function": "audit"}).json()["invocations"]
-        done = letters and run["status"] == "completed" and audited
+        dead = http.get("/queues/jobs-dlq").json()["visible"]
+        done = letters and run["status"] == "completed" and audited and dead == 1
         return True if done else None
 
     wait_for(settled, timeout=30)
@@ -319,6 +332,27 @@ def test_redriving_a_dead_letter_from_the_ui_runs_it_again(
     letters = server.http.get("/dead-letters", params={"function": "flaky"}).json()
     assert letters["dead_letters"] == []
     page.wait_for_selector(f"tr[data-letter='{letter_id}']", state="detached")
+    assert dashboard.errors == []
+
+
+def test_redriving_a_dead_letter_queue_from_the_ui_moves_its_messages_back(
+    dashboard: Dashboard, server: Server
+) -> None:
+    page = signed_in(dashboard)
+    dashboard.open("queues")
+    button = page.locator("tr[data-queue=jobs-dlq] button.redrive:enabled")
+    button.wait_for()
+    button.click()
+    notice = page.locator(".notice")
+    notice.wait_for()
+    assert "1 message(s) moved from jobs-dlq" in notice.inner_text()
+
+    def worked() -> bool | None:
+        logs = server.http.get("/logs", params={"function": "work", "grep": "worked on 2"})
+        return True if logs.json()["logs"] else None
+
+    wait_for(worked, timeout=20)
+    assert server.http.get("/queues/jobs-dlq").json()["visible"] == 0
     assert dashboard.errors == []
 
 
