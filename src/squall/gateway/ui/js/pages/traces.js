@@ -100,7 +100,10 @@ async function waterfall(page, traceId) {
       {
         class: "tl-row selectable span",
         dataset: { span: span.span_id, status: span.status },
-        onclick: () => clear(detail).append(h("h2", {}, span.name), h("div", { class: "columns" }, h("div", {}, h("h4", {}, "Attributes"), pre(span.attributes || {})), h("div", {}, h("h4", {}, "Events"), pre(span.events || [])))),
+        onclick: () => clear(detail).append(
+          h("h2", {}, span.name, " ", pill(span.status)),
+          h("p", { class: "muted" }, `${span.kind} span ${span.span_id}, parent ${span.parent_id || "none"}: starts at +${fmtMs((span.start - t0) * 1000)}, lasts ${fmtMs(((span.end ?? span.start) - span.start) * 1000)}`),
+          h("div", { class: "columns" }, h("div", {}, h("h4", {}, "Attributes"), pre(span.attributes || {})), h("div", {}, h("h4", {}, "Events"), pre(span.events || [])))),
       },
       name,
       h("span", { class: "tl-track" }, bar),
