@@ -23,7 +23,7 @@ from support import ADMIN_KEY, AUTH, start_squall, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000  # generous: the machine may be busy
 
 APP = """\
 import os

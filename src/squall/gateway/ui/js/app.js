@@ -48,7 +48,8 @@ function parseHash() {
 }
 
 async function route() {
-  if (!getKey()) return showSignIn();
+  // Already at sign-in (a refused key put it there): keep the message it shows.
+  if (!getKey()) return signIn.hidden ? showSignIn() : undefined;
   signIn.hidden = true;
   view.hidden = false;
   nav.hidden = false;
@@ -92,6 +93,16 @@ document.getElementById("sign-in-form").addEventListener("submit", async (event)
   document.getElementById("key").value = "";
   if (!location.hash) location.hash = "#/overview"; // the hashchange routes
   else route();
+});
+
+// A failed reload or filter change (the pages' event handlers) shows its error on the page
+// instead of failing silently in the console.
+window.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  const err = event.reason;
+  if (err instanceof ApiError && err.status === 401) return;
+  const page = view.querySelector(".page");
+  if (page) page.prepend(errorBox(err));
 });
 
 signOut.addEventListener("click", () => showSignIn());

@@ -6,22 +6,30 @@ const W = 560;
 const H = 170;
 const PAD = { left: 60, right: 10, top: 10, bottom: 24 };
 
-function niceMax(value) {
-  if (!(value > 0)) return 1;
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * magnitude >= value) return m * magnitude;
-  return 10 * magnitude;
+// The top of the axis: four equal ticks of a round size (whole ones for counts).
+function niceMax(value, integer) {
+  if (!(value > 0)) return integer ? 4 : 1;
+  const raw = value / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  let tick = 10 * magnitude;
+  for (const m of [1, 2, 5, 10]) {
+    if (m * magnitude >= raw) {
+      tick = m * magnitude;
+      break;
+    }
+  }
+  return 4 * (integer ? Math.max(1, Math.ceil(tick)) : tick);
 }
 
 // series: [{label, value: (point) => number|null, cls}]; kind: "line" or "bar".
-export function timeChart({ title, points, series, format = String, kind = "line", step = 60 }) {
+export function timeChart({ title, points, series, format = String, kind = "line", step = 60, integer = false }) {
   const innerW = W - PAD.left - PAD.right;
   const innerH = H - PAD.top - PAD.bottom;
   const n = points.length;
   const t0 = n ? points[0].t : 0;
   const t1 = n ? points[n - 1].t + step : 1;
   const values = series.flatMap((line) => points.map(line.value)).filter((v) => v !== null);
-  const yMax = niceMax(Math.max(0, ...values));
+  const yMax = niceMax(Math.max(0, ...values), integer);
   const x = (t) => PAD.left + ((t - t0) / (t1 - t0 || 1)) * innerW;
   const y = (v) => PAD.top + innerH - (v / yMax) * innerH;
   const svg = s("svg", {

@@ -20,32 +20,49 @@ export async function render(page) {
     { "aria-label": "window", onchange: () => { chosen = WINDOWS[picker.selectedIndex]; load(); } },
     WINDOWS.map((w) => h("option", { selected: w === chosen }, w.label)),
   );
+  const totals = h("div", { class: "stat-row totals" });
   const charts = h("div", { class: "charts" });
-  const summary = h("div", {});
+  const perFunction = h("div", {});
   page.append(
     h("div", { class: "page-head" }, h("h1", {}, "Overview"), h("label", {}, "Window ", picker)),
+    totals,
     charts,
     h("h2", {}, "Functions"),
-    summary,
+    perFunction,
   );
 
   async function load() {
     const until = Date.now() / 1000;
     const since = Math.floor((until - chosen.seconds) / chosen.step) * chosen.step;
     const params = { since, until, step: chosen.step };
-    const [series, totals] = await Promise.all([
+    const [series, summary] = await Promise.all([
       api(`/metrics/series${query(params)}`),
       api(`/metrics/summary${query({ since, until })}`),
     ]);
     const points = series.points;
     const step = series.step;
     const count = (v) => fmtNumber(Math.round(v));
+    const sum = (key) => points.reduce((n, p) => n + p[key], 0);
+    const invocations = sum("invocations");
+    const errors = sum("errors");
+    clear(totals).append(
+      ...[
+        ["invocations", fmtNumber(invocations)],
+        ["errors", fmtNumber(errors)],
+        ["error rate", invocations ? `${((errors / invocations) * 100).toFixed(1)}%` : "-"],
+        ["cold starts", fmtNumber(sum("cold_starts"))],
+        ["cost", fmtUsd(sum("cost_usd"))],
+      ].map(([label, value]) =>
+        h("div", { class: "stat", dataset: { stat: label } }, h("span", { class: "stat-value" }, value), h("span", { class: "stat-label" }, label)),
+      ),
+    );
     clear(charts).append(
       timeChart({
         title: "Invocations",
         points,
         step,
         kind: "bar",
+        integer: true,
         format: count,
         series: [
           { label: "invocations", value: (p) => p.invocations, cls: "s1" },
@@ -57,6 +74,7 @@ export async function render(page) {
         points,
         step,
         kind: "bar",
+        integer: true,
         format: count,
         series: [{ label: "cold starts", value: (p) => p.cold_starts, cls: "s2" }],
       }),
@@ -79,7 +97,7 @@ export async function render(page) {
         series: [{ label: "USD", value: (p) => p.cost_usd, cls: "s4" }],
       }),
     );
-    clear(summary).append(
+    clear(perFunction).append(
       table(
         [
           { label: "function", value: (r) => link(`#/functions/${encodeURIComponent(r.function)}`, r.function) },
@@ -91,7 +109,7 @@ export async function render(page) {
           { label: "p50", value: (r) => fmtMs(r.p50_ms), cls: "num" },
           { label: "p99", value: (r) => fmtMs(r.p99_ms), cls: "num" },
         ],
-        totals.functions,
+        summary.functions,
         { empty: "no functions" },
       ),
     );
