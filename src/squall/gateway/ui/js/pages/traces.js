@@ -2,7 +2,7 @@
 // span's parent may be in another invocation).
 
 import { api, hasPath, query } from "../api.js";
-import { clear, errorBox, fmtMs, fmtTime, h, link, pill, pre, table } from "../dom.js";
+import { clear, fmtMs, fmtTime, h, link, pill, pre, table } from "../dom.js";
 
 export async function render(page, params) {
   if (!(await hasPath("/traces"))) {
