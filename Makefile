@@ -20,6 +20,7 @@ run: $(BIN)/squall
 	$(BIN)/squall up $(APP) --port $(PORT)
 
 test: $(VENV)/.test-extras
+	test -x /usr/bin/chromium || apt-get install -y chromium
 	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -90,7 +90,7 @@ def test_up_prints_where_it_serves(workdir: Path, url: str) -> None:
     assert f"admin API  {url}/api/v1\n" in out
     assert "hello" in out
     assert "boom" in out
-    assert "dashboard" not in out.lower()
+    assert f"dashboard  {url}/ui/" in out
 
 
 def test_up_with_a_bad_app_prints_one_line_and_exits_2(tmp_path: Path) -> None:

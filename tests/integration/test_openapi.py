@@ -587,6 +587,21 @@ def only_inverted_windows(
         assert error.get("field") == "since" and "is after" in error["message"], response.text
 
 
+def only_unchartable_windows(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """For the metrics series: besides an inverted window, the document cannot say that the
+    window over ``step`` must come to at most MAX_POINTS points, nor that the window must be
+    finite; those 400s (naming the field) are right, any other 400 is a finding."""
+    meta = case.meta
+    if response.status_code == 400 and meta is not None and meta.generation.mode.is_positive:
+        error = response.json()["error"]
+        allowed = (("since", "is after"), ("step", "points (at most"), ("since", "too long"))
+        assert any(
+            error.get("field") == field and words in error["message"] for field, words in allowed
+        ), response.text
+
+
 def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunction]]:
     """(additional checks, excluded built-in checks) for one operation."""
     if operation_id == "invokeFunction":
@@ -617,6 +632,8 @@ def _checks_for(operation_id: str) -> tuple[list[CheckFunction], list[CheckFunct
         return [only_inverted_windows], [positive_data_acceptance]
     if operation_id == "appendEvents":
         return [only_event_data_beyond_the_schema], [positive_data_acceptance]
+    if operation_id == "metricsSeries":
+        return [only_unchartable_windows], [positive_data_acceptance]
     return [], []
 
 

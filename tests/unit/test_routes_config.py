@@ -29,6 +29,7 @@ def test_route_spec_parses_method_and_path() -> None:
         ("GET /{1bad}", {}, "path"),
         ("GET /api/v1/mine", {}, "path"),
         ("GET /healthz", {}, "path"),
+        ("GET /ui/mine", {}, "path"),  # the dashboard's
         ("GET /x", {"auth": "basic"}, "auth"),
         ("GET /x", {"timeout_s": 0.0}, "timeout_s"),
         ("GET /x", {"timeout_s": 901.0}, "timeout_s"),

@@ -158,6 +158,7 @@ def _announce(platform: Platform, url: str) -> None:
     console.print(f"squall: app [bold]{escape(manifest.app)}[/] (version {manifest.version}) is up")
     console.print(f"  gateway    {url}", soft_wrap=True)
     console.print(f"  admin API  {url}/api/v1", soft_wrap=True)
+    console.print(f"  dashboard  {url}/ui/  (sign in with an API key)", soft_wrap=True)
     functions = [
         {**msgspec.structs.asdict(fn), "stats": platform.function_stats(fn.name)}
         for fn in platform.functions()

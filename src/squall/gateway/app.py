@@ -1,4 +1,5 @@
-"""Assemble the gateway: health probes plus the admin API, behind one error translator."""
+"""Assemble the gateway: health probes, the admin API and the dashboard, behind one error
+translator."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from squall.gateway.schedules_api import SchedulesAPI
 from squall.gateway.schemas_api import SchemasAPI
 from squall.gateway.streams_api import StreamsAPI
 from squall.gateway.tables_api import TablesAPI
+from squall.gateway.ui import ui_routes
 from squall.gateway.workflows_api import WorkflowsAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
@@ -101,6 +103,7 @@ def create_app(
         metrics.scrape_route(),
         Route(f"{API_PREFIX}/openapi.json", openapi_json, methods=["GET"]),
         Mount(API_PREFIX, routes=api),
+        *ui_routes(),
         *events.ingest_routes(),
         *PresignedRoutes(platform.buckets).routes(),
         *FunctionRoutes(platform, authorizer).routes(),

@@ -3,6 +3,8 @@
     GET /metrics                      Prometheus text format; an API key with ``read`` scope
     GET /api/v1/metrics/summary       per function over a window: invocations, errors, error
                                       rate, throttles, cold starts, p50/p99 duration
+    GET /api/v1/metrics/series        the same per ``step`` seconds, with cost: the
+                                      dashboard's charts
     GET /api/v1/cost                  requests, GB-seconds and USD by function or UTC day
 
 ``/metrics`` sits outside the admin API's prefix, where Prometheus expects it, but is
@@ -20,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from squall.errors import InvalidInput
 from squall.gateway import metrics_openapi  # noqa: F401  (registers the OpenAPI fragment)
-from squall.gateway.http import json_response, query_choice, query_float
+from squall.gateway.http import json_response, query_choice, query_float, query_str
 from squall.observe.cost import BY
 from squall.observe.metrics import CONTENT_TYPE
 from squall.security.routes import authenticate_key, require_scopes
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from squall.security.ratelimit import RateLimiter
 
 SUMMARY_WINDOW_S = 3600.0
+SERIES_STEP_S = 60.0
 COST_WINDOW_S = 7 * 86400.0
 
 
@@ -43,6 +47,7 @@ class MetricsAPI:
         """Under the admin API's prefix (its middleware checks the key)."""
         return [
             Route("/metrics/summary", self.summary, methods=["GET"]),
+            Route("/metrics/series", self.series, methods=["GET"]),
             Route("/cost", self.cost, methods=["GET"]),
         ]
 
@@ -61,6 +66,12 @@ class MetricsAPI:
         since, until = _window(request, SUMMARY_WINDOW_S)
         return json_response(await self.platform.observability.summary(since, until))
 
+    async def series(self, request: Request) -> Response:
+        since, until = _window(request, SUMMARY_WINDOW_S)
+        step = _seconds(request, "step", SERIES_STEP_S)
+        function = query_str(request, "function")
+        return json_response(await self.platform.observability.series(since, until, step, function))
+
     async def cost(self, request: Request) -> Response:
         by = query_choice(request, "by", BY) or "function"
         since, until = _window(request, COST_WINDOW_S)
@@ -72,3 +83,14 @@ def _window(request: Request, default_s: float) -> tuple[float, float]:
     until = time.time() if until is None else until
     since = query_float(request, "since")
     return (until - default_s if since is None else since), until
+
+
+def _seconds(request: Request, name: str, default: float) -> float:
+    try:
+        value = query_float(request, name)
+    except InvalidInput:
+        raw = request.query_params.get(name)
+        raise InvalidInput(
+            f"query parameter {name!r} must be a number of seconds, got {raw!r}", field=name
+        ) from None
+    return default if value is None else value

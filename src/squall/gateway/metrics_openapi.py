@@ -5,6 +5,7 @@ from __future__ import annotations
 from squall.gateway import openapi
 from squall.gateway.openapi import API_PREFIX, Fragment, JSONSchema, nullable, ok, operation, query
 from squall.observe.cost import BY
+from squall.observe.series import MAX_POINTS, MIN_STEP_S
 
 _NUMBER: JSONSchema = {"type": "number"}
 _COUNT: JSONSchema = {"type": "integer", "minimum": 0}
@@ -46,6 +47,15 @@ def _schemas() -> dict[str, JSONSchema]:
         "p50_ms": nullable(_NUMBER),
         "p99_ms": nullable(_NUMBER),
     }
+    point: dict[str, JSONSchema] = {
+        "t": {**_NUMBER, "description": "Start of the bucket, epoch seconds"},
+        "invocations": _COUNT,
+        "errors": _COUNT,
+        "cold_starts": _COUNT,
+        "p50_ms": nullable(_NUMBER),
+        "p99_ms": nullable(_NUMBER),
+        "cost_usd": _NUMBER,
+    }
     budget: dict[str, JSONSchema] = {
         "function": nullable({"type": "string"}),
         "period": {"type": "string", "enum": ["day", "month"]},
@@ -70,6 +80,26 @@ def _schemas() -> dict[str, JSONSchema]:
                         "required": list(row),
                         "additionalProperties": False,
                         "properties": row,
+                    },
+                },
+            },
+        },
+        "MetricsSeries": {
+            "type": "object",
+            "required": ["since", "until", "step", "function", "points"],
+            "additionalProperties": False,
+            "properties": {
+                "since": _NUMBER,
+                "until": _NUMBER,
+                "step": {**_NUMBER, "description": "Width of each point's bucket, seconds"},
+                "function": nullable({"type": "string"}),
+                "points": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": list(point),
+                        "additionalProperties": False,
+                        "properties": point,
                     },
                 },
             },
@@ -128,6 +158,29 @@ openapi.register(
                     ),
                     parameters=_WINDOW,
                     responses=ok(openapi.ref("MetricsSummary")),
+                    errors=(400,),
+                )
+            },
+            f"{API_PREFIX}/metrics/series": {
+                "get": operation(
+                    "metricsSeries",
+                    "Invocations, errors, cold starts, p50/p99 and cost per time bucket",
+                    tag="metrics",
+                    description=(
+                        "From the stored invocation records created in the window (default:"
+                        " the last hour), one point per `step` seconds from `since` (at most"
+                        f" {MAX_POINTS} points). The dashboard's overview charts."
+                    ),
+                    parameters=[
+                        *_WINDOW,
+                        query(
+                            "step",
+                            {"type": "number", "minimum": MIN_STEP_S},
+                            "Bucket width, seconds (default 60)",
+                        ),
+                        query("function", {"type": "string"}, "Only this function's invocations"),
+                    ],
+                    responses=ok(openapi.ref("MetricsSeries")),
                     errors=(400,),
                 )
             },

@@ -10,7 +10,7 @@ from squall.errors import ConfigError
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 AUTH_MODES = ("none", "api_key", "jwt")
-RESERVED_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/events")
+RESERVED_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/events", "/ui")
 _PATH_RE = re.compile(r"^/([A-Za-z0-9._~!$&'()*+,;=:@%-]+|\{[A-Za-z_][A-Za-z0-9_]*\}|/)*$")
 
 

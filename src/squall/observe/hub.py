@@ -21,6 +21,7 @@ from squall.observe.alerts import Alerts
 from squall.observe.budgets import Budgets, Publish, Stop
 from squall.observe.cost import PriceTable, check_by, cost_report
 from squall.observe.metrics import Metrics, StateSnapshot
+from squall.observe.series import check_step, series
 from squall.observe.summary import summarize
 from squall.storage.protocols import Store
 
@@ -108,6 +109,16 @@ class Observability:
             for name, pool in self._pools.items()
         }
         return summarize(records, self._functions(), throttles, since=since, until=until)
+
+    async def series(
+        self, since: float, until: float, step: float, function: str | None = None
+    ) -> dict[str, Any]:
+        """``GET /api/v1/metrics/series``: the dashboard's charts over ``[since, until)``."""
+        check_step(since, until, step)  # before reading a window too fine to chart
+        records = await self._records(since, until)
+        return series(
+            records, since=since, until=until, step=step, prices=self.prices, function=function
+        )
 
     async def cost(self, by: object, since: float, until: float | None = None) -> dict[str, Any]:
         grouping = check_by(by)
