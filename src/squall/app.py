@@ -514,11 +514,13 @@ class App:
         ``ctx.tables`` handle of the read model). Its writes and the projection's checkpoint
         commit together, so each event is applied once; ``squall projections rebuild``
         replays every event into a fresh table and swaps it in. Other functions read the
-        table as ``ctx.tables[name]`` (``table.read:<name>`` in their permissions)."""
+        table as ``ctx.tables[name]`` (``table.read:<name>`` in their permissions). The
+        function is named after the handler (``function=`` to choose); other keyword
+        arguments configure it as ``@app.function`` does."""
 
         def register(handler: F) -> F:
             options = dict(function_options)
-            fn_name = options.pop("name", None) or handler.__name__.replace("_", "-")
+            fn_name = options.pop("function", None) or handler.__name__.replace("_", "-")
             permissions = (*options.pop("permissions", ()), f"table:{name}")
             config = ProjectionConfig(
                 name=name, function=fn_name, table=name, from_streams=tuple(from_streams),

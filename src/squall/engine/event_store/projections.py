@@ -361,9 +361,6 @@ class Projections:
             },
         }
 
-    def lags(self, head: int) -> dict[str, int]:
-        return {name: head - runner.checkpoint for name, runner in self._live.items()}
-
 
 def _event(event: RecordedEvent) -> dict[str, Any]:
     return {
