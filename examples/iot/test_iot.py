@@ -136,6 +136,29 @@ def test_the_hourly_report_sums_up_the_devices(url: str, loaded: dict[str, Any])
     assert httpx.get(f"{url}/reports/latest").json() == {**report, "_version": 1}
 
 
+def aggregate_of(http: httpx.Client, device: str) -> dict[str, Any] | None:
+    response = http.get(f"/devices/{device}")
+    return response.json() if response.status_code == 200 else None
+
+
+def test_a_reading_without_a_number_is_skipped_and_the_shard_moves_on(
+    url: str, loaded: dict[str, Any]
+) -> None:
+    for data in ({"device": "dev-odd", "celsius": "n/a"}, {"device": "dev-odd", "celsius": 21}):
+        squall(url, "streams", "put", "readings", "--partition-key", "dev-odd",
+               "--data", json.dumps(data))
+    with httpx.Client(base_url=url, timeout=30) as http:
+        odd = wait_for(lambda: aggregate_of(http, "dev-odd"))
+    assert (odd["count"], odd["min"], odd["last"]) == (1, 21.0, 21.0)
+    done = subprocess.run(
+        [SQUALL, "logs", "check-thresholds", "--level", "warning", "--json", "--url", url],
+        capture_output=True, text=True, timeout=30, check=False, env=client_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    messages = [json.loads(line)["message"] for line in done.stdout.splitlines()]
+    assert any("dev-odd" in m and "has no number in celsius" in m for m in messages)
+
+
 def test_the_load_script_refuses_bad_numbers_with_exit_code_2() -> None:
     done = run_load("--devices", "0")
     assert done.returncode == 2 and "--devices must be positive" in done.stderr

@@ -64,13 +64,15 @@ def make_thumbnails(event, ctx):
         metadata = {**original.metadata, "source": key,
                     "width": str(thumb.width), "height": str(thumb.height)}
         stored = images.put(thumbnail_key(size, key), out.getvalue(),
-                            content_type=Image.MIME[image.format], metadata=metadata)
+                            content_type=Image.MIME.get(image.format, original.content_type),
+                            metadata=metadata)
         made[size] = {"key": stored.key, "width": thumb.width, "height": thumb.height}
     ctx.logger.info("%s: %d thumbnails", key, len(made))
     return made
 
 
-def thumbnail(request, ctx):
+def find_thumbnail(request, ctx):
+    """The thumbnail a route names, or the 404 to answer."""
     size, name = request.path_params["size"], request.path_params["name"]
     if size not in SIZES:
         return None, refuse(404, "size", f"size must be one of {', '.join(SIZES)}")
@@ -84,7 +86,7 @@ def thumbnail(request, ctx):
 @app.http("GET /thumbs/{size}/{name}", permissions=["bucket.read:images"])
 def get_thumbnail(request, ctx):
     """The thumbnail's bytes, with its content type."""
-    stored, refused = thumbnail(request, ctx)
+    stored, refused = find_thumbnail(request, ctx)
     if refused is not None:
         return refused
     body = ctx.buckets["images"].get(stored.key).body
@@ -94,7 +96,7 @@ def get_thumbnail(request, ctx):
 @app.http("GET /thumbs/{size}/{name}/url", permissions=["bucket.read:images"])
 def thumbnail_url(request, ctx):
     """A presigned URL anyone may GET the thumbnail with for ten minutes."""
-    stored, refused = thumbnail(request, ctx)
+    stored, refused = find_thumbnail(request, ctx)
     if refused is not None:
         return refused
     return {"key": stored.key, "url": ctx.buckets["images"].presign(stored.key, expires_s=600)}
