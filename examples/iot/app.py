@@ -84,18 +84,21 @@ def check_thresholds(event, ctx):
     devices = ctx.tables["devices"]
     for device, records in by_device.items():
         aggregate = devices.get({"device": device}) or new_aggregate(device)
+        folded = 0
         for record in records:
             celsius = celsius_of(record)
             if celsius is None:  # one broken sensor must not hold up its whole shard
                 ctx.logger.warning("%s: reading %s has no number in celsius", device,
                                    record["sequence"])
                 continue
+            folded += 1
             if add_reading(aggregate, celsius, record["arrival_time"]):
                 ctx.publish("sensor.alert", {
                     "device": device, "celsius": celsius, "threshold": THRESHOLD,
                     "sequence": record["sequence"], "at": record["arrival_time"],
                 }, subject=device)
-        devices.put(aggregate)
+        if folded:
+            devices.put(aggregate)
     return {"readings": len(event["records"]), "devices": len(by_device)}
 
 
