@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,3 +71,45 @@ def start_squall(
         proc.kill()
         proc.wait()
         raise
+
+
+def our_processes(workdir: Path, data: Path, exclude: set[int]) -> dict[int, str]:
+    """pid -> cmdline of live squall processes started from ``workdir`` or using ``data``.
+
+    The zygote is ``python -m squall.runtime.zygote zygote app.py FD`` run in the platform's
+    working directory; sandboxes are forked from it, so they share its cmdline and cwd.
+    """
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in exclude:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if state == "Z":
+            continue
+        if str(data) in cmdline or ("squall" in cmdline and cwd == str(workdir)):
+            found[int(entry)] = cmdline
+    return found
+
+
+def wait_until_gone(workdir: Path, data: Path, exclude: set[int], timeout: float) -> dict[int, str]:
+    deadline = time.monotonic() + timeout
+    while (left := our_processes(workdir, data, exclude)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

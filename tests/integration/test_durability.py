@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
-from support import AUTH, start_squall
+from support import AUTH, our_processes, start_squall, stop, wait_until_gone
 
 COUNT = 1000
 
@@ -33,38 +32,6 @@ def record(event, ctx):
         os.close(fd)
     return event
 """
-
-
-def our_processes(workdir: Path, data: Path, exclude: set[int]) -> dict[int, str]:
-    """pid -> cmdline of live squall processes started from ``workdir`` or using ``data``.
-
-    The zygote is ``python -m squall.runtime.zygote zygote app.py FD`` run in the platform's
-    working directory; sandboxes are forked from it, so they share its cmdline and cwd.
-    """
-    found: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in exclude:
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{entry}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
-        if state == "Z":
-            continue
-        if str(data) in cmdline or ("squall" in cmdline and cwd == str(workdir)):
-            found[int(entry)] = cmdline
-    return found
-
-
-def wait_until_gone(workdir: Path, data: Path, exclude: set[int], timeout: float) -> dict[int, str]:
-    deadline = time.monotonic() + timeout
-    while (left := our_processes(workdir, data, exclude)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
 
 
 async def submit_all(url: str, count: int) -> list[str]:
@@ -105,16 +72,6 @@ def statuses(url: str) -> dict[str, str]:
             cursor = body["next"]
             if not cursor:
                 return found
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import AUTH, start_squall, wait_for
-from test_durability import stop
+from support import AUTH, start_squall, stop, wait_for
 
 from squall.engine.schedules.expressions import SECONDS_ENV
 

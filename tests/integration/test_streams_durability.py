@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
-from support import AUTH, start_squall, wait_for
-from test_durability import stop, wait_until_gone
+from support import AUTH, start_squall, stop, wait_for, wait_until_gone
 
 COUNT = 400
 BATCH = 10

@@ -54,9 +54,9 @@ def functions_table(functions: list[dict[str, Any]]) -> Table:
 
 def invocations_table(invocations: list[dict[str, Any]]) -> Table:
     table = Table(box=box.SIMPLE_HEAD)
-    for name in ("id", "function", "status", "trigger", "cold", "duration", "created"):
+    for name in ("id", "function", "status", "trigger", "cold", "init", "duration", "created"):
         # Ids and statuses are for copying and scanning; let free text wrap instead.
-        table.add_column(name, no_wrap=name in ("id", "status", "duration", "created"))
+        table.add_column(name, no_wrap=name in ("id", "status", "init", "duration", "created"))
     for inv in invocations:
         status = str(inv["status"])
         style = _STATUS_STYLE.get(status, "")
@@ -66,6 +66,7 @@ def invocations_table(invocations: list[dict[str, Any]]) -> Table:
             f"[{style}]{status}[/]" if style else status,
             str(inv.get("trigger", "")),
             _yes_no(inv.get("cold")),
+            _ms(inv.get("init_ms")) if inv.get("cold") else "-",  # only a cold start has one
             _ms(inv.get("duration_ms")),
             clock(inv.get("created_at"), date=True)[5:],
         )
