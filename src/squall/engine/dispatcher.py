@@ -19,6 +19,7 @@ from squall.engine.retry import backoff_delay
 from squall.errors import InitError, SandboxCrashed, SquallError, WriteConflict
 from squall.model.config import FunctionConfig
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
+from squall.observe.tracing import Context, Span
 from squall.runtime.protocol import Result
 from squall.runtime.sandbox import Sandbox, SandboxGone
 from squall.storage.protocols import (
@@ -186,8 +187,9 @@ class Dispatcher:
                     delivery = self._take(name, buffer)
                     record = self._record(config, delivery)
                     effects = Effects()
+                    headers = delivery.headers
+                    parent, delivered = self._trace(headers, name)
                     try:
-                        headers = delivery.headers
                         sent = self._invoker.send(
                             sandbox,
                             config,
@@ -196,14 +198,19 @@ class Dispatcher:
                             headers.get("kind", "json"),
                             int(headers.get("hops", "-1")),
                             effects,
+                            parent,
+                            cold,
                         )
                     except SandboxGone:
+                        _end(delivered)
                         buffer.appendleft(delivery)
                         pool.release(sandbox, healthy=False)
                         sandbox = None
                         break
                     self._running[record.id] = record
-                    queued.append(_Sent(delivery, record, config, sandbox, cold, sent, effects))
+                    queued.append(
+                        _Sent(delivery, record, config, sandbox, cold, sent, effects, delivered)
+                    )
                     cold = False
                 if not queued:
                     continue
@@ -220,6 +227,7 @@ class Dispatcher:
                     self._settle_soon(head.config, head.delivery, head.record, head.effects)
                 finally:
                     self._running.pop(head.record.id, None)
+                    _end(head.span)
                 if head.sandbox is sandbox and sandbox is not None:
                     if not healthy:
                         pool.release(sandbox, healthy=False)
@@ -231,9 +239,17 @@ class Dispatcher:
             for entry in queued:
                 entry.effects.discarded()
                 self._running.pop(entry.record.id, None)
+                self._invoker.abandon(entry.sent)
+                _end(entry.span)
             if sandbox is not None:
                 pool.release(sandbox, not sandbox.closed and not queued)
             self._workers[name] -= 1
+
+    def _trace(self, headers: dict[str, str], function: str) -> tuple[Context | None, Span | None]:
+        tracing = self._invoker.tracing
+        if tracing is None:
+            return None, None
+        return tracing.delivery(headers, f"function:{function}")
 
     def _take(self, name: str, buffer: collections.deque[Delivery]) -> Delivery:
         delivery = buffer.popleft()
@@ -317,7 +333,9 @@ class Dispatcher:
     ) -> list[Op]:
         ops: list[Op] = []
         if record.logs:
-            ops.append(AppendLogs(record.id, record.function, record.logs, record.request_id))
+            ops.append(AppendLogs(
+                record.id, record.function, record.logs, record.request_id, record.version
+            ))
         if record.status == InvocationStatus.SUCCEEDED:
             ops += [Ack(delivery.id), PutInvocation(record)]
             ops += destination_ops(config, record, delivery.payload, "Success")
@@ -368,6 +386,12 @@ class _Sent(NamedTuple):
     cold: bool
     sent: asyncio.Future[Result]
     effects: Effects
+    span: Span | None  # the rule delivery's, around the invocation's
+
+
+def _end(span: Span | None) -> None:
+    if span is not None:
+        span.end()
 
 
 def _effects_failed(error: BaseException) -> dict[str, Any]:

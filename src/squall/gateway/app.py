@@ -32,6 +32,7 @@ from squall.gateway.schedules_api import SchedulesAPI
 from squall.gateway.schemas_api import SchemasAPI
 from squall.gateway.streams_api import StreamsAPI
 from squall.gateway.tables_api import TablesAPI
+from squall.gateway.traces_api import TracesAPI
 from squall.gateway.workflows_api import WorkflowsAPI
 from squall.model.http import CorsConfig
 from squall.security.ratelimit import RateLimiter
@@ -92,6 +93,7 @@ def create_app(
         *TablesAPI(platform.tables).routes(),
         *metrics.routes(),
         *WorkflowsAPI(platform.workflows).routes(),
+        *TracesAPI(platform.traces).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

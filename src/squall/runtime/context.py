@@ -10,6 +10,8 @@ from typing import Any, Protocol
 import msgspec
 
 from squall.runtime.buckets_client import Buckets
+from squall.runtime.capture import Capture, StructuredLog
+from squall.runtime.spans import OpenSpan
 from squall.runtime.tables_client import Tables
 
 
@@ -28,14 +30,20 @@ class Context:
     this invocation's success and dropped with its failure.
     Times (``at``, ``publish_at``'s ``when``) are aware datetimes, timedeltas from now, or
     epoch seconds.
+
+    ``ctx.log.info("msg", key=value)`` writes a structured log line; ``with
+    ctx.span("name", key=value):`` times a part of the work as a span of the invocation's
+    trace, and ``ctx.set_attribute(key, value)`` labels the innermost span.
     """
 
     __slots__ = (
+        "_capture",
         "_deadline",
         "_link",
         "attempt",
         "function_name",
         "invocation_id",
+        "log",
         "logger",
         "memory_mb",
         "secrets",
@@ -55,8 +63,11 @@ class Context:
         logger: logging.Logger,
         state: Any = None,
         secrets: dict[str, str] | None = None,
+        capture: Capture | None = None,
     ) -> None:
         self._link = link
+        self._capture = capture if capture is not None else Capture()
+        self.log = StructuredLog(self._capture)
         self.function_name = function_name
         self.version = version
         self.memory_mb = memory_mb
@@ -74,6 +85,25 @@ class Context:
         self.attempt = attempt
         self.trigger = trigger
         self._deadline = deadline
+
+    @property
+    def trace_id(self) -> str | None:
+        """The running invocation's trace (32 hex digits), None when it is not traced."""
+        return self._capture.spans.trace_id
+
+    def span(self, name: str, **attributes: Any) -> OpenSpan:
+        """``with ctx.span("charge", amount=12):`` a child span of the running one."""
+        return self._capture.spans.open(name, attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set ``key`` on the innermost open span (the invocation's when none is open)."""
+        self._capture.spans.set_attribute(key, value)
+
+    def _traced(self, args: dict[str, Any]) -> dict[str, Any]:
+        traceparent = self._capture.spans.traceparent()
+        if traceparent is not None:
+            args["traceparent"] = traceparent
+        return args
 
     @property
     def buckets(self) -> Buckets:
@@ -101,7 +131,7 @@ class Context:
             if not async_:
                 raise ValueError("at= delays an async invocation: pass async_=True as well")
             args["at"] = _epoch(at)
-        body = self._link.call("invoke", args)
+        body = self._link.call("invoke", self._traced(args))
         return None if body is None else msgspec.json.decode(body)
 
     def publish(
@@ -116,13 +146,15 @@ class Context:
         """Publish a CloudEvent onto ``bus`` (declared in ``permissions``); returns its id."""
         body = self._link.call(
             "publish",
-            {
-                "type": type,
-                "data": msgspec.json.encode(data),
-                "subject": subject,
-                "source": source,
-                "bus": bus,
-            },
+            self._traced(
+                {
+                    "type": type,
+                    "data": msgspec.json.encode(data),
+                    "subject": subject,
+                    "source": source,
+                    "bus": bus,
+                }
+            ),
         )
         return str(msgspec.json.decode(body)) if body is not None else ""
 
@@ -169,14 +201,16 @@ class Context:
         """Publish a CloudEvent onto ``bus`` at ``when``, durably; returns its id at once."""
         body = self._link.call(
             "publish_at",
-            {
-                "when": _epoch(when),
-                "type": type,
-                "data": msgspec.json.encode(data),
-                "subject": subject,
-                "source": source,
-                "bus": bus,
-            },
+            self._traced(
+                {
+                    "when": _epoch(when),
+                    "type": type,
+                    "data": msgspec.json.encode(data),
+                    "subject": subject,
+                    "source": source,
+                    "bus": bus,
+                }
+            ),
         )
         return str(msgspec.json.decode(body)) if body is not None else ""
 
@@ -194,14 +228,16 @@ class Context:
         ``permissions``); returns the message id (the first one's, for a FIFO duplicate)."""
         reply = self._link.call(
             "send",
-            {
-                "queue": queue,
-                "body": msgspec.json.encode(body),
-                "delay_s": delay_s,
-                "group_id": group_id,
-                "dedup_id": dedup_id,
-                "attributes": attributes,
-            },
+            self._traced(
+                {
+                    "queue": queue,
+                    "body": msgspec.json.encode(body),
+                    "delay_s": delay_s,
+                    "group_id": group_id,
+                    "dedup_id": dedup_id,
+                    "attributes": attributes,
+                }
+            ),
         )
         return str(msgspec.json.decode(reply)) if reply is not None else ""
 

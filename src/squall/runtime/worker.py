@@ -46,6 +46,7 @@ from squall.runtime.protocol import (
     decode_to_sandbox,
     frame,
 )
+from squall.runtime.spans import reseed
 
 _UNSUPPORTED = re.compile(r"type (\S+) is unsupported")
 _json_encode = msgspec.json.encode
@@ -198,6 +199,7 @@ def serve(
 ) -> NoReturn:
     link = Link(sock)
     link.send(Started(os.getpid(), rss_kb(os.getpid()) or 0))
+    reseed()  # a forked sandbox must not draw the span ids its siblings draw
     if captured is None:
         captured = capture.install()
     config = fdef.config
@@ -208,6 +210,7 @@ def serve(
         memory_mb=memory_mb,
         logger=logging.getLogger(config.name),
         secrets=secrets,
+        capture=captured,
     )
     started = time.perf_counter()
     init_error = None
@@ -226,6 +229,7 @@ def serve(
 
 def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture) -> NoReturn:
     handler = fdef.handler
+    spans = captured.spans
     is_async = inspect.iscoroutinefunction(handler)
     loop = asyncio.new_event_loop() if is_async else None
     while True:
@@ -235,6 +239,7 @@ def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture
         ctx._begin(
             message.id, message.attempt, message.trigger, time.monotonic() + message.timeout_s
         )
+        spans.begin(message.traceparent)
         value: bytes | None = None
         error: dict[str, Any] | None = None
         response: dict[str, Any] | None = None
@@ -264,6 +269,7 @@ def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture
             error = describe(exc, FunctionError)
         duration = (time.perf_counter() - started) * 1000
         capture.flush_streams()
+        user_spans, attributes = spans.drain()
         link.send(
             Result(
                 message.id,
@@ -274,6 +280,8 @@ def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture
                 captured.drain(),
                 response,
                 recycle,
+                user_spans,
+                attributes,
             )
         )
         if recycle:

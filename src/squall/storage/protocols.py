@@ -23,6 +23,7 @@ from squall.model.workflows import StepRecord, WorkflowRun
 from squall.storage.buckets import BucketOp, BucketStore
 from squall.storage.logs import LogOp, PartitionedLog
 from squall.storage.tables import TableOp, TableStore
+from squall.storage.traces import TraceOp, TraceStore
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -71,6 +72,13 @@ class AppendLogs(msgspec.Struct, frozen=True):
     function: str
     lines: list[LogEntry]
     request_id: str | None = None
+    version: str | None = None
+
+
+class ExpireLogs(msgspec.Struct, frozen=True):
+    """Delete the log lines written before ``before`` (epoch s): the retention sweep."""
+
+    before: float
 
 
 class PutIdempotency(msgspec.Struct, frozen=True):
@@ -269,6 +277,7 @@ Op = (
     | Bury
     | PutInvocation
     | AppendLogs
+    | ExpireLogs
     | PutIdempotency
     | TakeDeadLetter
     | RememberEvent
@@ -281,6 +290,7 @@ Op = (
     | BucketOp
     | TableOp
     | WorkflowOp
+    | TraceOp
 )
 
 
@@ -328,6 +338,7 @@ class StateStore(Protocol):
         level: str | None,
         limit: int,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> list[LogRow]: ...
 
     async def list_dead_letters(
@@ -444,6 +455,7 @@ class Store(
     TableStore,
     UsageStore,
     WorkflowStore,
+    TraceStore,
     Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

@@ -22,6 +22,7 @@ from squall.storage.protocols import (
     DeleteRule,
     Delivery,
     Enqueue,
+    ExpireLogs,
     Op,
     PutIdempotency,
     PutInvocation,
@@ -44,15 +45,23 @@ from squall.storage.sqlite.catalog import (
 )
 from squall.storage.sqlite.db import Database
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
-from squall.storage.sqlite.queues import QUEUE_RANK, QUEUE_SCHEMA, QueueReads, apply_queues
+from squall.storage.sqlite.migrate import add_missing_columns
+from squall.storage.sqlite.queues import (
+    QUEUE_COLUMNS,
+    QUEUE_RANK,
+    QUEUE_SCHEMA,
+    QueueReads,
+    apply_queues,
+)
 from squall.storage.sqlite.schedules import (
     SCHEDULE_RANK,
     SCHEDULES_SCHEMA,
     ScheduleReads,
     apply_schedules,
 )
-from squall.storage.sqlite.schema import SCHEMA
+from squall.storage.sqlite.schema import LATE_INDEXES, LOG_COLUMNS, SCHEMA
 from squall.storage.sqlite.tables import TABLES_RANK, TABLES_SCHEMA, TableReads, apply_tables
+from squall.storage.sqlite.traces import TRACE_RANK, TRACES_SCHEMA, TraceReads, apply_traces
 from squall.storage.sqlite.usage import UsageReads
 from squall.storage.sqlite.workflows import (
     WORKFLOW_RANK,
@@ -65,6 +74,8 @@ _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
 _unpack_headers = msgspec.msgpack.Decoder(dict[str, str]).decode
 _unpack_error = msgspec.msgpack.Decoder(dict[str, Any]).decode
+_pack_fields = msgspec.json.encode
+_unpack_fields = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_rule = msgspec.json.Decoder(RuleConfig).decode
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -92,6 +103,8 @@ _RANK: dict[type, int] = {
     **BUCKET_RANK,
     **TABLES_RANK,
     **WORKFLOW_RANK,
+    **TRACE_RANK,
+    ExpireLogs: 92,
 }
 
 _SQL: dict[type, str] = {
@@ -102,7 +115,8 @@ _SQL: dict[type, str] = {
     Enqueue: "INSERT OR IGNORE INTO deliveries (id, queue, payload, invocation_id, attempts,"
     " enqueued_at, available_at, headers, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     AppendLogs: "INSERT INTO logs (time, level, stream, message, function, invocation_id,"
-    " request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    " request_id, version, trace_id, span_id, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ExpireLogs: "DELETE FROM logs WHERE time < ?",
     Retry: "UPDATE deliveries SET available_at = ?, leased = 0 WHERE id = ?",
     PutIdempotency: "INSERT OR REPLACE INTO idempotency (function, key, invocation_id,"
     " expires_at) VALUES (?, ?, ?, ?)",
@@ -155,10 +169,16 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
                 op.function,
                 op.invocation_id,
                 op.request_id,
+                op.version,
+                line.trace_id,
+                line.span_id,
+                _pack_fields(line.fields) if line.fields else None,
             )
             for op in ops
             for line in op.lines
         ]
+    if kind is ExpireLogs:
+        return [(op.before,) for op in ops]
     if kind is Retry:
         return [(op.available_at, op.delivery_id) for op in ops]
     if kind is RememberEvent:
@@ -207,6 +227,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_tables(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in WORKFLOW_RANK:
             apply_workflows(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in TRACE_RANK:
+            apply_traces(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -245,6 +267,7 @@ class SqliteStore(
     TableReads,
     UsageReads,
     WorkflowReads,
+    TraceReads,
 ):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
@@ -254,8 +277,11 @@ class SqliteStore(
         db: Database[Op] = Database(path, _apply)
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
-            + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA
+            + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA + TRACES_SCHEMA
         )
+        add_missing_columns(db.conn, "logs", LOG_COLUMNS)
+        add_missing_columns(db.conn, "queue_messages", QUEUE_COLUMNS)
+        db.conn.executescript(LATE_INDEXES)
         return cls(db)
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
@@ -365,9 +391,13 @@ class SqliteStore(
         level: str | None,
         limit: int,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> list[LogRow]:
         clauses, params = _where(
-            function=function, invocation_id=invocation_id, request_id=request_id
+            function=function,
+            invocation_id=invocation_id,
+            request_id=request_id,
+            trace_id=trace_id,
         )
         if since is not None:
             clauses.append("time >= ?")
@@ -381,8 +411,8 @@ class SqliteStore(
             params.extend(allowed)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.read(
-            "SELECT seq, time, level, stream, message, function, invocation_id, request_id"
-            f" FROM logs {where} ORDER BY seq LIMIT ?",
+            "SELECT seq, time, level, stream, message, function, invocation_id, request_id,"
+            f" version, trace_id, span_id, fields FROM logs {where} ORDER BY seq LIMIT ?",
             (*params, limit),
         )
         return [
@@ -395,6 +425,10 @@ class SqliteStore(
                 function=row[5],
                 invocation_id=row[6],
                 request_id=row[7],
+                version=row[8],
+                trace_id=row[9],
+                span_id=row[10],
+                fields=_unpack_fields(row[11]) if row[11] is not None else None,
             )
             for row in rows
         ]
@@ -442,4 +476,6 @@ def _where(**equals: str | None) -> tuple[list[str], list[Any]]:
 
 
 def _entry(row: LogRow) -> LogEntry:
-    return LogEntry(row.time, row.level, row.stream, row.message)
+    return LogEntry(
+        row.time, row.level, row.stream, row.message, row.fields, row.trace_id, row.span_id
+    )
