@@ -5,7 +5,7 @@ when a sandbox started for it), publish, rule delivery, queue message and workfl
 W3C ``traceparent`` of the current span travels with the work: in events (the CloudEvents
 ``traceparent`` extension), deliveries (a header), queue messages (a column), workflow runs
 and the ``Invoke`` frame, so one trace follows a request through every asynchronous hop.
-Finished spans are batched into the store (``StoreSpanExporter``) and, with an OTLP
+Finished spans are batched into the store (``observe.span_batch``) and, with an OTLP
 endpoint, exported over HTTP/protobuf as well.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,10 +21,8 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import (
     INVALID_SPAN,
     Link,
@@ -41,12 +40,12 @@ from opentelemetry.trace import (
 
 from squall.model.invocation import InvocationRecord
 from squall.model.traces import UserSpan
-from squall.observe.span_store import StoreSpanExporter
+from squall.observe.light_span import LightSpan
+from squall.observe.span_batch import NOT_SAMPLED, SAMPLED, SpanBatch
 from squall.runtime.protocol import Ready, Result
 from squall.runtime.sandbox import Sandbox
 from squall.storage.protocols import Store
 
-EXPORT_DELAY_MS = 500  # spans reach the store within about this long
 ROOT = Context()  # the parent of a span that starts a new trace
 
 __all__ = [
@@ -67,18 +66,12 @@ __all__ = [
 ]
 
 
-class _Ids(RandomIdGenerator):
-    """Random ids, except the span id of a user span: the sandbox drew it already."""
-
-    def __init__(self) -> None:
-        self.next_span_id: int | None = None
-
-    def generate_span_id(self) -> int:
-        chosen, self.next_span_id = self.next_span_id, None
-        return chosen if chosen is not None else super().generate_span_id()
-
-
 class Tracing:
+    """The platform's tracer. The SDK's ``TracerProvider`` holds the resource (the app as
+    ``service.name``) and the OTLP export; spans themselves are ``LightSpan`` s (see there
+    for why), sampled per new trace with probability ``sample``, children following their
+    parent's decision."""
+
     def __init__(
         self,
         store: Store,
@@ -88,23 +81,17 @@ class Tracing:
         otlp_endpoint: str | None = None,
     ) -> None:
         self._store = store
-        self._ids = _Ids()
-        self.provider = TracerProvider(
-            resource=Resource.create({"service.name": service}),
-            sampler=ParentBased(TraceIdRatioBased(sample)),
-            id_generator=self._ids,
-        )
-        loop = asyncio.get_running_loop()
-        self.provider.add_span_processor(
-            BatchSpanProcessor(
-                StoreSpanExporter(store, loop), schedule_delay_millis=EXPORT_DELAY_MS
-            )
-        )
+        self._sample = sample
+        self._random = random.Random()
+        self.provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        exporters: list[SpanProcessor] = []
         if otlp_endpoint:
-            self.provider.add_span_processor(
+            exporters.append(
                 BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_traces_url(otlp_endpoint)))
             )
-        self.tracer = self.provider.get_tracer("squall")
+            for exporter in exporters:
+                self.provider.add_span_processor(exporter)
+        self._batch = SpanBatch(store, self.provider.resource, exporters)
 
     def start(
         self,
@@ -115,16 +102,32 @@ class Tracing:
         attributes: Mapping[str, Any] | None = None,
         start: float | None = None,
         links: Sequence[Link] = (),
+        span_id: int | None = None,
     ) -> Span:
         """A started span under ``parent`` (None: the current span; ``ROOT``: a new trace);
         ``start`` in epoch seconds (default now)."""
-        return self.tracer.start_span(
+        above = get_current_span(parent).get_span_context()
+        if above.is_valid:
+            trace_id, parent_id, flags = above.trace_id, above.span_id, above.trace_flags
+        else:
+            # Led by the time in µs (then 72 random bits), like invocation ids: the store
+            # appends to its trace indexes instead of writing a random page per span.
+            trace_id = (time.time_ns() // 1000) << 72 | self._random.getrandbits(72)
+            parent_id = None
+            sampled = self._sample >= 1.0 or self._random.random() < self._sample
+            flags = SAMPLED if sampled else NOT_SAMPLED
+        context = SpanContext(
+            trace_id, span_id or self._random.getrandbits(64) or 1, False, flags
+        )
+        return LightSpan(
+            self._batch.add if flags.sampled else None,
             name,
-            context=parent,
-            kind=kind,
-            attributes=attributes,
-            start_time=None if start is None else int(start * 1e9),
-            links=links,
+            context,
+            parent_id,
+            kind,
+            attributes,
+            time.time_ns() if start is None else int(start * 1e9),
+            links,
         )
 
     def delivery(self, headers: Mapping[str, str], what: str) -> tuple[Context, Span | None]:
@@ -160,12 +163,12 @@ class Tracing:
             parent = NonRecordingSpan(
                 SpanContext(context.trace_id, parent_id, False, context.trace_flags)
             )
-            self._ids.next_span_id = span_id
-            span = self.tracer.start_span(
+            span = self.start(
                 made.name,
-                context=set_span_in_context(parent),
+                set_span_in_context(parent),
                 attributes=made.attributes,
-                start_time=int(made.start * 1e9),
+                start=made.start,
+                span_id=span_id,
             )
             if made.error is not None:
                 span.add_event("exception", {"exception.message": made.error})
@@ -174,13 +177,13 @@ class Tracing:
 
     async def flush(self) -> None:
         """Wait until every finished span is in the store (reads call this first)."""
-        await asyncio.to_thread(self.provider.force_flush)
-        await asyncio.sleep(0)  # the exporter's hand-over to this loop runs
+        self._batch.flush()
         await self._store.commit(())
 
     async def shutdown(self) -> None:
         await self.flush()
-        await asyncio.to_thread(self.provider.shutdown)
+        self._batch.closed = True
+        await asyncio.to_thread(self.provider.shutdown)  # sends what OTLP still holds
 
 
 def end_invocation_span(

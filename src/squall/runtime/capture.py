@@ -93,9 +93,8 @@ class _Handler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            extra = {k: v for k, v in vars(record).items() if k not in _RECORD_KEYS}
             self._capture.add(
-                record.levelname.lower(), record.name, self.format(record), extra or None
+                record.levelname.lower(), record.name, self.format(record), extra_fields(record)
             )
         except Exception:
             self.handleError(record)
@@ -124,6 +123,12 @@ class StructuredLog:
 
     def critical(self, message: str, **fields: Any) -> None:
         self._capture.add("critical", "log", str(message), fields)
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any] | None:
+    """What ``extra=`` put on ``record`` (None when nothing)."""
+    extra = {k: v for k, v in vars(record).items() if k not in _RECORD_KEYS}
+    return extra or None
 
 
 def json_fields(fields: dict[str, Any]) -> dict[str, Any]:
