@@ -3,6 +3,7 @@ rule delivery and a queue message, with every hop under the right parent."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from conftest import StartPlatform
 
 from squall.gateway import create_app
+from squall.observe.tracing import SpanKind, use_span
 
 APP = """
 import logging
@@ -75,8 +77,6 @@ async def _trace(client: httpx.AsyncClient, trace_id: str, names: set[str]) -> l
 
 
 async def _sleep(seconds: float) -> None:
-    import asyncio
-
     await asyncio.sleep(seconds)
 
 
@@ -228,3 +228,53 @@ async def test_unsampled_traces_are_not_stored(platform: StartPlatform, sample: 
         assert record.trace_id is not None
         response = await client.get(f"/api/v1/traces/{record.trace_id}")
         assert response.status_code == 404
+
+
+WORKFLOW_APP = """
+import squall
+
+app = squall.App("flows")
+
+
+def reserve(order):
+    return {"reserved": order["id"]}
+
+
+def charge(order):
+    return {"charged": order["id"]}
+
+
+@app.workflow()
+def fulfil(wf, order):
+    r = wf.step(reserve, order)
+    wf.sleep(0.05)
+    return {"r": r, "c": wf.step(charge, order)}
+"""
+
+
+async def test_workflow_replays_and_steps_join_the_starters_trace(
+    platform: StartPlatform,
+) -> None:
+    p = await platform(WORKFLOW_APP)
+    starter = p.tracing.start("start order", kind=SpanKind.SERVER)
+    with use_span(starter, end_on_exit=True):
+        run = await p.start_workflow("fulfil", {"id": 3}, id="order-3")
+    trace_id = f"{starter.get_span_context().trace_id:032x}"
+    deadline = time.monotonic() + 20
+    while (await p.workflows.get(run.id)).status != "completed":
+        assert time.monotonic() < deadline
+        await _sleep(0.05)
+    async with await _client(p) as client:
+        spans = await _trace(client, trace_id, {"step reserve", "step charge", "step sleep"})
+    replays = [s for s in spans if s["name"] == "workflow fulfil"]
+    assert len(replays) >= 2  # suspended by the sleep, replayed after it
+    root = _by_name(spans)["start order"]
+    assert all(r["parent_id"] == root["span_id"] for r in replays)
+    by_id = {s["span_id"]: s for s in spans}
+    for name in ("step reserve", "step charge"):
+        step = _by_name(spans)[name]
+        invocation = by_id[step["parent_id"]]
+        assert invocation["name"] == "invoke fulfil"
+        assert by_id[invocation["parent_id"]]["name"] == "workflow fulfil"
+        assert step["attributes"]["squall.workflow_run"] == "order-3"
+        assert step["attributes"]["squall.step_status"] == "completed"

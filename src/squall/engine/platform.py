@@ -241,6 +241,7 @@ class Platform:
                 max_input=config.max_async_payload,
                 retry_base_s=config.retry_base_s,
                 retry_cap_s=config.retry_cap_s,
+                tracing=self.tracing,
             ),
         )
         self._tasks: list[asyncio.Task[None]] = []

@@ -40,6 +40,7 @@ from opentelemetry.trace import (
 
 from squall.model.invocation import InvocationRecord
 from squall.model.traces import UserSpan
+from squall.model.workflows import StepRecord
 from squall.observe.light_span import LightSpan
 from squall.observe.span_batch import NOT_SAMPLED, SAMPLED, SpanBatch
 from squall.runtime.protocol import Ready, Result
@@ -60,6 +61,7 @@ __all__ = [
     "end_invocation_span",
     "parent_of",
     "set_span_in_context",
+    "step_span",
     "trace_id_of",
     "traceparent_of",
     "use_span",
@@ -225,6 +227,26 @@ def end_invocation_span(
     if record.error:
         span.set_status(Status(StatusCode.ERROR, str(record.error.get("message", ""))))
     span.end(int((record.end or time.time()) * 1e9))
+
+
+def step_span(tracing: Tracing, step: StepRecord, traceparent: object) -> None:
+    """A span for a workflow step just checkpointed, under the call that recorded it."""
+    span = tracing.start(
+        f"step {step.name}",
+        parent_of(traceparent) or ROOT,
+        attributes={
+            "squall.workflow_run": step.run_id,
+            "squall.step_seq": step.seq,
+            "squall.step_kind": step.kind,
+            "squall.step_status": step.status,
+            "squall.attempts": step.attempts,
+        },
+        start=step.started_at,
+    )
+    if step.status == "failed":
+        message = str((step.error or {}).get("message", ""))
+        span.set_status(Status(StatusCode.ERROR, message))
+    span.end(int((step.ended_at or time.time()) * 1e9))
 
 
 def traceparent_of(span: Span) -> str | None:

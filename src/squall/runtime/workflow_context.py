@@ -144,7 +144,10 @@ class Workflow:
     def _checkpoint(self, **step: Any) -> None:
         with self._lock:
             self.ctx._link.call(
-                "workflow", {"action": "checkpoint", "step": {"run_id": self.run_id, **step}}
+                "workflow",
+                self.ctx._traced(
+                    {"action": "checkpoint", "step": {"run_id": self.run_id, **step}}
+                ),
             )
 
     @staticmethod
@@ -358,8 +361,10 @@ class Workflow:
         with self._lock:
             self.ctx._link.call(
                 "workflow",
-                {"action": "start_child", "run_id": self.run_id, "workflow": name,
-                 "input_json": encoded, "id": child_id},
+                self.ctx._traced(
+                    {"action": "start_child", "run_id": self.run_id, "workflow": name,
+                     "input_json": encoded, "id": child_id},
+                ),
             )
         self._checkpoint(
             seq=seq, name=name, kind="child", status="completed",

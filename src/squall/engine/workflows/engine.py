@@ -51,6 +51,16 @@ from squall.model.workflows import (
     check_run_id,
     workflow_queue,
 )
+from squall.observe.tracing import (
+    NO_SPAN,
+    ROOT,
+    SpanKind,
+    Tracing,
+    current_traceparent,
+    parent_of,
+    step_span,
+    use_span,
+)
 from squall.storage.protocols import (
     Ack,
     CancelRun,
@@ -85,6 +95,7 @@ class WorkflowSettings:
     max_input: int = 256 * 1024
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
+    tracing: Tracing | None = None  # spans for replays and steps
 
 
 class Workflows:
@@ -138,7 +149,11 @@ class Workflows:
     # --- control -------------------------------------------------------------------------
 
     async def start(
-        self, name: str, input: Any = None, run_id: str | None = None
+        self,
+        name: str,
+        input: Any = None,
+        run_id: str | None = None,
+        traceparent: str | None = None,
     ) -> tuple[WorkflowRun, bool]:
         """Start a run (``run_id`` defaults to a new id); a run of that id that exists
         already is returned as it is, with ``False``."""
@@ -180,6 +195,9 @@ class Workflows:
                 available_at=now,
                 headers={"workflow": name},
             )
+            traceparent = traceparent or current_traceparent()
+            if traceparent is not None:  # the run's replays join its starter's trace
+                delivery.headers["traceparent"] = traceparent
             await self._store.commit([PutRun(run), Enqueue(delivery, dedup_key=run_id)])
         self.wake()
         return run, True
@@ -231,7 +249,13 @@ class Workflows:
         if action == "start_child":
             self._check_active(function, str(args.get("run_id", "")))
             child_input = msgspec.json.decode(bytes(args.get("input_json") or b"null"))
-            await self.start(str(args.get("workflow")), child_input, str(args.get("id")))
+            traceparent = args.get("traceparent")
+            await self.start(
+                str(args.get("workflow")),
+                child_input,
+                str(args.get("id")),
+                traceparent if parent_of(traceparent) is not None else None,
+            )
             return
         if action != "checkpoint":
             raise InvalidInput(f"unknown workflow call {action!r}", field="action")
@@ -261,6 +285,8 @@ class Workflows:
             raise
         for hook in after:
             hook()
+        if self._settings.tracing is not None:
+            step_span(self._settings.tracing, step, args.get("traceparent"))
         if step.kind == StepKind.JOIN:  # the child may have finished already
             joined = await self._join_ops([step])
             if joined:
@@ -380,8 +406,20 @@ class Workflows:
             }
         )
         self._active[run_id] = run.workflow
+        tracing = self._settings.tracing
+        replay = (
+            tracing.start(
+                f"workflow {run.workflow}",
+                parent_of(delivery.headers.get("traceparent")) or ROOT,
+                kind=SpanKind.CONSUMER,
+                attributes={"squall.workflow_run": run_id, "squall.replay": run.replays},
+            )
+            if tracing is not None
+            else NO_SPAN
+        )
         try:
-            record = await self._settings.invoke(run.workflow, payload)
+            with use_span(replay, end_on_exit=True):
+                record = await self._settings.invoke(run.workflow, payload)
         except TooManyRequests:
             run.status = RunStatus.PENDING
             return [PutRun(run), Retry(delivery.id, time.time() + BUSY_RETRY_S)]
