@@ -176,7 +176,7 @@ async def test_user_span_error_and_failed_invocation(platform: StartPlatform) ->
         assert named["cold_start"]["parent_id"] == named["invoke failing"]["span_id"]
         assert named["init"]["parent_id"] == named["cold_start"]["span_id"]
         assert named["cold_start"]["start"] <= named["init"]["start"]
-        assert named["init"]["start"] <= named["doomed"]["start"]
+        assert named["init"]["end"] <= named["doomed"]["start"]
         listing = (await client.get("/api/v1/traces")).json()
         assert next(t for t in listing["traces"] if t["trace_id"] == record.trace_id)["error"]
         # warm: no cold start span the second time

@@ -224,6 +224,7 @@ class Platform:
             otlp_endpoint=config.otlp_endpoint or endpoint_from_env(),
         )
         self._invoker.tracing = self.tracing
+        self._targets.tracing = self.tracing
         self.traces = Traces(store, self.tracing)
         self.retention = Retention(
             store,
@@ -592,8 +593,9 @@ class Platform:
         """Deliver ``events`` to every matching rule of ``bus``, durably, in one commit
         (or, held in ``effects``, with the success of the invocation that publishes them).
 
-        A publish span (under ``parent``, default the current span) becomes the
-        ``traceparent`` of each event that does not carry one already.
+        A publish span is made under ``parent`` (default: the current span); given a
+        ``parent`` (a function's publish), the span also becomes the ``traceparent`` of each
+        event that does not carry one already, so its deliveries continue the trace.
 
         An event whose (source, id) was published within the dedup window is dropped. Data
         its registered schema rejects fails the whole call (nothing is delivered); the bus's
@@ -618,7 +620,8 @@ class Platform:
             },
         )
         try:
-            return await self._publish(events, bus, effects, traceparent_of(span))
+            stamp = traceparent_of(span) if parent is not None else None
+            return await self._publish(events, bus, effects, stamp)
         finally:
             span.end()
 
@@ -696,6 +699,7 @@ class Platform:
             body,
             group_id=group_id if fifo else None,
             dedup_id=dedup_id if fifo else None,
+            traceparent=current_traceparent(),
         )
 
     def rules(self) -> list[RuleConfig]:

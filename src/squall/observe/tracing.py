@@ -199,6 +199,7 @@ def end_invocation_span(
     """Finish an invocation's span from its filled-in record: the cold start and init it
     waited for as children, the user's spans and attributes, the error as its status."""
     if record.cold and ready is not None and sandbox.ready_at is not None:
+        ready_at = ready.ended_at or sandbox.ready_at
         under = set_span_in_context(span)
         cold = tracing.start(
             "cold_start",
@@ -210,11 +211,11 @@ def end_invocation_span(
             "init",
             set_span_in_context(cold),
             attributes={"squall.function": record.function, "squall.init_ms": ready.init_ms},
-            start=sandbox.ready_at - ready.init_ms / 1000,
+            start=ready_at - ready.init_ms / 1000,
         )
         if ready.error is not None:
             init.set_status(Status(StatusCode.ERROR, str(ready.error.get("message", ""))))
-        ready_ns = int(sandbox.ready_at * 1e9)
+        ready_ns = int(ready_at * 1e9)
         init.end(ready_ns)
         cold.end(ready_ns)
     span.set_attribute("squall.cold_start", bool(record.cold))

@@ -56,6 +56,7 @@ class Ready(msgspec.Struct, tag=True, array_like=True):
     init_ms: float
     error: dict[str, Any] | None
     logs: list[LogEntry]
+    ended_at: float = 0.0  # epoch s when init ended, by the sandbox's clock (0: unknown)
 
 
 class Result(msgspec.Struct, tag=True, array_like=True):

@@ -220,7 +220,8 @@ def serve(
         except BaseException as exc:
             init_error = describe(exc, InitError)
     capture.flush_streams()
-    link.send(Ready((time.perf_counter() - started) * 1000, init_error, captured.drain()))
+    init_ms = (time.perf_counter() - started) * 1000
+    link.send(Ready(init_ms, init_error, captured.drain(), time.time()))
     if init_error is not None:
         link.linger()
         os._exit(3)
