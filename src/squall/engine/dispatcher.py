@@ -317,7 +317,12 @@ class Dispatcher:
                 return
             self._inflight[config.name] -= 1
             if error is not None:  # stays leased; redelivered after visibility
-                log.error("settling %s failed", record.id, exc_info=error)
+                log.error(
+                    "settling %s failed",
+                    record.id,
+                    exc_info=error,
+                    extra={"invocation_id": record.id, "function": config.name},
+                )
                 return
             if effects is not None and record.status == InvocationStatus.SUCCEEDED:
                 effects.committed()

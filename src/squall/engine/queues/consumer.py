@@ -224,7 +224,12 @@ class QueueConsumers:
                 record.error = error.to_dict()
                 self._store.commit_soon([PutInvocation(record)])
             elif error is not None:  # stays in flight; reappears after its timeout
-                log.error("settling %s failed", record.id, exc_info=error)
+                log.error(
+                    "settling %s failed",
+                    record.id,
+                    exc_info=error,
+                    extra={"invocation_id": record.id, "function": record.function},
+                )
             else:
                 if ran:
                     effects.committed()
