@@ -93,6 +93,7 @@ class Tracing:
             )
             for exporter in exporters:
                 self.provider.add_span_processor(exporter)
+        self._exporters = exporters
         self._batch = SpanBatch(store, self.provider.resource, exporters)
 
     def start(
@@ -185,7 +186,10 @@ class Tracing:
     async def shutdown(self) -> None:
         await self.flush()
         self._batch.closed = True
-        await asyncio.to_thread(self.provider.shutdown)  # sends what OTLP still holds
+        if self._exporters:
+            await asyncio.to_thread(self.provider.shutdown)  # sends what OTLP still holds
+        else:
+            self.provider.shutdown()
 
 
 def end_invocation_span(
