@@ -147,6 +147,7 @@ class SquallClient:
         level: str | None = None,
         grep: str | None = None,
         limit: int = 500,
+        trace: str | None = None,
     ) -> dict[str, Any]:
         params = _params(
             function=function,
@@ -156,8 +157,22 @@ class SquallClient:
             level=level,
             grep=grep,
             limit=limit,
+            trace=trace,
         )
         return self._json("GET", "/logs", params=params)
+
+    # traces
+
+    def traces(
+        self, function: str | None = None, *, limit: int = 50, before: str | None = None
+    ) -> dict[str, Any]:
+        """A page of traces, newest first: ``{"traces": [...], "next": cursor or None}``."""
+        params = _params(function=function, limit=limit, before=before)
+        return self._json("GET", "/traces", params=params)
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        """One trace: ``{"trace_id", "spans": [...]}`` sorted by start."""
+        return self._json("GET", _path("traces", trace_id))
 
     # dead letters
 

@@ -167,6 +167,7 @@ class Seeded:
     replay: str  # a replay's id
     receipts: list[str]  # of messages received from the seeded queues
     runs: list[str]  # workflow runs
+    traces: list[str]  # of the seeded invocations
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +256,10 @@ def _seed(url: str) -> Seeded:
             http.post("/api/v1/workflows/seeded-flow/runs", json={"input": 2, "id": "seed-run"})
             .json()["id"]
         ]
+        traces = [
+            str(http.get(f"/api/v1/invocations/{invocation}").json()["trace_id"])
+            for invocation in ids[:2]
+        ]
     return Seeded(
         invocations=ids,
         keys=keys,
@@ -262,6 +267,7 @@ def _seed(url: str) -> Seeded:
         replay=replay,
         receipts=receipts,
         runs=runs,
+        traces=traces,
     )
 
 
@@ -688,6 +694,8 @@ def test_schemathesis(
         known = {"name": [SEED_STREAM, str(SEED_MADE_STREAM["name"])], "shard": ["0", "1"]}
     elif "Workflow" in operation_id:
         known = {"name": ["seeded-flow"], "id": seeded.runs}
+    elif operation_id == "getTrace":
+        known = {"trace_id": seeded.traces}
     elif "Queue" in operation_id or "Message" in operation_id or operation_id == "changeVisibility":
         known = {"name": list(SEED_QUEUES), "receipt": seeded.receipts}
     elif "Bucket" in operation_id or "Object" in operation_id:

@@ -31,7 +31,7 @@ from squall.cli.es import es, projections
 from squall.cli.events import events, publish
 from squall.cli.keys import keys, login
 from squall.cli.metrics import metrics
-from squall.cli.parsing import InputError, parse_since, read_payload
+from squall.cli.parsing import InputError, parse_duration, parse_since, read_payload
 from squall.cli.queues import queues
 from squall.cli.render import (
     functions_table,
@@ -45,6 +45,7 @@ from squall.cli.schemas import schemas
 from squall.cli.secrets import secrets
 from squall.cli.streams import streams
 from squall.cli.tables import tables
+from squall.cli.traces import TRACE_ID, traces
 from squall.cli.workflows import workflows
 from squall.client import Accepted, InvokeResult
 from squall.errors import ConfigError
@@ -76,6 +77,7 @@ app.add_typer(queues, name="queues")
 app.add_typer(workflows, name="workflows")
 app.add_typer(es, name="es")
 app.add_typer(projections, name="projections")
+app.add_typer(traces, name="traces")
 app.command()(replay)
 app.add_typer(streams, name="streams")
 app.add_typer(buckets, name="buckets")
@@ -87,6 +89,11 @@ FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024
 DEFAULT_MAX_ASYNC = 256 * 1024
 DEFAULT_PRICES = PriceTable()
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
 
 
 class Level(StrEnum):
@@ -125,11 +132,43 @@ def up(
     price_gb_second: Annotated[
         float, typer.Option(min=0, help="Metering: USD per GB-second of billed duration.")
     ] = DEFAULT_PRICES.gb_second_usd,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(help="The platform's own log lines on stderr (default: json unless a TTY)."),
+    ] = None,
+    log_retention: Annotated[
+        str,
+        typer.Option(envvar="SQUALL_LOG_RETENTION", help="Keep function log lines this long."),
+    ] = "7d",
+    trace_retention: Annotated[
+        str, typer.Option(envvar="SQUALL_TRACE_RETENTION", help="Keep traces this long.")
+    ] = "7d",
+    trace_sample: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of new traces recorded (children follow)."),
+    ] = 1.0,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SQUALL_OTLP_ENDPOINT",
+            help="Also export spans over OTLP/HTTP to this collector (http://host:4318).",
+        ),
+    ] = None,
 ) -> None:
     """Start the platform for APP and serve it until Ctrl-C or SIGTERM."""
     # Imported here so client commands do not pay for the engine and uvicorn.
     from squall.engine.platform import PlatformConfig
     from squall.gateway.server import ListenError, serve
+    from squall.observe.log_format import configure
+
+    try:
+        log_retention_s = parse_duration(log_retention, "--log-retention")
+        trace_retention_s = parse_duration(trace_retention, "--trace-retention")
+    except InputError as exc:
+        fail(str(exc), 2)
+    if otlp_endpoint is not None and not otlp_endpoint.startswith(("http://", "https://")):
+        fail(f"--otlp-endpoint {otlp_endpoint!r} is not an http:// or https:// URL", 2)
+    configure(log_format.value if log_format else None)
 
     config = PlatformConfig(
         app=app_ref,
@@ -139,6 +178,10 @@ def up(
         sync_wait_s=sync_wait,
         retry_base_s=retry_base,
         prices=PriceTable(price_requests, price_gb_second),
+        log_retention_s=log_retention_s,
+        trace_retention_s=trace_retention_s,
+        trace_sample=trace_sample,
+        otlp_endpoint=otlp_endpoint,
     )
     # SIGTERM takes the same clean path as Ctrl-C: uvicorn drains, the lifespan stops the platform.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -308,6 +351,9 @@ def logs(
     invocation_id: Annotated[
         str | None, typer.Option("--invocation", help="Only this invocation's lines.")
     ] = None,
+    trace: Annotated[
+        str | None, typer.Option("--trace", help="Only lines written in this trace (its id).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -317,6 +363,8 @@ def logs(
         since_ts = parse_since(since) if since is not None else None
     except InputError as exc:
         fail(str(exc), 2)
+    if trace is not None and not TRACE_ID.fullmatch(trace):
+        fail(f"--trace {trace!r} is not a trace id (32 lower-case hex digits)", 2)
     after: int | None = None
     try:
         with session(url, key) as client:
@@ -328,6 +376,7 @@ def logs(
                     after=after,
                     level=level.value if level else None,
                     grep=grep,
+                    trace=trace,
                 )
                 for row in page["logs"]:
                     if as_json:

@@ -51,6 +51,14 @@ def check_json(data: bytes, source: str) -> None:
         raise InputError(f"invalid JSON in {source}: not UTF-8 text") from None
 
 
+def parse_duration(text: str, option: str) -> float:
+    """A positive duration (``30s``, ``10m``, ``1h``, ``7d``) in seconds."""
+    match = _DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise InputError(f"{option} {text!r} is not a positive duration (30s, 10m, 1h, 7d)")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
 def parse_since(text: str, now: float | None = None) -> float:
     """``--since`` as epoch seconds: a duration back from now (``30s``, ``10m``, ``1h``, ``2d``)
     or an ISO 8601 time (``2024-05-01T12:00:00``, local time unless it names a zone)."""

@@ -111,6 +111,10 @@ def log_line(row: dict[str, Any], *, with_source: bool = True) -> str:
         parts.append(f"[cyan]{escape(str(row.get('function', '')))}[/]")
         parts.append(f"[dim]{str(row.get('invocation_id', ''))[:12]}[/]")
     parts.append(escape(str(row.get("message", ""))))
+    fields = row.get("fields")
+    if isinstance(fields, dict) and fields:
+        pairs = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in fields.items())
+        parts.append(f"[dim]{escape(pairs)}[/]")
     return " ".join(parts)
 
 

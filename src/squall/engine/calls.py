@@ -37,6 +37,7 @@ from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig
 from squall.model.invocation import Trigger
 from squall.model.rules import DEFAULT_BUS
+from squall.observe.tracing import ROOT, SpanKind, parent_of, traceparent_of
 from squall.runtime.protocol import Call, CallReply
 from squall.runtime.sandbox import Sandbox
 
@@ -155,6 +156,7 @@ class SandboxCalls:
         require(self._caller(sandbox), sandbox.function, "invoke", target)
         payload = bytes(args.get("payload") or b"null")
         platform = self._platform
+        traceparent = args.get("traceparent")
         if args.get("async"):
             at = args.get("at")
             queued = await platform.invoke_async(
@@ -163,9 +165,12 @@ class SandboxCalls:
                 trigger=Trigger.FUNCTION,
                 available_at=None if at is None else float(at),
                 effects=effects,
+                traceparent=traceparent if parent_of(traceparent) is not None else None,
             )
             return msgspec.json.encode(queued.id), None
-        running = platform.invoke(target, payload, trigger=Trigger.FUNCTION)
+        running = platform.invoke(
+            target, payload, trigger=Trigger.FUNCTION, parent=parent_of(traceparent) or ROOT
+        )
         timeout_s = args.get("timeout_s")
         if timeout_s is None:
             record = await running
@@ -193,15 +198,21 @@ class SandboxCalls:
         platform = self._platform
         data = msgspec.json.decode(bytes(args.get("data") or b"null"))
         default_source = f"squall://{platform.manifest.app}/{sandbox.function}"
+        traceparent = args.get("traceparent")
+        parent = parent_of(traceparent)
         event = CloudEvent.create(
             str(args.get("type") or ""),
             data,
             source=str(args.get("source") or default_source),
             subject=args.get("subject"),
             hops=sandbox.running_hops + 1,
+            # a delayed event is published later, in the trace of the call that made it
+            traceparent=traceparent if parent is not None and args.get("when") else None,
         )
         if args.get("when") is None:
-            [outcome] = await platform.publish([event], bus=bus, effects=effects)
+            [outcome] = await platform.publish(
+                [event], bus=bus, effects=effects, parent=parent or ROOT
+            )
             return outcome.id
         # Refused now if it would be refused when due.
         if not platform.has_bus(bus):
@@ -223,16 +234,27 @@ class SandboxCalls:
             isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
         ):
             raise InvalidInput("attributes must map strings to strings", field="attributes")
-        outcome = await self._platform.queues.send(
-            queue,
-            bytes(args.get("body") or b"null"),
-            attributes=attributes,
-            delay_s=args.get("delay_s"),
-            group_id=args.get("group_id"),
-            dedup_id=args.get("dedup_id"),
-            effects=effects,
+        span = self._platform.tracing.start(
+            f"send {queue}",
+            parent_of(args.get("traceparent")) or ROOT,
+            kind=SpanKind.PRODUCER,
+            attributes={"squall.queue": queue, "squall.function": sandbox.function},
         )
-        return outcome.id
+        try:
+            outcome = await self._platform.queues.send(
+                queue,
+                bytes(args.get("body") or b"null"),
+                attributes=attributes,
+                delay_s=args.get("delay_s"),
+                group_id=args.get("group_id"),
+                dedup_id=args.get("dedup_id"),
+                effects=effects,
+                traceparent=traceparent_of(span),
+            )
+            span.set_attribute("squall.message_id", outcome.id)
+            return outcome.id
+        finally:
+            span.end()
 
 
 # Sync invokes whose caller stopped waiting (``timeout_s``) run on; held here until done.

@@ -22,6 +22,7 @@ from squall.engine.workflows.starter import RunStarter
 from squall.errors import InitError, InvalidInput, SandboxCrashed, SquallError, WriteConflict
 from squall.model.config import FunctionConfig
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
+from squall.observe.tracing import Context, Span
 from squall.runtime.protocol import Result
 from squall.runtime.sandbox import Sandbox, SandboxGone
 from squall.storage.protocols import (
@@ -194,8 +195,9 @@ class Dispatcher:
                     delivery = self._take(name, buffer)
                     record = self._record(config, delivery)
                     effects = Effects()
+                    headers = delivery.headers
+                    parent, delivered = self._trace(headers, name)
                     try:
-                        headers = delivery.headers
                         sent = self._invoker.send(
                             sandbox,
                             config,
@@ -204,14 +206,19 @@ class Dispatcher:
                             headers.get("kind", "json"),
                             int(headers.get("hops", "-1")),
                             effects,
+                            parent,
+                            cold,
                         )
                     except SandboxGone:
+                        _end(delivered)
                         buffer.appendleft(delivery)
                         pool.release(sandbox, healthy=False)
                         sandbox = None
                         break
                     self._running[record.id] = record
-                    queued.append(_Sent(delivery, record, config, sandbox, cold, sent, effects))
+                    queued.append(
+                        _Sent(delivery, record, config, sandbox, cold, sent, effects, delivered)
+                    )
                     cold = False
                 if not queued:
                     continue
@@ -228,6 +235,7 @@ class Dispatcher:
                     self._settle_soon(head.config, head.delivery, head.record, head.effects)
                 finally:
                     self._running.pop(head.record.id, None)
+                    _end(head.span)
                 if head.sandbox is sandbox and sandbox is not None:
                     if not healthy:
                         pool.release(sandbox, healthy=False)
@@ -239,6 +247,8 @@ class Dispatcher:
             for entry in queued:
                 entry.effects.discarded()
                 self._running.pop(entry.record.id, None)
+                self._invoker.abandon(entry.sent)
+                _end(entry.span)
             if sandbox is not None:
                 pool.release(sandbox, not sandbox.closed and not queued)
             self._workers[name] -= 1
@@ -252,7 +262,12 @@ class Dispatcher:
         for delivery in deliveries:
             record = self._record(config, delivery)
             try:
-                op = starter.start_op(config.name, record.id, _json_input(delivery.payload))
+                op = starter.start_op(
+                    config.name,
+                    record.id,
+                    _json_input(delivery.payload),
+                    delivery.headers.get("traceparent"),
+                )
             except SquallError as exc:  # input that cannot start a run: retried, then buried
                 record.status = InvocationStatus.FAILED
                 record.error = exc.to_dict()
@@ -277,6 +292,12 @@ class Dispatcher:
             self._set_woken()
 
         committed.add_done_callback(settled)
+
+    def _trace(self, headers: dict[str, str], function: str) -> tuple[Context | None, Span | None]:
+        tracing = self._invoker.tracing
+        if tracing is None:
+            return None, None
+        return tracing.delivery(headers, f"function:{function}")
 
     def _take(self, name: str, buffer: collections.deque[Delivery]) -> Delivery:
         delivery = buffer.popleft()
@@ -344,7 +365,12 @@ class Dispatcher:
                 return
             self._inflight[config.name] -= 1
             if error is not None:  # stays leased; redelivered after visibility
-                log.error("settling %s failed", record.id, exc_info=error)
+                log.error(
+                    "settling %s failed",
+                    record.id,
+                    exc_info=error,
+                    extra={"invocation_id": record.id, "function": config.name},
+                )
                 return
             if effects is not None and record.status == InvocationStatus.SUCCEEDED:
                 effects.committed()
@@ -360,7 +386,9 @@ class Dispatcher:
     ) -> list[Op]:
         ops: list[Op] = []
         if record.logs:
-            ops.append(AppendLogs(record.id, record.function, record.logs, record.request_id))
+            ops.append(AppendLogs(
+                record.id, record.function, record.logs, record.request_id, record.version
+            ))
         if record.status == InvocationStatus.SUCCEEDED:
             ops += [Ack(delivery.id), PutInvocation(record)]
             ops += destination_ops(config, record, delivery.payload, "Success")
@@ -411,6 +439,12 @@ class _Sent(NamedTuple):
     cold: bool
     sent: asyncio.Future[Result]
     effects: Effects
+    span: Span | None  # the rule delivery's, around the invocation's
+
+
+def _end(span: Span | None) -> None:
+    if span is not None:
+        span.end()
 
 
 def _effects_failed(error: BaseException) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from squall.engine.effects import Effects
 from squall.errors import InitError, OutOfMemory, SandboxCrashed, Timeout
 from squall.model.config import FunctionConfig
 from squall.model.invocation import InvocationRecord, InvocationStatus
+from squall.observe.tracing import Context, Span, Tracing, end_invocation_span, traceparent_of
 from squall.runtime.launcher import Launcher, describe_exit
 from squall.runtime.pool import Pool
 from squall.runtime.protocol import Invoke, Ready, Result
@@ -23,11 +24,14 @@ EXIT_STATUS_WAIT_S = 0.25  # how long to wait for the zygote to report why a san
 class Invoker:
     # Called with every record ``finish`` fills in (metrics, metering); no-op by default.
     observe: Callable[[InvocationRecord], None] | None = None
+    # Makes a span per invocation attempt when set (the platform's tracing).
+    tracing: Tracing | None = None
 
     def __init__(self, pools: dict[str, Pool], launcher: Launcher, version: str) -> None:
         self._pools = pools
         self._launcher = launcher
         self._version = version
+        self._spans: dict[asyncio.Future[Result], Span] = {}  # sent -> its invocation's span
 
     def pool(self, function: str) -> Pool:
         return self._pools[function]
@@ -41,17 +45,21 @@ class Invoker:
         wait_s: float | None,
         kind: str = "json",
         effects: Effects | None = None,
+        parent: Context | None = None,
     ) -> InvocationRecord:
         """Run ``payload`` through ``config``'s function; fill in and return ``record``.
 
         What the invocation's calls do to platform state is held in ``effects``, for the
-        caller to commit with the invocation's success.
+        caller to commit with the invocation's success. Its span is a child of ``parent``
+        (None: of the current span).
         """
         pool = self._pools[config.name]
         sandbox, cold = await pool.acquire(wait_s)
         healthy = False
         try:
-            sent = self.send(sandbox, config, record, payload, kind, effects=effects)
+            sent = self.send(
+                sandbox, config, record, payload, kind, effects=effects, parent=parent, cold=cold
+            )
             healthy = await self.finish(sandbox, cold, config, record, sent)
         finally:
             pool.release(sandbox, healthy)
@@ -66,11 +74,40 @@ class Invoker:
         kind: str = "json",
         hops: int = -1,
         effects: Effects | None = None,
+        parent: Context | None = None,
+        cold: bool = False,
     ) -> asyncio.Future[Result]:
         record.start = time.time()
         timeout = float(config.timeout_s)
-        message = Invoke(record.id, payload, record.attempt, timeout, record.trigger, kind)
-        return sandbox.invoke(message, hops, effects)
+        tracing = self.tracing
+        if tracing is None:
+            message = Invoke(record.id, payload, record.attempt, timeout, record.trigger, kind)
+            return sandbox.invoke(message, hops, effects)
+        span = tracing.start(
+            f"invoke {config.name}",
+            parent,
+            attributes={
+                "squall.function": config.name,
+                "squall.invocation_id": record.id,
+                "squall.trigger": record.trigger,
+                "squall.attempt": record.attempt,
+            },
+            start=sandbox.created_at if cold else record.start,
+        )
+        traceparent = traceparent_of(span) or ""
+        record.trace_id = traceparent[3:35] or None
+        message = Invoke(
+            record.id, payload, record.attempt, timeout, record.trigger, kind, traceparent
+        )
+        sent = sandbox.invoke(message, hops, effects)
+        self._spans[sent] = span
+        return sent
+
+    def abandon(self, sent: asyncio.Future[Result]) -> None:
+        """``sent`` will not be finished (its sandbox went away first): end its span."""
+        span = self._spans.pop(sent, None)
+        if span is not None:
+            span.end()
 
     async def finish(
         self,
@@ -92,10 +129,12 @@ class Invoker:
             result = await sent
         except SandboxGone as gone:
             if not gone.started:
+                self.abandon(sent)
                 raise
             error = await self._explain(sandbox, config)
         except BaseException:
             sandbox.kill("cancelled")
+            self.abandon(sent)
             raise
         ended = time.time()
 
@@ -120,6 +159,9 @@ class Invoker:
         record.billed_ms = max(1, math.ceil(record.duration_ms))
         record.error = error
         record.status = InvocationStatus.FAILED if error else InvocationStatus.SUCCEEDED
+        span = self._spans.pop(sent, None)
+        if span is not None and self.tracing is not None:
+            end_invocation_span(self.tracing, span, record, result, ready, sandbox)
         if self.observe is not None:
             self.observe(record)
         return result is not None and not result.recycle and not sandbox.closed

@@ -43,7 +43,7 @@ from squall.engine.targets.runner import TargetRunner
 from squall.engine.workflows import Workflows, WorkflowSettings
 from squall.errors import InvalidInput, NotFound, SquallError
 from squall.model.archive import REPLAY_EXTENSION
-from squall.model.cloudevent import CloudEvent
+from squall.model.cloudevent import CloudEvent, with_traceparent
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.ids import new_id
 from squall.model.invocation import (
@@ -57,6 +57,16 @@ from squall.model.rules import DEFAULT_BUS, RuleConfig
 from squall.model.workflows import StepRecord, WorkflowRun
 from squall.observe.cost import PriceTable
 from squall.observe.hub import Observability
+from squall.observe.retention import Retention
+from squall.observe.trace_reads import Traces
+from squall.observe.tracing import (
+    Context,
+    SpanKind,
+    Tracing,
+    current_traceparent,
+    endpoint_from_env,
+    traceparent_of,
+)
 from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
 from squall.runtime.pool import Pool
 from squall.security.keys import open_control
@@ -90,6 +100,11 @@ class PlatformConfig:
     retry_cap_s: float = 300.0
     store: str | None = None  # defaults to sqlite under data_dir
     prices: PriceTable = field(default_factory=PriceTable)  # metering (AWS Lambda x86 default)
+    log_retention_s: float = 7 * 86400.0  # log lines older than this are swept
+    trace_retention_s: float = 7 * 86400.0  # traces that started before this are swept
+    retention_sweep_s: float = 60.0  # how often the retention sweep runs
+    trace_sample: float = 1.0  # share of new traces recorded (0..1); children follow parents
+    otlp_endpoint: str | None = None  # also export spans over OTLP/HTTP (SQUALL_OTLP_ENDPOINT)
 
 
 class Platform:
@@ -163,6 +178,21 @@ class Platform:
                 retry_cap_s=config.retry_cap_s,
             ),
         )
+        self.tracing = Tracing(
+            store,
+            service=manifest.app,
+            sample=config.trace_sample,
+            otlp_endpoint=config.otlp_endpoint or endpoint_from_env(),
+        )
+        self._invoker.tracing = self.tracing
+        self._targets.tracing = self.tracing
+        self.traces = Traces(store, self.tracing)
+        self.retention = Retention(
+            store,
+            logs_s=config.log_retention_s,
+            traces_s=config.trace_retention_s,
+            every_s=config.retention_sweep_s,
+        )
         self.workflows = Workflows(
             store,
             manifest.workflows,
@@ -173,6 +203,7 @@ class Platform:
                 max_input=config.max_async_payload,
                 retry_base_s=config.retry_base_s,
                 retry_cap_s=config.retry_cap_s,
+                tracing=self.tracing,
             ),
         )
         self._dispatcher = Dispatcher(
@@ -301,6 +332,7 @@ class Platform:
             asyncio.create_task(platform.scheduler.run()),
             asyncio.create_task(platform._delayed.run()),
             asyncio.create_task(platform.workflows.run()),
+            asyncio.create_task(platform.retention.sweep_forever()),
         ]
         await platform.observability.budgets.load()
         platform._tasks += [asyncio.create_task(loop) for loop in platform.observability.tasks()]
@@ -323,6 +355,7 @@ class Platform:
         for pool in self._pools.values():
             pool.close()
         await self._launcher.close()
+        await self.tracing.shutdown()
         await self._store.close()
         await self.control.close()
         self._lock.release()
@@ -404,6 +437,7 @@ class Platform:
         request_id: str | None = None,
         invocation_id: str | None = None,
         also: Callable[[InvocationRecord], Sequence[Op]] | None = None,
+        parent: Context | None = None,
     ) -> InvocationRecord:
         """Run a function now and return its record (a failure is in ``record.error``).
 
@@ -433,7 +467,7 @@ class Platform:
         try:
             await self._invoker.run(
                 config, record, payload, wait_s=self.config.sync_wait_s, kind=kind,
-                effects=effects,
+                effects=effects, parent=parent,
             )
         except BaseException:
             effects.discarded()
@@ -462,7 +496,9 @@ class Platform:
         def record_ops() -> list[Op]:
             ops: list[Op] = [PutInvocation(record)]
             if record.logs:
-                ops.append(AppendLogs(record.id, name, record.logs, record.request_id))
+                ops.append(
+                    AppendLogs(record.id, name, record.logs, record.request_id, record.version)
+                )
             if idempotency_key is not None:
                 ops.append(PutIdempotency(name, idempotency_key, record.id, expiry()))
             if also is not None:
@@ -503,10 +539,12 @@ class Platform:
         request_id: str | None = None,
         available_at: float | None = None,
         effects: Effects | None = None,
+        traceparent: str | None = None,
     ) -> InvocationRecord:
         """Durably queue an invocation (to run from ``available_at``, epoch s, if given);
         returns once it is committed to the store, or held in ``effects`` (an async invoke
-        from a function, queued with the caller's success)."""
+        from a function, queued with the caller's success). It runs in the trace of
+        ``traceparent`` (default: the current span's)."""
         self.function(name)
         payload = check_payload(payload, self.config.max_async_payload, "async", kind)
         now = time.time()
@@ -528,6 +566,9 @@ class Platform:
         headers = {"trigger": str(trigger), "kind": kind}
         if request_id is not None:
             headers["request_id"] = request_id
+        traceparent = traceparent or current_traceparent()
+        if traceparent is not None:
+            headers["traceparent"] = traceparent
         ops: list[Op] = [PutInvocation(record)]
         if idempotency_key is not None:
             headers["idempotency_key"] = idempotency_key
@@ -570,9 +611,14 @@ class Platform:
         *,
         bus: str = DEFAULT_BUS,
         effects: Effects | None = None,
+        parent: Context | None = None,
     ) -> list[Published]:
         """Deliver ``events`` to every matching rule of ``bus``, durably, in one commit
         (or, held in ``effects``, with the success of the invocation that publishes them).
+
+        A publish span is made under ``parent`` (default: the current span); given a
+        ``parent`` (a function's publish), the span also becomes the ``traceparent`` of each
+        event that does not carry one already, so its deliveries continue the trace.
 
         An event whose (source, id) was published within the dedup window is dropped. Data
         its registered schema rejects fails the whole call (nothing is delivered); the bus's
@@ -586,6 +632,34 @@ class Platform:
             )
         refuse_replay_marks(events)
         self.schemas.check(events)
+        span = self.tracing.start(
+            f"publish {bus}",
+            parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "squall.bus": bus,
+                "squall.event_types": sorted({event.type for event in events}),
+                "squall.events": len(events),
+            },
+        )
+        try:
+            stamp = traceparent_of(span) if parent is not None else None
+            return await self._publish(events, bus, effects, stamp)
+        finally:
+            span.end()
+
+    async def _publish(
+        self,
+        events: Sequence[CloudEvent],
+        bus: str,
+        effects: Effects | None,
+        traceparent: str | None,
+    ) -> list[Published]:
+        if traceparent is not None:
+            events = [
+                event if event.traceparent else with_traceparent(event, traceparent)
+                for event in events
+            ]
         keys = [(event.source, event.id) for event in events]
         seen = await self._store.seen_events(keys, time.time())
         ops, outcomes, queues = self._buses.route(bus, events, seen)
@@ -648,6 +722,7 @@ class Platform:
             body,
             group_id=group_id if fifo else None,
             dedup_id=dedup_id if fifo else None,
+            traceparent=current_traceparent(),
         )
 
     def rules(self) -> list[RuleConfig]:
@@ -712,6 +787,7 @@ class Platform:
         level: str | None = None,
         limit: int = 500,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> list[LogRow]:
         await self._store.commit(())
         return await self._store.list_logs(
@@ -722,6 +798,7 @@ class Platform:
             level=level,
             limit=limit,
             request_id=request_id,
+            trace_id=trace_id,
         )
 
     async def list_dead_letters(

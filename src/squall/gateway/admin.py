@@ -19,6 +19,7 @@ from squall.gateway.http import (
     query_int,
     query_optional_int,
     query_str,
+    query_trace_id,
 )
 from squall.model import FunctionConfig, InvocationRecord, InvocationStatus
 from squall.model.config import RANGES, UPDATABLE
@@ -116,6 +117,7 @@ class AdminAPI:
             function=query_str(request, "function"),
             invocation_id=query_str(request, "invocation_id"),
             request_id=query_str(request, "request_id"),
+            trace_id=query_trace_id(request, "trace"),
             since=query_float(request, "since"),
             after=after,
             level=query_choice(request, "level", LOG_LEVELS),

@@ -34,6 +34,7 @@ from squall.gateway.schedules_api import SchedulesAPI
 from squall.gateway.schemas_api import SchemasAPI
 from squall.gateway.streams_api import StreamsAPI
 from squall.gateway.tables_api import TablesAPI
+from squall.gateway.traces_api import TracesAPI
 from squall.gateway.ui import ui_routes
 from squall.gateway.workflows_api import WorkflowsAPI
 from squall.model.http import CorsConfig
@@ -96,6 +97,7 @@ def create_app(
         *metrics.routes(),
         *WorkflowsAPI(platform.workflows).routes(),
         *EventStoreAPI(platform.events_store, platform.projections).routes(),
+        *TracesAPI(platform.traces).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -77,6 +77,22 @@ def query_float(request: Request, name: str) -> float | None:
     return value
 
 
+_TRACE_ID_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def query_trace_id(request: Request, name: str) -> str | None:
+    """A trace id filter: 32 lower-case hex digits; absent means None."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if not _TRACE_ID_RE.fullmatch(raw):
+        raise InvalidInput(
+            f"query parameter {name!r}={raw!r} is not a trace id (32 lower-case hex digits)",
+            field=name,
+        )
+    return raw
+
+
 def query_choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
     """One of ``allowed``; absent means None, anything else (empty included) is an error."""
     raw = request.query_params.get(name)

@@ -298,6 +298,7 @@ def _invocation_schemas() -> dict[str, JSONSchema]:
             }
         ),
         "idempotency_key": nullable({"type": "string"}),
+        "trace_id": nullable({"type": "string", "description": "Its trace (32 hex digits)"}),
     }
     summary = {
         "type": "object",
@@ -313,6 +314,9 @@ def _invocation_schemas() -> dict[str, JSONSchema]:
             "level": {"type": "string"},
             "stream": {"type": "string"},
             "message": {"type": "string"},
+            "fields": nullable({"type": "object", "description": "Structured fields"}),
+            "trace_id": nullable({"type": "string"}),
+            "span_id": nullable({"type": "string"}),
         },
     }
     record = {
@@ -609,6 +613,11 @@ def _core() -> Fragment:
                     query("level", {"type": "string", "enum": list(LOG_LEVELS)}, "Minimum level"),
                     query("limit", limit_5000, "Default 500"),
                     query("grep", {"type": "string"}, "Only lines containing this text"),
+                    query(
+                        "trace",
+                        {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                        "Only lines written in this trace",
+                    ),
                 ],
                 responses=ok(logs_page),
                 errors=(400,),

@@ -27,6 +27,15 @@ from squall.gateway.invoke import accepted, wants_async
 from squall.model.http import METHODS, HttpRequest, RouteConfig
 from squall.model.ids import new_id
 from squall.model.invocation import InvocationRecord, Trigger
+from squall.observe.tracing import (
+    ROOT,
+    SpanKind,
+    Status,
+    StatusCode,
+    parent_of,
+    trace_id_of,
+    use_span,
+)
 
 if TYPE_CHECKING:
     from squall.engine.platform import Platform
@@ -88,6 +97,36 @@ class FunctionRoutes:
         if route is None and method == "HEAD":
             route = by_method["GET"]
         assert route is not None  # Starlette answered 405 for methods not listed
+        span = self.platform.tracing.start(
+            f"{method} {route.path}",
+            parent_of(request.headers.get("traceparent")) or ROOT,  # W3C trace context
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "http.route": route.path,
+                "url.path": request.url.path,
+                "squall.function": route.function,
+            },
+        )
+        try:
+            with use_span(span, end_on_exit=False, record_exception=False):
+                response = await self._serve(request, route)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        except SquallError as exc:
+            span.set_attribute("http.response.status_code", exc.status)
+            span.set_status(Status(StatusCode.ERROR, exc.message))
+            raise
+        finally:
+            span.end()
+        trace_id = trace_id_of(span)
+        if trace_id is not None:
+            response.headers["X-Squall-Trace-Id"] = trace_id
+        return response
+
+    async def _serve(self, request: Request, route: RouteConfig) -> Response:
+        method = request.method
         _check_path_params(request.path_params)
         claims = await self.authorizer.authorize(route, request)
         request_id = _request_id(request)

@@ -329,3 +329,10 @@ def _check_platform_extension(name: str, value: object) -> None:
         raise InvalidInput(f"extension '{name}' must be a non-empty string", field=name)
     if name == "traceparent":
         check_traceparent(name, value)
+
+
+def with_traceparent(event: CloudEvent, traceparent: str) -> CloudEvent:
+    """``event`` carrying ``traceparent`` (W3C trace context of the span that published it)."""
+    return msgspec.structs.replace(
+        event, extensions={**event.extensions, "traceparent": traceparent}
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import msgspec
 
@@ -40,12 +41,17 @@ class Trigger(enum.StrEnum):
 
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):
-    """One captured line: time (epoch s), level, stream/logger, message."""
+    """One captured line: time (epoch s), level, stream/logger, message; the structured
+    ``fields`` given with it (``ctx.log.info("…", order_id=7)``, ``logging`` ``extra=``) and
+    the trace and span it was written in."""
 
     time: float
     level: str
     stream: str
     message: str
+    fields: dict[str, Any] | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 class InvocationRecord(msgspec.Struct, kw_only=True):
@@ -69,6 +75,7 @@ class InvocationRecord(msgspec.Struct, kw_only=True):
     response: dict[str, object] | None = None  # status, headers, content_type
     idempotency_key: str | None = None
     request_id: str | None = None  # the HTTP request that caused it (X-Request-Id)
+    trace_id: str | None = None  # the trace its span belongs to (32 hex digits)
     logs: list[LogEntry] = []
 
     def public(self, *, with_result: bool = True) -> dict[str, object]:
@@ -96,6 +103,10 @@ class LogRow(msgspec.Struct, frozen=True, kw_only=True):
     function: str
     invocation_id: str
     request_id: str | None = None
+    version: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    fields: dict[str, Any] | None = None
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

@@ -160,6 +160,7 @@ class QueueMessage(msgspec.Struct, kw_only=True):
     receive_count: int = 0
     first_received_at: float | None = None
     receipt: str | None = None
+    traceparent: str | None = None  # the sender's span (W3C trace context), for tracing
 
     def public(self) -> dict[str, Any]:
         """What a receiver or a queue trigger's handler gets."""

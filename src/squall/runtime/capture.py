@@ -1,4 +1,9 @@
-"""Capture stdout, stderr and ``logging`` output of user code, per invocation."""
+"""Capture stdout, stderr and ``logging`` output of user code, per invocation.
+
+Each line is structured: level, stream or logger, message, the fields given with it
+(``ctx.log.info("…", order_id=7)`` or ``logging``'s ``extra=``) and the trace and span it
+was written in.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,19 @@ import io
 import logging
 import sys
 import time
+from typing import Any
+
+import msgspec
 
 from squall.model.invocation import LogEntry
+from squall.runtime.spans import SpanRecorder
+
+# What every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class Capture:
@@ -15,9 +31,23 @@ class Capture:
 
     def __init__(self) -> None:
         self.lines: list[LogEntry] = []
+        self.spans = SpanRecorder()  # the trace position lines are stamped with
 
-    def add(self, level: str, stream: str, message: str) -> None:
-        self.lines.append(LogEntry(time.time(), level, stream, message))
+    def add(
+        self, level: str, stream: str, message: str, fields: dict[str, Any] | None = None
+    ) -> None:
+        spans = self.spans
+        self.lines.append(
+            LogEntry(
+                time.time(),
+                level,
+                stream,
+                message,
+                json_fields(fields) if fields else None,
+                spans.trace_id,
+                spans.span_id,
+            )
+        )
 
     def drain(self) -> list[LogEntry]:
         lines, self.lines = self.lines, []
@@ -63,9 +93,54 @@ class _Handler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._capture.add(record.levelname.lower(), record.name, self.format(record))
+            self._capture.add(
+                record.levelname.lower(), record.name, self.format(record), extra_fields(record)
+            )
         except Exception:
             self.handleError(record)
+
+
+class StructuredLog:
+    """``ctx.log``: ``ctx.log.info("order placed", order_id=7)`` stores the keyword
+    arguments as the line's fields."""
+
+    __slots__ = ("_capture",)
+
+    def __init__(self, capture: Capture) -> None:
+        self._capture = capture
+
+    def debug(self, message: str, **fields: Any) -> None:
+        self._capture.add("debug", "log", str(message), fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        self._capture.add("info", "log", str(message), fields)
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self._capture.add("warning", "log", str(message), fields)
+
+    def error(self, message: str, **fields: Any) -> None:
+        self._capture.add("error", "log", str(message), fields)
+
+    def critical(self, message: str, **fields: Any) -> None:
+        self._capture.add("critical", "log", str(message), fields)
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any] | None:
+    """What ``extra=`` put on ``record`` (None when nothing)."""
+    extra = {k: v for k, v in vars(record).items() if k not in _RECORD_KEYS}
+    return extra or None
+
+
+def json_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with every value JSON can carry kept and any other turned into its repr."""
+    safe: dict[str, Any] = {}
+    for key, value in fields.items():
+        try:
+            msgspec.json.encode(value)
+        except (TypeError, ValueError, OverflowError):
+            value = repr(value)
+        safe[str(key)] = value
+    return safe
 
 
 def install() -> Capture:

@@ -10,7 +10,9 @@ from typing import Any, Protocol
 import msgspec
 
 from squall.runtime.buckets_client import Buckets
+from squall.runtime.capture import Capture, StructuredLog
 from squall.runtime.events_store_client import EventsStore
+from squall.runtime.spans import OpenSpan
 from squall.runtime.tables_client import Tables
 
 
@@ -29,14 +31,20 @@ class Context:
     this invocation's success and dropped with its failure.
     Times (``at``, ``publish_at``'s ``when``) are aware datetimes, timedeltas from now, or
     epoch seconds.
+
+    ``ctx.log.info("msg", key=value)`` writes a structured log line; ``with
+    ctx.span("name", key=value):`` times a part of the work as a span of the invocation's
+    trace, and ``ctx.set_attribute(key, value)`` labels the innermost span.
     """
 
     __slots__ = (
+        "_capture",
         "_deadline",
         "_link",
         "attempt",
         "function_name",
         "invocation_id",
+        "log",
         "logger",
         "memory_mb",
         "secrets",
@@ -56,8 +64,11 @@ class Context:
         logger: logging.Logger,
         state: Any = None,
         secrets: dict[str, str] | None = None,
+        capture: Capture | None = None,
     ) -> None:
         self._link = link
+        self._capture = capture if capture is not None else Capture()
+        self.log = StructuredLog(self._capture)
         self.function_name = function_name
         self.version = version
         self.memory_mb = memory_mb
@@ -81,6 +92,23 @@ class Context:
         """``ctx.events_store.append("order-42", [...])``: event streams
         (``events_store:<stream or prefix*>`` in permissions)."""
         return EventsStore(self._link)
+    def trace_id(self) -> str | None:
+        """The running invocation's trace (32 hex digits), None when it is not traced."""
+        return self._capture.spans.trace_id
+
+    def span(self, name: str, **attributes: Any) -> OpenSpan:
+        """``with ctx.span("charge", amount=12):`` a child span of the running one."""
+        return self._capture.spans.open(name, attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set ``key`` on the innermost open span (the invocation's when none is open)."""
+        self._capture.spans.set_attribute(key, value)
+
+    def _traced(self, args: dict[str, Any]) -> dict[str, Any]:
+        traceparent = self._capture.spans.traceparent()
+        if traceparent is not None:
+            args["traceparent"] = traceparent
+        return args
 
     @property
     def buckets(self) -> Buckets:
@@ -115,7 +143,7 @@ class Context:
             if not async_:
                 raise ValueError("at= delays an async invocation: pass async_=True as well")
             args["at"] = _epoch(at)
-        body = self._link.call("invoke", args)
+        body = self._link.call("invoke", self._traced(args))
         return None if body is None else msgspec.json.decode(body)
 
     def start_workflow(self, workflow: str, input: Any = None, *, id: str | None = None) -> str:
@@ -124,7 +152,9 @@ class Context:
         is). Returns the run id."""
         body = self._link.call(
             "workflow.start",
-            {"workflow": workflow, "input_json": msgspec.json.encode(input), "id": id},
+            self._traced(
+                {"workflow": workflow, "input_json": msgspec.json.encode(input), "id": id}
+            ),
         )
         return str(msgspec.json.decode(body or b'""'))
 
@@ -140,13 +170,15 @@ class Context:
         """Publish a CloudEvent onto ``bus`` (declared in ``permissions``); returns its id."""
         body = self._link.call(
             "publish",
-            {
-                "type": type,
-                "data": msgspec.json.encode(data),
-                "subject": subject,
-                "source": source,
-                "bus": bus,
-            },
+            self._traced(
+                {
+                    "type": type,
+                    "data": msgspec.json.encode(data),
+                    "subject": subject,
+                    "source": source,
+                    "bus": bus,
+                }
+            ),
         )
         return str(msgspec.json.decode(body)) if body is not None else ""
 
@@ -193,14 +225,16 @@ class Context:
         """Publish a CloudEvent onto ``bus`` at ``when``, durably; returns its id at once."""
         body = self._link.call(
             "publish_at",
-            {
-                "when": _epoch(when),
-                "type": type,
-                "data": msgspec.json.encode(data),
-                "subject": subject,
-                "source": source,
-                "bus": bus,
-            },
+            self._traced(
+                {
+                    "when": _epoch(when),
+                    "type": type,
+                    "data": msgspec.json.encode(data),
+                    "subject": subject,
+                    "source": source,
+                    "bus": bus,
+                }
+            ),
         )
         return str(msgspec.json.decode(body)) if body is not None else ""
 
@@ -218,14 +252,16 @@ class Context:
         ``permissions``); returns the message id (the first one's, for a FIFO duplicate)."""
         reply = self._link.call(
             "send",
-            {
-                "queue": queue,
-                "body": msgspec.json.encode(body),
-                "delay_s": delay_s,
-                "group_id": group_id,
-                "dedup_id": dedup_id,
-                "attributes": attributes,
-            },
+            self._traced(
+                {
+                    "queue": queue,
+                    "body": msgspec.json.encode(body),
+                    "delay_s": delay_s,
+                    "group_id": group_id,
+                    "dedup_id": dedup_id,
+                    "attributes": attributes,
+                }
+            ),
         )
         return str(msgspec.json.decode(reply)) if reply is not None else ""
 

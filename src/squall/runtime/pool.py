@@ -101,11 +101,13 @@ class Pool:
     async def _cold(self) -> Sandbox:
         """Start a sandbox in a free slot, counted from the start so others see it taken."""
         self.size += 1
+        began = time.time()
         try:
             sandbox = await self._start()
         except BaseException:
             self.size -= 1
             raise
+        sandbox.created_at = min(sandbox.created_at, began)  # the cold start began here
         self.busy.add(sandbox)
         return sandbox
 

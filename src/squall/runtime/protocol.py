@@ -15,6 +15,7 @@ import msgspec
 
 from squall.model.config import Manifest
 from squall.model.invocation import LogEntry
+from squall.model.traces import UserSpan
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
@@ -30,6 +31,7 @@ class Invoke(msgspec.Struct, tag=True, array_like=True):
     timeout_s: float  # the handler's deadline, counted from when the sandbox reads this
     trigger: str
     kind: str = "json"  # "json": payload is the event; "http": a JSON-encoded HttpRequest
+    traceparent: str = ""  # the invocation's span (W3C trace context); "" when not traced
 
 
 class CallReply(msgspec.Struct, tag=True, array_like=True):
@@ -54,6 +56,7 @@ class Ready(msgspec.Struct, tag=True, array_like=True):
     init_ms: float
     error: dict[str, Any] | None
     logs: list[LogEntry]
+    ended_at: float = 0.0  # epoch s when init ended, by the sandbox's clock (0: unknown)
 
 
 class Result(msgspec.Struct, tag=True, array_like=True):
@@ -65,6 +68,8 @@ class Result(msgspec.Struct, tag=True, array_like=True):
     logs: list[LogEntry]
     response: dict[str, Any] | None = None  # status, headers, content_type of a squall.Response
     recycle: bool = False  # the sandbox exits after this result (e.g. after MemoryError)
+    spans: list[UserSpan] = []  # made with ctx.span, finished during the invocation
+    attributes: dict[str, Any] | None = None  # ctx.set_attribute outside any user span
 
 
 class Call(msgspec.Struct, tag=True, array_like=True):

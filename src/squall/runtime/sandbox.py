@@ -78,6 +78,8 @@ class Sandbox(asyncio.BufferedProtocol):
         self.closed = False
         self.kill_reason: str | None = None  # "timeout", "oom", "scale-in", "shutdown", …
         self.served = 0
+        self.created_at = time.time()  # epoch s: a cold start's span begins here
+        self.ready_at: float | None = None  # when init ended (Ready arrived)
         self.last_used = time.monotonic()
         self.baseline_rss_kb = 0
         self.generation = 0
@@ -140,6 +142,7 @@ class Sandbox(asyncio.BufferedProtocol):
             if self.kill_reason is not None:
                 self._signal_kill()
         elif isinstance(message, Ready) and not self.ready.done():
+            self.ready_at = time.time()
             self.ready.set_result(message)
             if self._queue:  # init is over: the handler's own clock starts now
                 self._arm(self._queue[0][1])

@@ -47,6 +47,7 @@ from squall.runtime.protocol import (
     decode_to_sandbox,
     frame,
 )
+from squall.runtime.spans import reseed
 
 _UNSUPPORTED = re.compile(r"type (\S+) is unsupported")
 _json_encode = msgspec.json.encode
@@ -220,6 +221,7 @@ def serve(
 ) -> NoReturn:
     link = Link(sock)
     link.send(Started(os.getpid(), rss_kb(os.getpid()) or 0))
+    reseed()  # a forked sandbox must not draw the span ids its siblings draw
     if captured is None:
         captured = capture.install()
     config = fdef.config
@@ -230,6 +232,7 @@ def serve(
         memory_mb=memory_mb,
         logger=logging.getLogger(config.name),
         secrets=secrets,
+        capture=captured,
     )
     started = time.perf_counter()
     init_error = None
@@ -239,7 +242,8 @@ def serve(
         except BaseException as exc:
             init_error = describe(exc, InitError)
     capture.flush_streams()
-    link.send(Ready((time.perf_counter() - started) * 1000, init_error, captured.drain()))
+    init_ms = (time.perf_counter() - started) * 1000
+    link.send(Ready(init_ms, init_error, captured.drain(), time.time()))
     if init_error is not None:
         link.linger()
         os._exit(3)
@@ -248,6 +252,7 @@ def serve(
 
 def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture) -> NoReturn:
     handler = fdef.handler
+    spans = captured.spans
     is_async = inspect.iscoroutinefunction(handler)
     loop = asyncio.new_event_loop() if is_async else None
     while True:
@@ -257,6 +262,7 @@ def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture
         ctx._begin(
             message.id, message.attempt, message.trigger, time.monotonic() + message.timeout_s
         )
+        spans.begin(message.traceparent)
         value: bytes | None = None
         error: dict[str, Any] | None = None
         response: dict[str, Any] | None = None
@@ -286,6 +292,7 @@ def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture
             error = describe(exc, FunctionError)
         duration = (time.perf_counter() - started) * 1000
         capture.flush_streams()
+        user_spans, attributes = spans.drain()
         link.send(
             Result(
                 message.id,
@@ -296,6 +303,8 @@ def _loop(link: Link, fdef: FunctionDef, ctx: Context, captured: capture.Capture
                 captured.drain(),
                 response,
                 recycle,
+                user_spans,
+                attributes,
             )
         )
         if recycle:

@@ -150,7 +150,10 @@ class Workflow:
 
     def _checkpoint(self, **step: Any) -> None:
         self.ctx._link.call(
-            "workflow", {"action": "checkpoint", "step": {"run_id": self.run_id, **step}}
+            "workflow",
+            self.ctx._traced(
+                {"action": "checkpoint", "step": {"run_id": self.run_id, **step}}
+            ),
         )
 
     @staticmethod
@@ -441,8 +444,10 @@ class Workflow:
         started = time.time()
         self.ctx._link.call(
             "workflow",
-            {"action": "start_child", "run_id": self.run_id, "workflow": name,
-             "input_json": encoded, "id": child_id},
+            self.ctx._traced(
+                {"action": "start_child", "run_id": self.run_id, "workflow": name,
+                 "input_json": encoded, "id": child_id},
+            ),
         )
         self._checkpoint(
             seq=seq, name=name, kind="child", status="completed",

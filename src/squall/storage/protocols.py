@@ -24,6 +24,7 @@ from squall.storage.buckets import BucketOp, BucketStore
 from squall.storage.event_store import EventStore, EventStoreOp
 from squall.storage.logs import LogOp, PartitionedLog
 from squall.storage.tables import TableOp, TableStore
+from squall.storage.traces import TraceOp, TraceStore
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -72,6 +73,13 @@ class AppendLogs(msgspec.Struct, frozen=True):
     function: str
     lines: list[LogEntry]
     request_id: str | None = None
+    version: str | None = None
+
+
+class ExpireLogs(msgspec.Struct, frozen=True):
+    """Delete the log lines written before ``before`` (epoch s): the retention sweep."""
+
+    before: float
 
 
 class PutIdempotency(msgspec.Struct, frozen=True):
@@ -279,6 +287,7 @@ Op = (
     | Bury
     | PutInvocation
     | AppendLogs
+    | ExpireLogs
     | PutIdempotency
     | TakeDeadLetter
     | RememberEvent
@@ -292,6 +301,7 @@ Op = (
     | TableOp
     | WorkflowOp
     | EventStoreOp
+    | TraceOp
 )
 
 
@@ -339,6 +349,7 @@ class StateStore(Protocol):
         level: str | None,
         limit: int,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> list[LogRow]: ...
 
     async def list_dead_letters(
@@ -462,6 +473,7 @@ class Store(
     UsageStore,
     WorkflowStore,
     EventStore,
+    TraceStore,
     Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

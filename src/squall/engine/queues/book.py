@@ -140,13 +140,14 @@ class QueueBook:
         group_id: str | None = None,
         dedup_id: str | None = None,
         effects: Effects | None = None,
+        traceparent: str | None = None,
     ) -> SendOutcome:
         """Queue one message (``body`` is JSON); returns once it is committed.
 
         Held in ``effects`` (a send from inside an invocation), it is queued when the
         invocation's effects commit; a FIFO duplicate is then dropped, so the id returned is
         the new message's own."""
-        message = self.message(name, body, attributes, delay_s, group_id, dedup_id)
+        message = self.message(name, body, attributes, delay_s, group_id, dedup_id, traceparent)
         if effects is not None:
             effects.add(
                 [SendMessages([message], DEDUP_WINDOW_S)],
@@ -175,6 +176,7 @@ class QueueBook:
         delay_s: int | None,
         group_id: str | None,
         dedup_id: str | None,
+        traceparent: str | None = None,
     ) -> QueueMessage:
         queue = self.get(name)
         attributes = attributes or {}
@@ -221,6 +223,7 @@ class QueueBook:
             dedup_id=dedup_id,
             sent_at=now,
             available_at=now + delay_s,
+            traceparent=traceparent,
         )
 
     async def receive(

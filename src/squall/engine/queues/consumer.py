@@ -29,6 +29,7 @@ from squall.model.config import FunctionConfig
 from squall.model.ids import new_id
 from squall.model.invocation import InvocationRecord, InvocationStatus
 from squall.model.queues import QueueMessage, QueueTrigger
+from squall.observe.tracing import ROOT, Span, SpanKind, parent_of, set_span_in_context
 from squall.runtime.sandbox import SandboxGone
 from squall.storage.protocols import AppendLogs, DeleteMessages, Op, PutInvocation, Store
 
@@ -179,8 +180,12 @@ class QueueConsumers:
         payload = msgspec.json.encode([m.public() for m in batch])
         self._running[record.id] = record
         effects = Effects()
+        received = self._receive_spans(trigger.queue, batch)
+        parent = set_span_in_context(received[0]) if received else None
         try:
-            await self._invoker.run(config, record, payload, wait_s=None, effects=effects)
+            await self._invoker.run(
+                config, record, payload, wait_s=None, effects=effects, parent=parent
+            )
         except (OSError, InitError) as exc:  # no sandbox could start: the batch failed
             record.status = InvocationStatus.FAILED
             error = exc if isinstance(exc, InitError) else SandboxCrashed(str(exc))
@@ -190,11 +195,15 @@ class QueueConsumers:
             record.error = SandboxCrashed("the sandbox closed before it took the batch").to_dict()
         finally:
             self._running.pop(record.id, None)
+            for span in received:
+                span.end()
         fifo = self._book.get(trigger.queue).fifo
         kept = _failed(record, batch, fifo)
         ops: list[Op] = [PutInvocation(record)]
         if record.logs:
-            ops.append(AppendLogs(record.id, record.function, record.logs, record.request_id))
+            ops.append(AppendLogs(
+                record.id, record.function, record.logs, record.request_id, record.version
+            ))
         receipts = [m.receipt for m in batch if m.id not in kept and m.receipt is not None]
         if receipts:
             ops.append(DeleteMessages(trigger.queue, receipts))
@@ -221,7 +230,12 @@ class QueueConsumers:
                 record.error = error.to_dict()
                 self._store.commit_soon([PutInvocation(record)])
             elif error is not None:  # stays in flight; reappears after its timeout
-                log.error("settling %s failed", record.id, exc_info=error)
+                log.error(
+                    "settling %s failed",
+                    record.id,
+                    exc_info=error,
+                    extra={"invocation_id": record.id, "function": record.function},
+                )
             else:
                 if ran:
                     effects.committed()
@@ -229,6 +243,26 @@ class QueueConsumers:
                     self._book.signals.notify(trigger.queue)  # its groups may go on
 
         committed.add_done_callback(settled)
+
+    def _receive_spans(self, queue: str, batch: list[QueueMessage]) -> list[Span]:
+        """A consumer span per message, each under the span that sent it; the batch's
+        invocation runs under the first."""
+        tracing = self._invoker.tracing
+        if tracing is None:
+            return []
+        return [
+            tracing.start(
+                f"receive {queue}",
+                parent_of(m.traceparent) or ROOT,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "squall.queue": queue,
+                    "squall.message_id": m.id,
+                    "squall.receive_count": m.receive_count,
+                },
+            )
+            for m in batch
+        ]
 
 
     async def _start_runs(
@@ -258,7 +292,9 @@ class QueueConsumers:
         receipts: list[str] = []
         for message in batch:
             try:
-                ops.append(starter.start_op(config.name, message.id, _body(message)))
+                ops.append(
+                    starter.start_op(config.name, message.id, _body(message), message.traceparent)
+                )
             except SquallError as exc:  # kept: received again, then its dead-letter queue
                 log.warning("message %s of %r starts no run: %s", message.id, trigger.queue, exc)
                 continue

@@ -133,13 +133,17 @@ def _invoke(
 
 
 def _headers(rule: RuleConfig, target: Target, event: CloudEvent) -> dict[str, str]:
-    return {
+    headers = {
         "trigger": Trigger.EVENT,
         "rule": rule.name,
         "bus": rule.bus,
         "target_id": target.id,
         "hops": str(event.hops),
     }
+    traceparent = event.traceparent
+    if traceparent is not None:  # the delivery continues the publisher's trace
+        headers["traceparent"] = traceparent
+    return headers
 
 
 def _payload(target: Target, routed: Routed, headers: dict[str, str] | None) -> bytes:

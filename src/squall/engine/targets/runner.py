@@ -27,8 +27,9 @@ from squall.engine.targets.letters import target_letter
 from squall.engine.targets.routing import TARGET_QUEUES
 from squall.engine.waiting import wait_woken
 from squall.errors import InvalidInput, NotFound, PayloadTooLarge, SquallError
-from squall.model.cloudevent import CloudEvent
+from squall.model.cloudevent import CloudEvent, with_traceparent
 from squall.model.targets import BusTarget, HttpTarget, QueueTarget, Target
+from squall.observe.tracing import NO_SPAN, Span, Tracing, current_traceparent, use_span
 from squall.storage.protocols import Ack, Bury, Delivery, Op, Retry, Store
 
 log = logging.getLogger("squall.targets")
@@ -47,6 +48,9 @@ _decode_target = msgspec.json.Decoder(Target).decode
 
 
 class TargetRunner:
+    # Makes a span per delivery attempt when set (the platform's tracing).
+    tracing: Tracing | None = None
+
     def __init__(self, store: Store, publish: Publish, send: Send, backoff: Backoff) -> None:
         self._store = store
         self._publish = publish
@@ -118,8 +122,12 @@ class TargetRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_one(self, queue: str, delivery: Delivery) -> None:
+        span: Span = NO_SPAN
+        if self.tracing is not None:
+            span = self.tracing.delivery(delivery.headers, queue)[1] or NO_SPAN
         try:
-            ops = await self._attempt(delivery)
+            with use_span(span, end_on_exit=True):
+                ops = await self._attempt(delivery)
             await self._store.commit(ops, within_s=SETTLE_WINDOW_S)
         except asyncio.CancelledError:
             raise
@@ -179,6 +187,9 @@ class TargetRunner:
     async def _forward(self, target: BusTarget, delivery: Delivery) -> Attempt:
         event = CloudEvent.from_json_dict(msgspec.json.decode(delivery.payload))
         forwarded = msgspec.structs.replace(event, id=delivery.id).with_hops(event.hops + 1)
+        traceparent = current_traceparent()
+        if traceparent is not None and event.traceparent:  # the next bus's hop follows this one
+            forwarded = with_traceparent(forwarded, traceparent)
         try:
             await self._publish([forwarded], target.bus)
         except NotFound as exc:  # the bus is gone: no retry brings it back

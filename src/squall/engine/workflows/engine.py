@@ -51,6 +51,16 @@ from squall.model.workflows import (
     check_run_id,
     workflow_queue,
 )
+from squall.observe.tracing import (
+    NO_SPAN,
+    ROOT,
+    SpanKind,
+    Tracing,
+    current_traceparent,
+    parent_of,
+    step_span,
+    use_span,
+)
 from squall.storage.protocols import (
     Ack,
     CancelRun,
@@ -85,6 +95,7 @@ class WorkflowSettings:
     max_input: int = 256 * 1024
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
+    tracing: Tracing | None = None  # spans for replays and steps
 
 
 class Workflows:
@@ -138,7 +149,11 @@ class Workflows:
     # --- control -------------------------------------------------------------------------
 
     async def start(
-        self, name: str, input: Any = None, run_id: str | None = None
+        self,
+        name: str,
+        input: Any = None,
+        run_id: str | None = None,
+        traceparent: str | None = None,
     ) -> tuple[WorkflowRun, bool]:
         """Start a run (``run_id`` defaults to a new id); a run of that id that exists
         already is returned as it is, with ``False``."""
@@ -153,6 +168,9 @@ class Workflows:
                         field="id",
                     )
                 return existing, False
+            traceparent = traceparent or current_traceparent()
+            if traceparent is not None:  # the run's replays join its starter's trace
+                op.delivery.headers["traceparent"] = traceparent
             await self._store.commit([op])
         self.wake()
         return op.run, True
@@ -170,7 +188,10 @@ class Workflows:
         if effects is None:  # from an init hook: at once
             await self.start(name, input, run_id)
             return run_id
-        effects.add([self.start_op(name, run_id, input)], after=self.wake)
+        traceparent = args.get("traceparent")
+        parent = traceparent if isinstance(traceparent, str) else None
+        op = self.start_op(name, run_id, input, parent)
+        effects.add([op], after=self.wake)
         return run_id
 
     def starts(self, function: str) -> bool:
@@ -178,8 +199,11 @@ class Workflows:
         async invoke, a queue message) starts a run instead of invoking it."""
         return function in self._configs
 
-    def start_op(self, name: str, run_id: str, input: Any) -> StartRun:
-        """The op that starts run ``run_id`` of ``name`` with ``input``, unless it exists.
+    def start_op(
+        self, name: str, run_id: str, input: Any, traceparent: str | None = None
+    ) -> StartRun:
+        """The op that starts run ``run_id`` of ``name`` with ``input``, unless it exists;
+        its replays join the trace of ``traceparent`` (the trigger's).
 
         Raises ``InvalidInput`` (a bad id, input that is not JSON) or ``PayloadTooLarge``.
         """
@@ -212,6 +236,8 @@ class Workflows:
             available_at=now,
             headers={"workflow": name},
         )
+        if traceparent is not None:
+            delivery.headers["traceparent"] = traceparent
         return StartRun(run, delivery)
 
     async def get(self, run_id: str) -> WorkflowRun:
@@ -281,7 +307,13 @@ class Workflows:
         if action == "start_child":
             self._check_active(function, str(args.get("run_id", "")))
             child_input = msgspec.json.decode(bytes(args.get("input_json") or b"null"))
-            await self.start(str(args.get("workflow")), child_input, str(args.get("id")))
+            traceparent = args.get("traceparent")
+            await self.start(
+                str(args.get("workflow")),
+                child_input,
+                str(args.get("id")),
+                traceparent if parent_of(traceparent) is not None else None,
+            )
             return
         if action == "cancel_child":
             run_id = str(args.get("run_id", ""))
@@ -320,6 +352,8 @@ class Workflows:
             raise
         for hook in after:
             hook()
+        if self._settings.tracing is not None:
+            step_span(self._settings.tracing, step, args.get("traceparent"))
         if step.kind == StepKind.JOIN:  # the child may have finished already
             joined = await self._join_ops([step])
             if joined:
@@ -439,8 +473,20 @@ class Workflows:
             }
         )
         self._active[run_id] = run.workflow
+        tracing = self._settings.tracing
+        replay = (
+            tracing.start(
+                f"workflow {run.workflow}",
+                parent_of(delivery.headers.get("traceparent")) or ROOT,
+                kind=SpanKind.CONSUMER,
+                attributes={"squall.workflow_run": run_id, "squall.replay": run.replays},
+            )
+            if tracing is not None
+            else NO_SPAN
+        )
         try:
-            record = await self._settings.invoke(run.workflow, payload)
+            with use_span(replay, end_on_exit=True):
+                record = await self._settings.invoke(run.workflow, payload)
         except TooManyRequests:
             run.status = RunStatus.PENDING
             return [PutRun(run), Retry(delivery.id, time.time() + BUSY_RETRY_S)]

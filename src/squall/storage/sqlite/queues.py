@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     receive_count INTEGER NOT NULL DEFAULT 0,
     first_received_at REAL,
     receipt TEXT,
-    source TEXT  -- the queue a dead-lettered message came from
+    source TEXT,  -- the queue a dead-lettered message came from
+    traceparent TEXT  -- W3C trace context of the span that sent it
 );
 CREATE INDEX IF NOT EXISTS queue_messages_due ON queue_messages (queue, available_at);
 CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_receipt ON queue_messages (receipt)
@@ -65,6 +66,9 @@ CREATE TABLE IF NOT EXISTS queues (
 );
 """
 
+# Columns added after the first release: an older database gets them at open.
+QUEUE_COLUMNS = {"traceparent": "TEXT"}
+
 # Applied after the engine's and the catalog's ops, in this order.
 QUEUE_RANK: dict[type, int] = {
     DeleteMessages: 40,
@@ -77,7 +81,7 @@ QUEUE_RANK: dict[type, int] = {
 
 _COLUMNS = (
     "seq, id, queue, body, attributes, group_id, dedup_id, sent_at, available_at,"
-    " receive_count, first_received_at, receipt"
+    " receive_count, first_received_at, receipt, traceparent"
 )
 _pack_attributes = msgspec.msgpack.encode
 _unpack_attributes = msgspec.msgpack.Decoder(dict[str, str]).decode
@@ -137,7 +141,7 @@ def _send(
             )
         conn.execute(
             "INSERT INTO queue_messages (id, queue, body, attributes, group_id, dedup_id,"
-            " sent_at, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " sent_at, available_at, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 m.id,
                 m.queue,
@@ -147,6 +151,7 @@ def _send(
                 m.dedup_id,
                 m.sent_at,
                 m.available_at,
+                m.traceparent,
             ),
         )
         outcomes.append(SendOutcome(m.id, False))
@@ -252,6 +257,7 @@ def _message(row: Any) -> QueueMessage:
         receive_count=row[9],
         first_received_at=row[10],
         receipt=row[11],
+        traceparent=row[12],
     )
 
 

@@ -1,5 +1,13 @@
 """The embedded backend's tables."""
 
+# Columns added after the first release: an older database gets them at open.
+LOG_COLUMNS = {"version": "TEXT", "trace_id": "TEXT", "span_id": "TEXT", "fields": "BLOB"}
+
+# Indexes on those columns, made once the columns exist.
+LATE_INDEXES = """
+CREATE INDEX IF NOT EXISTS logs_by_trace ON logs (trace_id, seq) WHERE trace_id IS NOT NULL;
+"""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     seq INTEGER PRIMARY KEY,
@@ -36,7 +44,11 @@ CREATE TABLE IF NOT EXISTS logs (
     message TEXT NOT NULL,
     function TEXT NOT NULL,
     invocation_id TEXT NOT NULL,
-    request_id TEXT
+    request_id TEXT,
+    version TEXT,
+    trace_id TEXT,
+    span_id TEXT,
+    fields BLOB  -- JSON object, NULL when the line has none
 );
 CREATE INDEX IF NOT EXISTS logs_by_request ON logs (request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS logs_by_invocation ON logs (invocation_id, seq);

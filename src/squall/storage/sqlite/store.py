@@ -22,6 +22,7 @@ from squall.storage.protocols import (
     DeleteRule,
     Delivery,
     Enqueue,
+    ExpireLogs,
     Op,
     PutIdempotency,
     PutInvocation,
@@ -51,15 +52,23 @@ from squall.storage.sqlite.event_store import (
     apply_event_store,
 )
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
-from squall.storage.sqlite.queues import QUEUE_RANK, QUEUE_SCHEMA, QueueReads, apply_queues
+from squall.storage.sqlite.migrate import add_missing_columns
+from squall.storage.sqlite.queues import (
+    QUEUE_COLUMNS,
+    QUEUE_RANK,
+    QUEUE_SCHEMA,
+    QueueReads,
+    apply_queues,
+)
 from squall.storage.sqlite.schedules import (
     SCHEDULE_RANK,
     SCHEDULES_SCHEMA,
     ScheduleReads,
     apply_schedules,
 )
-from squall.storage.sqlite.schema import SCHEMA
+from squall.storage.sqlite.schema import LATE_INDEXES, LOG_COLUMNS, SCHEMA
 from squall.storage.sqlite.tables import TABLES_RANK, TABLES_SCHEMA, TableReads, apply_tables
+from squall.storage.sqlite.traces import TRACE_RANK, TRACES_SCHEMA, TraceReads, apply_traces
 from squall.storage.sqlite.usage import UsageReads
 from squall.storage.sqlite.workflows import (
     WORKFLOW_RANK,
@@ -72,6 +81,8 @@ _pack = msgspec.msgpack.encode
 _unpack_record = msgspec.msgpack.Decoder(InvocationRecord).decode
 _unpack_headers = msgspec.msgpack.Decoder(dict[str, str]).decode
 _unpack_error = msgspec.msgpack.Decoder(dict[str, Any]).decode
+_pack_fields = msgspec.json.encode
+_unpack_fields = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_rule = msgspec.json.Decoder(RuleConfig).decode
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -100,6 +111,8 @@ _RANK: dict[type, int] = {
     **TABLES_RANK,
     **WORKFLOW_RANK,
     **EVENT_STORE_RANK,
+    **TRACE_RANK,
+    ExpireLogs: 92,
 }
 
 _SQL: dict[type, str] = {
@@ -109,7 +122,8 @@ _SQL: dict[type, str] = {
     Ack: "DELETE FROM deliveries WHERE id = ?",
     Enqueue: ENQUEUE_SQL,
     AppendLogs: "INSERT INTO logs (time, level, stream, message, function, invocation_id,"
-    " request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    " request_id, version, trace_id, span_id, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ExpireLogs: "DELETE FROM logs WHERE time < ?",
     Retry: "UPDATE deliveries SET available_at = ?, leased = 0 WHERE id = ?",
     PutIdempotency: "INSERT OR REPLACE INTO idempotency (function, key, invocation_id,"
     " expires_at) VALUES (?, ?, ?, ?)",
@@ -148,10 +162,16 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
                 op.function,
                 op.invocation_id,
                 op.request_id,
+                op.version,
+                line.trace_id,
+                line.span_id,
+                _pack_fields(line.fields) if line.fields else None,
             )
             for op in ops
             for line in op.lines
         ]
+    if kind is ExpireLogs:
+        return [(op.before,) for op in ops]
     if kind is Retry:
         return [(op.available_at, op.delivery_id) for op in ops]
     if kind is RememberEvent:
@@ -202,6 +222,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_workflows(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in EVENT_STORE_RANK:
             apply_event_store(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in TRACE_RANK:
+            apply_traces(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -241,6 +263,7 @@ class SqliteStore(
     UsageReads,
     WorkflowReads,
     EventStoreReads,
+    TraceReads,
 ):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
@@ -251,7 +274,11 @@ class SqliteStore(
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
             + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA
+            + TRACES_SCHEMA
         )
+        add_missing_columns(db.conn, "logs", LOG_COLUMNS)
+        add_missing_columns(db.conn, "queue_messages", QUEUE_COLUMNS)
+        db.conn.executescript(LATE_INDEXES)
         return cls(db)
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
@@ -361,9 +388,13 @@ class SqliteStore(
         level: str | None,
         limit: int,
         request_id: str | None = None,
+        trace_id: str | None = None,
     ) -> list[LogRow]:
         clauses, params = _where(
-            function=function, invocation_id=invocation_id, request_id=request_id
+            function=function,
+            invocation_id=invocation_id,
+            request_id=request_id,
+            trace_id=trace_id,
         )
         if since is not None:
             clauses.append("time >= ?")
@@ -377,8 +408,8 @@ class SqliteStore(
             params.extend(allowed)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.read(
-            "SELECT seq, time, level, stream, message, function, invocation_id, request_id"
-            f" FROM logs {where} ORDER BY seq LIMIT ?",
+            "SELECT seq, time, level, stream, message, function, invocation_id, request_id,"
+            f" version, trace_id, span_id, fields FROM logs {where} ORDER BY seq LIMIT ?",
             (*params, limit),
         )
         return [
@@ -391,6 +422,10 @@ class SqliteStore(
                 function=row[5],
                 invocation_id=row[6],
                 request_id=row[7],
+                version=row[8],
+                trace_id=row[9],
+                span_id=row[10],
+                fields=_unpack_fields(row[11]) if row[11] is not None else None,
             )
             for row in rows
         ]
@@ -438,4 +473,6 @@ def _where(**equals: str | None) -> tuple[list[str], list[Any]]:
 
 
 def _entry(row: LogRow) -> LogEntry:
-    return LogEntry(row.time, row.level, row.stream, row.message)
+    return LogEntry(
+        row.time, row.level, row.stream, row.message, row.fields, row.trace_id, row.span_id
+    )
