@@ -62,6 +62,12 @@ def audit(event, ctx):
     print("audited", event["data"])
 
 
+@app.http("POST /orders", name="place-order", permissions=["publish:default"])
+def place_order(request, ctx):
+    ctx.publish("order.placed", request.json(), subject="ui")
+    return {"placed": True}
+
+
 @app.queue("jobs")
 def work(messages, ctx):
     # A poison message fails its first receive and so moves to jobs-dlq; redriven, it works.
@@ -371,6 +377,50 @@ def test_a_workflow_runs_timeline_shows_its_steps(dashboard: Dashboard) -> None:
     assert "completed" in page.inner_text("dl.facts")
     assert '"charged": 3' in page.inner_text("[data-page=workflows]")
     dashboard.shot("workflow-run")
+    assert dashboard.errors == []
+
+
+def test_a_trace_waterfall_follows_an_order_across_the_async_hop(
+    dashboard: Dashboard, server: Server
+) -> None:
+    placed = httpx.post(f"{server.url}/orders", json={"id": "traced"})
+    assert placed.status_code == 200, placed.text
+    trace_id = placed.headers["x-squall-trace-id"]
+
+    def whole() -> list[dict[str, Any]] | None:
+        answer = server.http.get(f"/traces/{trace_id}")
+        if answer.status_code != 200:
+            return None
+        spans: list[dict[str, Any]] = answer.json()["spans"]
+        return spans if "invoke audit" in {span["name"] for span in spans} else None
+
+    spans = wait_for(whole, timeout=30)
+    by_id = {span["span_id"]: span for span in spans}
+
+    def ancestors(span: dict[str, Any]) -> list[str]:
+        names = []
+        while span["parent_id"] is not None:
+            span = by_id[span["parent_id"]]
+            names.append(span["name"])
+        return names
+
+    audit = next(span for span in spans if span["name"] == "invoke audit")
+    chain = ancestors(audit)  # the async hop: the event's delivery, its publish, the request
+    assert chain[0].startswith("deliver ") and chain[-1] == "POST /orders"
+    assert "publish default" in chain and "invoke place-order" in chain
+
+    page = signed_in(dashboard)
+    dashboard.open(f"traces/{trace_id}")
+    rows = page.locator(".waterfall .tl-row.span")
+    rows.first.wait_for()
+    shown = {rows.nth(i).get_attribute("data-span") for i in range(rows.count())}
+    assert shown == set(by_id)  # every span, across the hop
+    names = page.inner_text(".waterfall")
+    for name in ("POST /orders", "invoke place-order", "publish default", "invoke audit"):
+        assert name in names
+    page.click(f".tl-row.span[data-span='{audit['span_id']}']")
+    assert audit["parent_id"] in page.inner_text("[data-page=traces]")
+    dashboard.shot("trace")
     assert dashboard.errors == []
 
 
