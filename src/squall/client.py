@@ -548,6 +548,7 @@ class SquallClient:
         if cursor is not None:
             params["cursor"] = cursor
         return self._json("GET", _path("tables", table, "items"), params=params)
+
     def metrics_summary(self, *, since: float, until: float | None = None) -> dict[str, Any]:
         return self._json("GET", "/metrics/summary", params=_params(since=since, until=until))
 

@@ -92,6 +92,8 @@ class Context:
         """``ctx.events_store.append("order-42", [...])``: event streams
         (``events_store:<stream or prefix*>`` in permissions)."""
         return EventsStore(self._link)
+
+    @property
     def trace_id(self) -> str | None:
         """The running invocation's trace (32 hex digits), None when it is not traced."""
         return self._capture.spans.trace_id

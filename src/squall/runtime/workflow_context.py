@@ -106,6 +106,7 @@ class Workflow:
         self.name: str = run["workflow"]
         self._history: dict[int, dict[str, Any]] = {s["seq"]: s for s in run["history"]}
         self._cancel = bool(run.get("cancel"))
+        self.cancel_requested = self._cancel  # kept while compensations run
         self._retries = int(run.get("step_retries", 3))
         self._backoff = float(run.get("step_backoff_s", 1.0))
         self._seq = 0
@@ -580,7 +581,9 @@ def run_workflow(fn: Callable[..., Any], run: Any, ctx: Context) -> dict[str, An
         error = (wf.nondeterministic or exc)
         if wf.nondeterministic is not None or isinstance(exc, NonDeterministicWorkflow):
             return {"status": "failed", "error": _error_of(error)}
-        cancelled = isinstance(exc, WorkflowCancelled)
+        # A cancelled run ends cancelled even when what stopped it was a child it waited on
+        # failing because the same cancel reached the child first.
+        cancelled = isinstance(exc, WorkflowCancelled) or wf.cancel_requested
         try:
             failures = wf.run_compensations()
         except Suspend as suspend:  # pragma: no cover - compensations do not suspend
