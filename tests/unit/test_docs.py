@@ -76,3 +76,12 @@ def test_the_generated_references_match_the_code() -> None:
         assert page.read_text() == build(), (
             f"docs/reference/{name} is out of date: run .venv/bin/python tools/gen_reference.py"
         )
+
+
+def test_no_page_holds_merge_conflict_markers() -> None:
+    markdown = [ROOT / "README.md", *pages(), *ROOT.glob("examples/*/README.md")]
+    for page in markdown:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            assert not line.startswith(("<<<<<<< ", ">>>>>>> ")) and line != "=======", (
+                f"{page.relative_to(ROOT)}:{number}: a merge conflict marker"
+            )
