@@ -4,6 +4,7 @@ dead letter, a redelivered upload and the cold and warm invocation records."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fpdf import FPDF
-from support import AUTH, start_squall, wait_for
+from support import AUTH, start_squall, stop, wait_for, wait_until_gone
 
 HERE = Path(__file__).parent
 OBJECT = "/api/v1/buckets/docs/object"
@@ -192,3 +193,32 @@ def test_the_model_loads_once_per_sandbox(
         cold = [r for r in records if r["cold"]]
         assert len(cold) == 1 and cold[0]["init_ms"] > 0, function
         assert len(records) > 1 and all(r["init_ms"] is None for r in records if not r["cold"])
+
+
+def test_an_upload_acknowledged_before_a_sigkill_is_indexed_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    shutil.copy(HERE / "app.py", tmp_path / "app.py")
+    data = tmp_path / "data"
+    first, url = start_squall(tmp_path, "--data-dir", str(data))
+    try:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+            upload(client, "uploads/bicycle.pdf", BIKE_PDF)
+        # The indexer's cold start loads the model for seconds: nothing is indexed yet.
+        assert documents(url) == {}
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert wait_until_gone(tmp_path, data, {os.getpid()}, timeout=10) == {}
+
+    second, url = start_squall(tmp_path, "--data-dir", str(data))
+    try:
+        found = wait_for(lambda: documents(url) or None, timeout=90)
+        assert list(found) == ["bicycle.pdf"] and found["bicycle.pdf"]["chunks"] == 3
+        best = ask(url, {"question": "how do I fix a flat tyre?", "k": 1}).json()["passages"]
+        assert (best[0]["document"], best[0]["page"]) == ("bicycle.pdf", 2)
+    finally:
+        stop(second)
