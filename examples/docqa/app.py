@@ -5,6 +5,7 @@ nearest to it, naming their document and page. No external service: the model ru
 sandbox and the vector index is a SQLite file of numpy arrays. See README.md beside it.
 
     PUT uploads/tea.pdf ──> squall.object.created ──> index-document ──> index (SQLite)
+    DELETE uploads/tea.pdf ──> squall.object.removed ──> index-document (its chunks out)
     POST /ask {"question", "k"} ──> ask ──> top-k passages: document, page, score, text
     GET /documents              the indexed documents with their page and chunk counts
 
@@ -15,7 +16,8 @@ is forked from stays small and free of torch's threads.
 The index lives outside the platform's store, so its writes cannot commit with the
 invocation. Indexing a document replaces all its chunks in one transaction of the index,
 and skips a document whose indexed etag is the object's: an event delivered again changes
-nothing. A PDF pypdf cannot read raises ``CorruptPdf``, is retried, then dead-lettered.
+nothing. A removed PDF's chunks are taken out the same way. A PDF pypdf cannot read raises
+``CorruptPdf``, is retried, then dead-lettered.
 """
 
 import io
@@ -112,15 +114,18 @@ def read_pages(key, body):
 
 
 def replace_document(conn, document, etag, pages, rows):
-    """The document's chunks become ``rows`` in one transaction: all or nothing."""
+    """The document's chunks become ``rows`` in one transaction: all or nothing. An etag of
+    None takes the document out of the index."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("DELETE FROM chunks WHERE document = ?", (document,))
+        conn.execute("DELETE FROM documents WHERE document = ?", (document,))
+        if etag is None:
+            conn.execute("COMMIT")
+            return
         conn.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
         conn.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?) ON CONFLICT (document) DO UPDATE"
-            " SET etag = excluded.etag, pages = excluded.pages, chunks = excluded.chunks,"
-            " indexed_at = excluded.indexed_at",
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
             (document, etag, pages, len(rows), time.time()),
         )
         conn.execute("COMMIT")
@@ -133,16 +138,24 @@ def refuse(status: int, field: str, message: str) -> squall.Response:
     return squall.Response({"error": {"field": field, "message": message}}, status=status)
 
 
-@app.on_object("docs", events=["created"], prefix=UPLOADS, suffix=".pdf",
+@app.on_object("docs", events=["created", "removed"], prefix=UPLOADS, suffix=".pdf",
                name="index-document", init=load_model, concurrency=1, retries=2,
                timeout_s=120, memory_mb=MODEL_MEMORY_MB, env=MODEL_ENV,
                permissions=["bucket.read:docs"])
 def index_document(event, ctx):
-    """Splits the PDF into passages per page, embeds them in one batch, replaces its chunks."""
+    """Brings the index in line with the object as it is now, whichever event announced it:
+    a PDF is split into passages per page, embedded in one batch, and replaces the
+    document's chunks; a PDF no longer there takes its chunks out. Events delivered late
+    or out of order then still leave the index matching the bucket."""
     key = event["data"]["key"]
     conn, model = ctx.state["index"], ctx.state["model"]
-    stored = ctx.buckets["docs"].get(key)
     document = key.removeprefix(UPLOADS)
+    try:
+        stored = ctx.buckets["docs"].get(key)
+    except squall.NotFound:
+        replace_document(conn, document, None, 0, [])
+        ctx.logger.info("%s: removed from the index", document)
+        return {"document": document, "removed": True}
     seen = conn.execute("SELECT etag FROM documents WHERE document = ?", (document,)).fetchone()
     if seen is not None and seen[0] == stored.etag:
         ctx.logger.info("%s: already indexed at etag %s", document, stored.etag)

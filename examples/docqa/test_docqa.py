@@ -162,6 +162,22 @@ def test_a_corrupt_pdf_is_retried_then_dead_lettered(
     assert "broken.pdf" not in documents(url)
 
 
+def test_a_removed_pdf_leaves_the_index(
+    url: str, admin: httpx.Client, indexed: dict[str, dict[str, Any]]
+) -> None:
+    notes = ["Kettle notes. Descale the kettle every month with white vinegar and water."]
+    upload(admin, "uploads/kettle.pdf", pdf(notes))
+    wait_for(lambda: documents(url).get("kettle.pdf"), timeout=60)
+    question = {"question": "how often should I descale the kettle?", "k": 1}
+    assert ask(url, question).json()["passages"][0]["document"] == "kettle.pdf"
+
+    removed = admin.delete(OBJECT, params={"key": "uploads/kettle.pdf"})
+    assert removed.status_code in (200, 204), removed.text
+    wait_for(lambda: True if "kettle.pdf" not in documents(url) else None, timeout=60)
+    assert set(documents(url)) == {"tea.pdf", "bicycle.pdf"}
+    assert ask(url, question).json()["passages"][0]["document"] != "kettle.pdf"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
