@@ -103,6 +103,18 @@ def run_of(url: str) -> dict[str, Any]:
     return run
 
 
+def completed_items(url: str) -> int:
+    """Map iterations (child runs of the machine's branch workflow) that completed."""
+    response = httpx.get(
+        f"{url}/api/v1/workflows/runs",
+        params={"workflow": "durable-branch", "status": "completed"},
+        headers=AUTH,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return len(response.json()["runs"])
+
+
 def in_status(url: str, status: str) -> bool | None:
     return True if run_of(url)["status"] == status else None
 
@@ -128,7 +140,10 @@ def test_execution_survives_sigkill_in_a_task_a_wait_and_a_map(tmp_path: Path) -
         kill(proc)  # during the Wait
         proc, url = start_squall(tmp_path)
         wait_for(lambda: True if notes(log)["item-3-start"] else None, timeout=30)
-        kill(proc)  # during the Map: items 1 and 2 are done, item 3 is running
+        # Items 1, 2 and 4 checkpointed (a Task killed before its checkpoint lands runs
+        # again, at least once), item 3 still running.
+        wait_for(lambda: True if completed_items(url) == 3 else None, timeout=30)
+        kill(proc)  # during the Map: items 1, 2 and 4 are done, item 3 is running
         item_go.write_text("")
         proc, url = start_squall(tmp_path)
         wait_for(lambda: in_status(url, "completed"), timeout=60)
