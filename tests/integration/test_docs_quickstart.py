@@ -93,9 +93,12 @@ class Shell:
             time.sleep(0.3)
 
     def expand_make(self, words: list[str]) -> str:
+        # A newcomer's shell is no make recipe: drop what an enclosing `make test` passes
+        # down (MAKEFLAGS would make this make print "Entering directory" lines).
+        env = {k: v for k, v in self.env.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
         planned = subprocess.run(
-            ["make", "-n", *words[1:], f"PORT={self.ports['8787']}"], cwd=self.workdir,
-            capture_output=True, text=True, check=True,
+            ["make", "--no-print-directory", "-n", *words[1:], f"PORT={self.ports['8787']}"],
+            cwd=self.workdir, capture_output=True, text=True, check=True, env=env,
         ).stdout.strip().splitlines()
         return planned[-1]  # the venv exists already: only the server is left to start
 
