@@ -21,6 +21,7 @@ from squall.storage.protocols import (
     ResolveStep,
     StartRun,
     SuspendRun,
+    WakeJoins,
     WakeRun,
 )
 from squall.storage.sqlite.store import SqliteStore
@@ -165,3 +166,35 @@ async def test_start_run_creates_once_even_after_the_run_finished(store: SqliteS
     await store.commit([start_op("d2")])  # a trigger redelivered: no second run, no delivery
     assert await store.depth(WORKFLOW_QUEUE) == 0
     assert (await store.get_run("r1")) is not None
+
+
+def join_step(child: str) -> StepRecord:
+    return StepRecord(run_id="r1", seq=0, name=f"child:{child}", kind="join", status="waiting",
+                      started_at=1.0)
+
+
+async def test_a_join_on_a_finished_child_does_not_stay_suspended(store: SqliteStore) -> None:
+    # The child finished while the parent was recording its join: suspending is due at once.
+    delivery_id = await start(store)
+    await store.lease(WORKFLOW_QUEUE, 10, 60)
+    child = run("r1.5")
+    child.status = "completed"
+    await store.commit([PutRun(child), PutStep(join_step("r1.5"))])
+    now = time.time()
+    await store.commit([SuspendRun(delivery_id, "r1", 0, now + 3600, now)])
+    [again] = await store.lease(WORKFLOW_QUEUE, 10, 60)
+    assert again.id == delivery_id
+
+
+async def test_a_finishing_child_wakes_a_join_recorded_after_its_unit_was_built(
+    store: SqliteStore,
+) -> None:
+    delivery_id = await start(store)
+    await store.lease(WORKFLOW_QUEUE, 10, 60)
+    await store.commit([PutRun(run("r1.5")), PutStep(join_step("r1.5"))])
+    now = time.time()
+    await store.commit([SuspendRun(delivery_id, "r1", 0, now + 3600, now)])
+    assert await store.lease(WORKFLOW_QUEUE, 10, 60) == []  # the child runs: suspended
+    await store.commit([WakeJoins("r1.5", time.time())])  # in the unit that ends the child
+    [again] = await store.lease(WORKFLOW_QUEUE, 10, 60)
+    assert again.id == delivery_id

@@ -278,7 +278,18 @@ class StartRun(msgspec.Struct, frozen=True):
     delivery: Delivery
 
 
-WorkflowOp = PutRun | PutStep | ResolveStep | WakeRun | SuspendRun | CancelRun | StartRun
+class WakeJoins(msgspec.Struct, frozen=True):
+    """Make due the runs waiting (``wf.wait_child``) on child run ``child_id``, as the store
+    holds them when the unit applies: a join recorded while the child was finishing is not
+    missed (its parent's next replay ends it)."""
+
+    child_id: str
+    now: float
+
+
+WorkflowOp = (
+    PutRun | PutStep | ResolveStep | WakeRun | SuspendRun | CancelRun | StartRun | WakeJoins
+)
 
 Op = (
     Enqueue

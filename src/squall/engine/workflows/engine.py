@@ -73,6 +73,7 @@ from squall.storage.protocols import (
     StartRun,
     Store,
     SuspendRun,
+    WakeJoins,
     WakeRun,
 )
 
@@ -497,6 +498,8 @@ class Workflows:
             waits = [s for s in await self._store.pending_waits() if s.name == f"child:{run_id}"]
             for step in waits:
                 ops += _child_outcome(step, run, time.time())
+            # A join recorded after that read is woken in the unit's own transaction.
+            ops.append(WakeJoins(run_id, time.time()))
         return ops
 
     def _settle(

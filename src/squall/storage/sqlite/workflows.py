@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from squall.model.workflows import StepRecord, StepStatus, WorkflowRun
+from squall.model.workflows import RunStatus, StepRecord, StepStatus, WorkflowRun
 from squall.storage.protocols import (
     CancelRun,
     PutRun,
@@ -21,6 +21,7 @@ from squall.storage.protocols import (
     ResolveStep,
     StartRun,
     SuspendRun,
+    WakeJoins,
     WakeRun,
     WorkflowOp,
 )
@@ -58,12 +59,14 @@ WORKFLOW_RANK: dict[type, int] = {
     SuspendRun: 74,
     WakeRun: 75,
     StartRun: 76,
+    WakeJoins: 77,
 }
 
 _pack = msgspec.msgpack.encode
 _unpack_run = msgspec.msgpack.Decoder(WorkflowRun).decode
 _unpack_step = msgspec.msgpack.Decoder(StepRecord).decode
 _OPEN = (StepStatus.SLEEPING.value, StepStatus.WAITING.value)
+_FINISHED = tuple(status.value for status in RunStatus if status.finished)
 
 
 def apply_workflows(conn: sqlite3.Connection, kind: type, ops: Sequence[WorkflowOp]) -> None:
@@ -100,19 +103,48 @@ def apply_workflows(conn: sqlite3.Connection, kind: type, ops: Sequence[Workflow
         elif isinstance(op, ResolveStep):
             _resolve(conn, op)
         elif isinstance(op, SuspendRun):
+            # Due at once, not at `until`, when the awaited step ended meanwhile, a cancel
+            # was asked, or the step is a join whose child has finished already.
+            until = op.now if _joins_finished_child(conn, op.run_id, op.seq) else op.until
             conn.execute(
                 "UPDATE deliveries SET leased = 0, available_at = CASE"
                 " WHEN (SELECT status FROM wf_steps WHERE run_id = ? AND seq = ?) IN (?, ?)"
                 " AND (SELECT cancel FROM wf_runs WHERE id = ?) = 0 THEN ? ELSE ? END"
                 " WHERE id = ?",
-                (op.run_id, op.seq, *_OPEN, op.run_id, op.until, op.now, op.delivery_id),
+                (op.run_id, op.seq, *_OPEN, op.run_id, until, op.now, op.delivery_id),
             )
+        elif isinstance(op, WakeJoins):
+            # Read at apply time: a join committed after the unit was built is seen.
+            label = "child:" + op.child_id
+            for run_id, packed in conn.execute(
+                "SELECT run_id, step FROM wf_steps WHERE kind = 'join' AND status = 'waiting'"
+            ).fetchall():
+                if _unpack_step(packed).name == label:
+                    conn.execute(
+                        "UPDATE deliveries SET available_at = MIN(available_at, ?)"
+                        " WHERE queue >= 'wf:' AND queue < 'wf;' AND dedup_key = ?"
+                        " AND leased = 0",
+                        (op.now, run_id),
+                    )
         elif isinstance(op, WakeRun):
             conn.execute(
                 "UPDATE deliveries SET available_at = MIN(available_at, ?)"
                 " WHERE queue >= 'wf:' AND queue < 'wf;' AND dedup_key = ? AND leased = 0",
                 (op.now, op.run_id),
             )
+
+
+def _joins_finished_child(conn: sqlite3.Connection, run_id: str, seq: int) -> bool:
+    """Whether step ``seq`` of ``run_id`` is a join whose child run has finished."""
+    row = conn.execute(
+        "SELECT step FROM wf_steps WHERE run_id = ? AND seq = ? AND kind = 'join'",
+        (run_id, seq),
+    ).fetchone()
+    if row is None:
+        return False
+    child = _unpack_step(row[0]).name.removeprefix("child:")
+    found = conn.execute("SELECT status FROM wf_runs WHERE id = ?", (child,)).fetchone()
+    return found is not None and found[0] in _FINISHED
 
 
 def _resolve(conn: sqlite3.Connection, op: ResolveStep) -> None:
