@@ -23,6 +23,7 @@ from squall.errors import InitError, InvalidInput, SandboxCrashed, SquallError, 
 from squall.model.config import FunctionConfig
 from squall.model.invocation import DeadLetter, InvocationRecord, InvocationStatus
 from squall.observe.tracing import Context, Span
+from squall.runtime.pool import Pool
 from squall.runtime.protocol import Result
 from squall.runtime.sandbox import Sandbox, SandboxGone
 from squall.storage.protocols import (
@@ -77,8 +78,10 @@ class Dispatcher:
         self._waiter: asyncio.Future[None] | None = None  # set while run() sleeps
         self._woken = False
         self._inflight: dict[str, int] = {}  # leased, not yet settled
-        self._buffers: dict[str, collections.deque[Delivery]] = {}
-        self._workers: dict[str, int] = {}
+        # Leased deliveries by (function, version that serves them): a worker drains one
+        # version's buffer through sandboxes of that version.
+        self._buffers: dict[tuple[str, int], collections.deque[Delivery]] = {}
+        self._workers: dict[tuple[str, int], int] = {}
         self._low_water: dict[str, int] = {}  # buffer length that triggers the next lease
         self._tasks: set[asyncio.Task[None]] = set()
         self._due: dict[str, float] = {}  # function -> earliest time its queue has work
@@ -132,7 +135,7 @@ class Dispatcher:
                 # Outcomes still on their way to the store do not count: the lease that
                 # refills the buffer must not wait for them.
                 capacity = max(config.concurrency * PREFETCH, MIN_PREFETCH)
-                buffered = len(self._buffers.get(name, ()))
+                buffered = self._buffered(name)
                 budget = capacity - buffered
                 self._low_water[name] = capacity // 2
                 if buffered > capacity // 2:
@@ -151,33 +154,55 @@ class Dispatcher:
                 continue
             await self._sleep(POLL_S)
 
+    def _buffered(self, name: str) -> int:
+        return sum(len(buffer) for (fn, _), buffer in self._buffers.items() if fn == name)
+
     def _accept(self, config: FunctionConfig, deliveries: list[Delivery]) -> None:
         name = config.name
         self._inflight[name] = self._inflight.get(name, 0) + len(deliveries)
         if self._starter is not None and self._starter.starts(name):
             self._start_runs(self._starter, config, deliveries)
             return
-        buffer = self._buffers.setdefault(name, collections.deque())
-        buffer.extend(deliveries)
-        workers = self._workers.get(name, 0)
-        wanted = min(config.concurrency, workers + len(deliveries))
-        for _ in range(wanted - workers):
-            task = asyncio.create_task(self._work(name, buffer))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        self._workers[name] = max(workers, wanted)
+        by_version: dict[int, list[Delivery]] = {}
+        for delivery in deliveries:
+            try:
+                number = self._invoker.choose(name, delivery.headers.get("qualifier"))
+            except SquallError as exc:  # an alias or version that is gone
+                self._fail_unstarted(config, delivery, exc)
+                continue
+            by_version.setdefault(number, []).append(delivery)
+        for number, batch in by_version.items():
+            key = (name, number)
+            buffer = self._buffers.setdefault(key, collections.deque())
+            buffer.extend(batch)
+            workers = self._workers.get(key, 0)
+            wanted = min(config.concurrency, workers + len(batch))
+            for _ in range(wanted - workers):
+                task = asyncio.create_task(self._work(name, number, buffer))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self._workers[key] = max(workers, wanted)
 
-    async def _work(self, name: str, buffer: collections.deque[Delivery]) -> None:
-        """Drain ``buffer`` through one sandbox, kept while no sync caller waits for it.
+    async def _work(self, name: str, number: int, buffer: collections.deque[Delivery]) -> None:
+        """Drain ``buffer`` through one sandbox of version ``number``, kept while no sync
+        caller waits for it.
 
         Up to PIPELINE invocations sit in the sandbox's channel, so it starts the next
         one the moment it answers instead of waiting for the platform to send it.
         """
-        pool = self._invoker.pool(name)
         sandbox: Sandbox | None = None
         cold = False
         queued: collections.deque[_Sent] = collections.deque()
+        pool: Pool | None = None
         try:
+            pool = self._invoker.ready_pool(name, number)
+            if pool is None:
+                try:
+                    pool = await self._invoker.version_pool(name, number)
+                except SquallError as exc:  # the version's code cannot start
+                    while buffer:
+                        self._fail_unstarted(self._functions()[name], self._take(name, buffer), exc)
+                    return
             while buffer or queued:
                 while buffer and len(queued) < PIPELINE:
                     if sandbox is not None and pool.has_waiters:
@@ -194,6 +219,7 @@ class Dispatcher:
                             break
                     delivery = self._take(name, buffer)
                     record = self._record(config, delivery)
+                    record.version = str(number)
                     effects = Effects()
                     headers = delivery.headers
                     parent, delivered = self._trace(headers, name)
@@ -249,9 +275,9 @@ class Dispatcher:
                 self._running.pop(entry.record.id, None)
                 self._invoker.abandon(entry.sent)
                 _end(entry.span)
-            if sandbox is not None:
+            if sandbox is not None and pool is not None:
                 pool.release(sandbox, not sandbox.closed and not queued)
-            self._workers[name] -= 1
+            self._workers[(name, number)] -= 1
 
     def _start_runs(
         self, starter: RunStarter, config: FunctionConfig, deliveries: list[Delivery]
@@ -308,7 +334,7 @@ class Dispatcher:
     def _fail_unstarted(self, config: FunctionConfig, delivery: Delivery, exc: Exception) -> None:
         record = self._record(config, delivery)
         record.status = InvocationStatus.FAILED
-        if isinstance(exc, InitError):
+        if isinstance(exc, SquallError):
             record.error = exc.to_dict()
         else:
             record.error = SandboxCrashed(f"could not start a sandbox: {exc}").to_dict()

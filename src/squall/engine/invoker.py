@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from squall.engine.deploy.pools import VersionPools
 from squall.engine.effects import Effects
 from squall.errors import InitError, OutOfMemory, SandboxCrashed, Timeout
 from squall.model.config import FunctionConfig
 from squall.model.invocation import InvocationRecord, InvocationStatus
 from squall.observe.tracing import Context, Span, Tracing, end_invocation_span, traceparent_of
-from squall.runtime.launcher import Launcher, describe_exit
+from squall.runtime.launcher import describe_exit
 from squall.runtime.pool import Pool
 from squall.runtime.protocol import Invoke, Ready, Result
 from squall.runtime.sandbox import Sandbox, SandboxGone
@@ -27,14 +28,19 @@ class Invoker:
     # Makes a span per invocation attempt when set (the platform's tracing).
     tracing: Tracing | None = None
 
-    def __init__(self, pools: dict[str, Pool], launcher: Launcher, version: str) -> None:
+    def __init__(self, pools: VersionPools) -> None:
         self._pools = pools
-        self._launcher = launcher
-        self._version = version
         self._spans: dict[asyncio.Future[Result], Span] = {}  # sent -> its invocation's span
 
-    def pool(self, function: str) -> Pool:
-        return self._pools[function]
+    def choose(self, function: str, qualifier: str | None = None) -> int:
+        """The version that serves one call (an alias may split traffic between two)."""
+        return self._pools.choose(function, qualifier)
+
+    def ready_pool(self, function: str, number: int) -> Pool | None:
+        return self._pools.ready(function, number)
+
+    async def version_pool(self, function: str, number: int) -> Pool:
+        return await self._pools.pool(function, number)
 
     async def run(
         self,
@@ -46,14 +52,21 @@ class Invoker:
         kind: str = "json",
         effects: Effects | None = None,
         parent: Context | None = None,
+        qualifier: str | None = None,
     ) -> InvocationRecord:
         """Run ``payload`` through ``config``'s function; fill in and return ``record``.
 
-        What the invocation's calls do to platform state is held in ``effects``, for the
-        caller to commit with the invocation's success. Its span is a child of ``parent``
-        (None: of the current span).
+        ``qualifier`` (a version number or an alias) picks the version that serves it; the
+        record says which did. What the invocation's calls do to platform state is held in
+        ``effects``, for the caller to commit with the invocation's success. Its span is a
+        child of ``parent`` (None: of the current span).
         """
-        pool = self._pools[config.name]
+        number = self._pools.choose(config.name, qualifier)
+        pool = self._pools.ready(config.name, number) or await self._pools.pool(
+            config.name, number
+        )
+        record.version = str(number)
+        config = pool.config  # the version's own limits (memory, timeout)
         sandbox, cold = await pool.acquire(wait_s)
         healthy = False
         try:
@@ -138,7 +151,6 @@ class Invoker:
             raise
         ended = time.time()
 
-        record.version = self._version
         record.memory_mb = config.memory_mb
         record.start = started
         record.end = ended
@@ -189,7 +201,7 @@ class Invoker:
         status = None
         if sandbox.pid is not None:
             deadline = time.monotonic() + EXIT_STATUS_WAIT_S
-            while (status := self._launcher.exit_status(sandbox.pid)) is None:
+            while (status := self._pools.exit_status(sandbox.pid)) is None:
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.005)

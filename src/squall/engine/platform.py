@@ -18,6 +18,9 @@ from squall.engine.buckets.service import Buckets
 from squall.engine.bus import Buses, Published
 from squall.engine.bus_stats import BusStats
 from squall.engine.calls import SandboxCalls
+from squall.engine.deploy.bundle import MAX_BUNDLE_BYTES, Bundle, snapshot
+from squall.engine.deploy.pools import VersionPools
+from squall.engine.deploy.versions import VersionBook
 from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
 from squall.engine.effects import Effects, commit_or_hold
@@ -45,6 +48,7 @@ from squall.errors import InvalidInput, NotFound, SquallError
 from squall.model.archive import REPLAY_EXTENSION
 from squall.model.cloudevent import CloudEvent, with_traceparent
 from squall.model.config import FunctionConfig, Manifest
+from squall.model.deploys import split_qualifier
 from squall.model.ids import new_id
 from squall.model.invocation import (
     DeadLetter,
@@ -67,7 +71,7 @@ from squall.observe.tracing import (
     endpoint_from_env,
     traceparent_of,
 )
-from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
+from squall.runtime.launcher import Launcher, start_launcher
 from squall.runtime.pool import Pool
 from squall.security.keys import open_control
 from squall.storage import open_store
@@ -89,6 +93,21 @@ log = logging.getLogger("squall")
 MAINTENANCE_S = 0.025  # deadline granularity; memory is watched every 4th tick
 
 
+@dataclass(frozen=True)
+class Deployed:
+    """The code a platform serves: its bundle, the version book, each function's version."""
+
+    bundle: Bundle
+    book: VersionBook
+    serving: dict[str, int]
+
+
+def _qualified(name: str, qualifier: str | None) -> tuple[str, str | None]:
+    if qualifier is None and ":" in name:
+        return split_qualifier(name)
+    return name, qualifier
+
+
 @dataclass
 class PlatformConfig:
     app: str
@@ -105,6 +124,9 @@ class PlatformConfig:
     retention_sweep_s: float = 60.0  # how often the retention sweep runs
     trace_sample: float = 1.0  # share of new traces recorded (0..1); children follow parents
     otlp_endpoint: str | None = None  # also export spans over OTLP/HTTP (SQUALL_OTLP_ENDPOINT)
+    bundle: Bundle | None = None  # the deploy's code; None snapshots ``app``'s directory
+    deployed_by: str = "local"  # who a deploy's new versions are recorded as made by
+    max_bundle_bytes: int = MAX_BUNDLE_BYTES
 
 
 class Platform:
@@ -113,21 +135,34 @@ class Platform:
     bootstrap_key: str | None = None  # the admin key this start created, to show once
 
     def __init__(
-        self, config: PlatformConfig, manifest: Manifest, launcher: Launcher, store: Store
+        self,
+        config: PlatformConfig,
+        manifest: Manifest,
+        launcher: Launcher,
+        store: Store,
+        deployed: Deployed,
     ) -> None:
         self.config = config
         self.manifest = manifest
-        self._launcher = launcher
         self._store = store
+        self.bundle = deployed.bundle
         self._functions = {fn.name: fn for fn in manifest.functions}
         self._calls = SandboxCalls(self)  # ctx.publish, send, invoke … from the sandboxes
-        self._pools = {
-            fn.name: Pool(fn, launcher, self._calls.on_call, self._secret_values)
-            for fn in manifest.functions
-        }
+        self._pools = {fn.name: self._make_pool(fn, launcher) for fn in manifest.functions}
+        for name, pool in self._pools.items():
+            pool.version = deployed.serving[name]
+        self.versions = VersionPools(
+            deployed.book,
+            self._pools,
+            deployed.serving,
+            deployed.bundle.hash,
+            launcher,
+            self._make_pool,
+            config.data_dir,
+        )
         self._running: dict[str, InvocationRecord] = {}
         self._claims = Claims(store)
-        self._invoker = Invoker(self._pools, launcher, manifest.version)
+        self._invoker = Invoker(self.versions)
         self._buses = Buses(manifest.rules, manifest.version, lambda: self._functions)
         self.rule_book = RuleBook(
             store,
@@ -281,27 +316,39 @@ class Platform:
             lock.release()
             raise
 
+    def _make_pool(self, config: FunctionConfig, launcher: Launcher) -> Pool:
+        return Pool(config, launcher, self._calls.on_call, self._secret_values)
+
     @classmethod
     async def _start(cls, config: PlatformConfig, lock: DataDirLock) -> Platform:
-        zygote, loaded = await ZygoteLauncher.load(config.app)
-        launcher: Launcher = zygote
-        if not loaded.fork_safe:
-            log.warning(
-                "%s starts threads at import time; forking it is unsafe, so each sandbox"
-                " is a fresh interpreter (slower cold starts)",
-                config.app,
-            )
-            await zygote.close()
-            launcher = SpawnLauncher(config.app)
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await open_store(config.store or str(config.data_dir / "squall.db"))
+        bundle = config.bundle
+        if bundle is None:
+            bundle = await asyncio.to_thread(
+                snapshot, config.app, config.data_dir, config.max_bundle_bytes
+            )
+        launcher, loaded = await start_launcher(bundle.app_path)
+        try:
+            store = await open_store(config.store or str(config.data_dir / "squall.db"))
+        except BaseException:
+            await launcher.close()
+            raise
         try:
             control, bootstrap_key = await open_control(config.data_dir)
+            book = VersionBook(store)
+            await book.load()
+            await book.record(loaded.manifest, bundle.hash, bundle.app_ref, config.deployed_by)
         except BaseException:
             await store.close()
             await launcher.close()
             raise
-        platform = cls(config, loaded.manifest, launcher, store)
+        serving = {}
+        for fn in loaded.manifest.functions:
+            latest = book.latest(fn.name)
+            assert latest is not None  # record() made one for every function
+            serving[fn.name] = latest.number
+        deployed = Deployed(bundle, book, serving)
+        platform = cls(config, loaded.manifest, launcher, store, deployed)
         platform.control, platform.bootstrap_key = control, bootstrap_key
         platform._lock = lock
         await platform.schemas.load()
@@ -352,9 +399,7 @@ class Platform:
         await self._dispatcher.stop()
         await self._targets.stop()
         await self._queue_consumers.stop()
-        for pool in self._pools.values():
-            pool.close()
-        await self._launcher.close()
+        await self.versions.close()
         await self.tracing.shutdown()
         await self._store.close()
         await self.control.close()
@@ -367,7 +412,7 @@ class Platform:
             await asyncio.sleep(MAINTENANCE_S)
             tick += 1
             now = time.monotonic()
-            for pool in self._pools.values():
+            for pool in self.versions.all():
                 pool.enforce_deadlines(now)
                 if tick % 4 == 0:
                     pool.watch_memory()
@@ -375,6 +420,8 @@ class Platform:
                     pool.reap(now)
                 if pool.size < pool.config.min_instances:
                     await pool.prewarm()
+            if tick % 2400 == 0:  # once a minute
+                await self.versions.reap()
 
     # --- functions -----------------------------------------------------------------------
 
@@ -400,12 +447,14 @@ class Platform:
         return list(self._functions.values())
 
     def function_stats(self, name: str) -> dict[str, int]:
-        pool = self._pools[self.function(name).name]
+        pools = self.versions.of(self.function(name).name)
+        warm = sum(pool.warm for pool in pools)
+        busy = sum(len(pool.busy) for pool in pools)
         return {
-            "warm": pool.warm,
-            "busy": len(pool.busy),
-            "starting": pool.size - pool.warm - len(pool.busy),
-            "cold_starts": pool.cold_starts,
+            "warm": warm,
+            "busy": busy,
+            "starting": sum(pool.size for pool in pools) - warm - busy,
+            "cold_starts": sum(pool.cold_starts for pool in pools),
         }
 
     async def update_function(self, name: str, changes: dict[str, Any]) -> FunctionConfig:
@@ -414,7 +463,9 @@ class Platform:
             if target is not None:
                 self.function(target)
         self._functions[name] = config
-        self._pools[name].reconfigure(config)
+        for pool in self.versions.of(name):
+            # Older versions keep their own code's settings; the changes apply to them too.
+            pool.reconfigure(config if pool is self._pools[name] else pool.config.updated(changes))
         return config
 
     async def _stop_function(self, name: str) -> None:
@@ -422,7 +473,8 @@ class Platform:
         await self.update_function(name, {"concurrency": 0, "min_instances": 0})
 
     async def scale_to_zero(self, name: str) -> None:
-        self._pools[self.function(name).name].scale_to_zero()
+        for pool in self.versions.of(self.function(name).name):
+            pool.scale_to_zero()
 
     # --- invoking ------------------------------------------------------------------------
 
@@ -438,15 +490,21 @@ class Platform:
         invocation_id: str | None = None,
         also: Callable[[InvocationRecord], Sequence[Op]] | None = None,
         parent: Context | None = None,
+        qualifier: str | None = None,
     ) -> InvocationRecord:
         """Run a function now and return its record (a failure is in ``record.error``).
+
+        ``name`` may carry a qualifier (``resize:live``, ``resize:7``); unqualified calls go
+        to the ``live`` alias when there is one, else to the newest version.
 
         ``kind="http"`` marks ``payload`` as a JSON-encoded HttpRequest built by the
         gateway (the handler then gets a ``squall.Request``). ``also(record)`` gives ops to
         commit in the invocation's own unit (a stream consumer's checkpoint).
         """
+        name, qualifier = _qualified(name, qualifier)
         config = self.function(name)
         payload = check_payload(payload, self.config.max_sync_payload, "sync", kind)
+        self.versions.choose(name, qualifier)  # an unknown alias or version: 404 before work
         if idempotency_key is not None:
             existing = await self._claims.claim(name, idempotency_key)
             if existing is not None:
@@ -454,7 +512,7 @@ class Platform:
         record = InvocationRecord(
             id=invocation_id or new_id(),
             function=name,
-            version=self.manifest.version,
+            version="",
             trigger=trigger,
             status=InvocationStatus.RUNNING,
             attempt=1,
@@ -467,7 +525,7 @@ class Platform:
         try:
             await self._invoker.run(
                 config, record, payload, wait_s=self.config.sync_wait_s, kind=kind,
-                effects=effects, parent=parent,
+                effects=effects, parent=parent, qualifier=qualifier,
             )
         except BaseException:
             effects.discarded()
@@ -540,12 +598,16 @@ class Platform:
         available_at: float | None = None,
         effects: Effects | None = None,
         traceparent: str | None = None,
+        qualifier: str | None = None,
     ) -> InvocationRecord:
         """Durably queue an invocation (to run from ``available_at``, epoch s, if given);
         returns once it is committed to the store, or held in ``effects`` (an async invoke
         from a function, queued with the caller's success). It runs in the trace of
-        ``traceparent`` (default: the current span's)."""
+        ``traceparent`` (default: the current span's). ``name`` may carry a qualifier, as
+        for ``invoke``; the version is chosen when the invocation runs."""
+        name, qualifier = _qualified(name, qualifier)
         self.function(name)
+        self.versions.choose(name, qualifier)
         payload = check_payload(payload, self.config.max_async_payload, "async", kind)
         now = time.time()
         start = now if available_at is None else start_at(available_at, now)
@@ -556,7 +618,7 @@ class Platform:
         record = InvocationRecord(
             id=new_id(),
             function=name,
-            version=self.manifest.version,
+            version="",
             trigger=trigger,
             status=InvocationStatus.QUEUED,
             created_at=now,
@@ -564,6 +626,8 @@ class Platform:
             request_id=request_id,
         )
         headers = {"trigger": str(trigger), "kind": kind}
+        if qualifier is not None:
+            headers["qualifier"] = qualifier
         if request_id is not None:
             headers["request_id"] = request_id
         traceparent = traceparent or current_traceparent()

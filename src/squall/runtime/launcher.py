@@ -8,6 +8,7 @@ import time, where forking would copy a process in an unknown state.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -27,6 +28,8 @@ from squall.runtime.protocol import (
     decode_from_zygote,
     encode,
 )
+
+log = logging.getLogger("squall.runtime")
 
 ZYGOTE = [sys.executable, "-m", "squall.runtime.zygote"]
 
@@ -164,6 +167,20 @@ class SpawnLauncher:
         loop = asyncio.get_running_loop()
         for child in self._children.values():
             await loop.run_in_executor(None, _wait_or_kill, child)
+
+
+async def start_launcher(app_ref: str) -> tuple[Launcher, Loaded]:
+    """A zygote that imported ``app_ref``, or a spawning launcher when forking it is unsafe."""
+    zygote, loaded = await ZygoteLauncher.load(app_ref)
+    if loaded.fork_safe:
+        return zygote, loaded
+    log.warning(
+        "%s starts threads at import time; forking it is unsafe, so each sandbox"
+        " is a fresh interpreter (slower cold starts)",
+        app_ref,
+    )
+    await zygote.close()
+    return SpawnLauncher(app_ref), loaded
 
 
 def _wait_or_kill(process: subprocess.Popen[bytes]) -> None:

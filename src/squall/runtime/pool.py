@@ -24,6 +24,8 @@ SecretSource = Callable[[Sequence[str]], Awaitable[dict[str, str]]]
 
 
 class Pool:
+    version = 0  # the function version whose code the sandboxes run (0: not versioned)
+
     def __init__(
         self,
         config: FunctionConfig,

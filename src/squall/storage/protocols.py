@@ -21,6 +21,7 @@ from squall.model.schedules import ScheduleState
 from squall.model.schemas import SchemaRecord
 from squall.model.workflows import StepRecord, WorkflowRun
 from squall.storage.buckets import BucketOp, BucketStore
+from squall.storage.deploys import DeployOp, DeployStore
 from squall.storage.event_store import EventStore, EventStoreOp
 from squall.storage.logs import LogOp, PartitionedLog
 from squall.storage.tables import TableOp, TableStore
@@ -313,6 +314,7 @@ Op = (
     | WorkflowOp
     | EventStoreOp
     | TraceOp
+    | DeployOp
 )
 
 
@@ -485,6 +487,7 @@ class Store(
     WorkflowStore,
     EventStore,
     TraceStore,
+    DeployStore,
     Protocol,
 ):
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:

@@ -45,6 +45,12 @@ from squall.storage.sqlite.catalog import (
 )
 from squall.storage.sqlite.db import Database
 from squall.storage.sqlite.deliveries import ENQUEUE_SQL, delivery_row
+from squall.storage.sqlite.deploys import (
+    DEPLOYS_RANK,
+    DEPLOYS_SCHEMA,
+    DeployReads,
+    apply_deploys,
+)
 from squall.storage.sqlite.event_store import (
     EVENT_STORE_RANK,
     EVENT_STORE_SCHEMA,
@@ -113,6 +119,7 @@ _RANK: dict[type, int] = {
     **EVENT_STORE_RANK,
     **TRACE_RANK,
     ExpireLogs: 92,
+    **DEPLOYS_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -224,6 +231,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_event_store(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in TRACE_RANK:
             apply_traces(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in DEPLOYS_RANK:
+            apply_deploys(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -264,6 +273,7 @@ class SqliteStore(
     WorkflowReads,
     EventStoreReads,
     TraceReads,
+    DeployReads,
 ):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
@@ -274,7 +284,7 @@ class SqliteStore(
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
             + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA
-            + TRACES_SCHEMA
+            + TRACES_SCHEMA + DEPLOYS_SCHEMA
         )
         add_missing_columns(db.conn, "logs", LOG_COLUMNS)
         add_missing_columns(db.conn, "queue_messages", QUEUE_COLUMNS)

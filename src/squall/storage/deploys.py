@@ -1,0 +1,45 @@
+"""Stored deployments, function versions and aliases (see ``model.deploys``).
+
+Versions and deployments are append-only; an alias is one row per (function, name) that a
+deploy, a canary step or an operator rewrites.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from squall.model.deploys import Alias, Deployment, FunctionVersion
+
+
+class PutVersion(msgspec.Struct, frozen=True):
+    version: FunctionVersion
+
+
+class PutDeployment(msgspec.Struct, frozen=True):
+    deployment: Deployment
+
+
+class PutAlias(msgspec.Struct, frozen=True):
+    alias: Alias
+
+
+class DeleteAlias(msgspec.Struct, frozen=True):
+    function: str
+    name: str
+
+
+DeployOp = PutVersion | PutDeployment | PutAlias | DeleteAlias
+
+
+class DeployStore(Protocol):
+    async def list_versions(self, function: str | None = None) -> list[FunctionVersion]:
+        """Versions oldest first (by function, then number)."""
+        ...
+
+    async def list_aliases(self) -> list[Alias]: ...
+
+    async def list_deployments(self, limit: int = 50) -> list[Deployment]:
+        """Deployments newest first."""
+        ...
