@@ -650,6 +650,68 @@ class SquallClient:
     def rebuild_projection(self, name: str) -> dict[str, Any]:
         return self._json("POST", _path("projections", name, "rebuild"))
 
+    # deploys
+
+    def deploy(
+        self,
+        bundle: bytes,
+        app: str,
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+        canary: dict[str, str] | None = None,
+        deployer: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a bundle (gzipped tar of the app's directory); answers the plan and whether
+        it was applied. ``canary`` holds the query options: canary, for, steps, rollback_on."""
+        params: dict[str, str] = {"app": app, **(canary or {})}
+        if prune:
+            params["prune"] = "true"
+        if dry_run:
+            params["dry_run"] = "true"
+        headers = {"content-type": "application/gzip"}
+        if deployer:
+            headers["x-squall-deployer"] = deployer
+        return self._json(
+            "POST", "/deployments", params=params, content=bundle, headers=headers,
+            timeout=max(self._http.timeout.read or 0, 120.0),
+        )
+
+    def deployments(self, limit: int = 50) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._json(
+            "GET", "/deployments", params={"limit": limit}
+        )["deployments"]
+        return data
+
+    def versions(self, function: str) -> dict[str, Any]:
+        return self._json("GET", _path("functions", function, "versions"))
+
+    def aliases(self, function: str) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._json(
+            "GET", _path("functions", function, "aliases")
+        )["aliases"]
+        return data
+
+    def set_alias(
+        self, function: str, alias: str, version: int, canary: int | None = None, weight: int = 0
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"version": version, "weight": weight}
+        if canary is not None:
+            body["canary"] = canary
+        return self._json("PUT", _path("functions", function, "aliases", alias), json=body)
+
+    def delete_alias(self, function: str, alias: str) -> None:
+        response = self._send("DELETE", _path("functions", function, "aliases", alias))
+        if response.is_error:
+            raise _error(response)
+
+    def rollback(self, function: str, alias: str = "live") -> dict[str, Any]:
+        return self._json("POST", _path("functions", function, "rollback"), json={"alias": alias})
+
+    def canaries(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._json("GET", "/canaries")["canaries"]
+        return data
+
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
         if response.is_error:

@@ -26,6 +26,7 @@ from squall.cli.common import (
     session,
 )
 from squall.cli.cost import cost
+from squall.cli.deploys import alias, deploy, deployments, plan, rollback, versions
 from squall.cli.dlq import dlq
 from squall.cli.es import es, projections
 from squall.cli.events import events, publish
@@ -84,6 +85,12 @@ app.add_typer(buckets, name="buckets")
 app.add_typer(tables, name="tables")
 app.command()(metrics)
 app.command()(cost)
+app.command()(deploy)
+app.command()(plan)
+app.command()(versions)
+app.add_typer(alias, name="alias")
+app.command()(rollback)
+app.command()(deployments)
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024
@@ -106,7 +113,14 @@ class Level(StrEnum):
 
 @app.command()
 def up(
-    app_ref: Annotated[str, typer.Argument(metavar="APP", help="app.py path or module:attr.")],
+    app_ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[APP]",
+            help="app.py path or module:attr (default: the data dir's last deployment).",
+            show_default=False,
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 8787,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     data_dir: Annotated[Path, typer.Option(help="Where the embedded store lives.")] = Path(
@@ -155,7 +169,8 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Start the platform for APP and serve it until Ctrl-C or SIGTERM."""
+    """Start the platform for APP and serve it until Ctrl-C or SIGTERM; without APP, serve
+    what was last deployed to the data dir (squall deploy --to this platform)."""
     # Imported here so client commands do not pay for the engine and uvicorn.
     from squall.engine.platform import PlatformConfig
     from squall.gateway.server import ListenError, serve
@@ -171,7 +186,7 @@ def up(
     configure(log_format.value if log_format else None)
 
     config = PlatformConfig(
-        app=app_ref,
+        app=app_ref or "",
         data_dir=data_dir,
         max_sync_payload=max_sync_payload,
         max_async_payload=max_async_payload,

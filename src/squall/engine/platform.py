@@ -13,12 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from squall.engine.archive import Archives
 from squall.engine.buckets.service import Buckets
 from squall.engine.bus import Buses, Published
 from squall.engine.bus_stats import BusStats
 from squall.engine.calls import SandboxCalls
-from squall.engine.deploy.bundle import MAX_BUNDLE_BYTES, Bundle, snapshot
+from squall.engine.deploy.bundle import (
+    MAX_BUNDLE_BYTES,
+    Bundle,
+    bundles_dir,
+    existing,
+    snapshot,
+)
+from squall.engine.deploy.canary import Canaries
 from squall.engine.deploy.pools import VersionPools
 from squall.engine.deploy.versions import VersionBook
 from squall.engine.destinations import function_of, queue_name
@@ -44,11 +53,11 @@ from squall.engine.tables.service import Tables
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
 from squall.engine.workflows import Workflows, WorkflowSettings
-from squall.errors import InvalidInput, NotFound, SquallError
+from squall.errors import ConfigError, InvalidInput, NotFound, SquallError
 from squall.model.archive import REPLAY_EXTENSION
 from squall.model.cloudevent import CloudEvent, with_traceparent
 from squall.model.config import FunctionConfig, Manifest
-from squall.model.deploys import split_qualifier
+from squall.model.deploys import Deployment, split_qualifier
 from squall.model.ids import new_id
 from squall.model.invocation import (
     DeadLetter,
@@ -94,6 +103,53 @@ MAINTENANCE_S = 0.025  # deadline granularity; memory is watched every 4th tick
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A deploy's code, loaded in its zygote: what a platform start serves."""
+
+    bundle: Bundle
+    launcher: Launcher
+    manifest: Manifest
+    kept: frozenset[str] = frozenset()  # functions a deploy kept, served from older bundles
+    extra: Sequence[Op] = ()  # committed with the deployment (a canary's alias)
+
+
+async def prepare(app_ref: str, data_dir: Path, limit: int = MAX_BUNDLE_BYTES) -> Prepared:
+    """Snapshot ``app_ref``'s directory and load it: the code of a local deploy."""
+    bundle = await asyncio.to_thread(snapshot, app_ref, data_dir, limit)
+    return await load_bundle(bundle)
+
+
+async def load_bundle(bundle: Bundle) -> Prepared:
+    launcher, loaded = await start_launcher(bundle.app_path)
+    return Prepared(bundle, launcher, loaded.manifest)
+
+
+async def restore(book: VersionBook, data_dir: Path) -> Prepared:
+    """The data dir's last deployment, loaded again (``squall up`` without an app)."""
+    last = book.last
+    if last is None:
+        raise ConfigError(
+            f"nothing is deployed in {str(data_dir)!r}: give an app (squall up app.py), or"
+            " start with one and deploy to it (squall deploy app.py --to URL)",
+            field="app",
+        )
+    bundle = existing(data_dir, last.bundle, last.app_ref)
+    if bundle is None:
+        raise ConfigError(
+            f"the last deployment's bundle {last.bundle} is missing from"
+            f" {str(bundles_dir(data_dir))!r}: deploy the app again",
+            field="app",
+        )
+    launcher, loaded = await start_launcher(bundle.app_path)
+    kept = frozenset(
+        name for name, number in last.versions.items()
+        if book.get(name, number).bundle != last.bundle
+    )
+    manifest = msgspec.structs.replace(last.manifest, version=loaded.manifest.version)
+    return Prepared(bundle, launcher, manifest, kept)
+
+
+@dataclass(frozen=True)
 class Deployed:
     """The code a platform serves: its bundle, the version book, each function's version."""
 
@@ -124,7 +180,6 @@ class PlatformConfig:
     retention_sweep_s: float = 60.0  # how often the retention sweep runs
     trace_sample: float = 1.0  # share of new traces recorded (0..1); children follow parents
     otlp_endpoint: str | None = None  # also export spans over OTLP/HTTP (SQUALL_OTLP_ENDPOINT)
-    bundle: Bundle | None = None  # the deploy's code; None snapshots ``app``'s directory
     deployed_by: str = "local"  # who a deploy's new versions are recorded as made by
     max_bundle_bytes: int = MAX_BUNDLE_BYTES
 
@@ -133,6 +188,7 @@ class Platform:
     control: ControlStore  # API keys and secrets
     _lock: DataDirLock
     bootstrap_key: str | None = None  # the admin key this start created, to show once
+    kept: frozenset[str] = frozenset()  # functions served from older bundles
 
     def __init__(
         self,
@@ -148,7 +204,11 @@ class Platform:
         self.bundle = deployed.bundle
         self._functions = {fn.name: fn for fn in manifest.functions}
         self._calls = SandboxCalls(self)  # ctx.publish, send, invoke … from the sandboxes
-        self._pools = {fn.name: self._make_pool(fn, launcher) for fn in manifest.functions}
+        self._pools = {
+            fn.name: self._make_pool(fn, launcher)
+            for fn in manifest.functions
+            if deployed.book.get(fn.name, deployed.serving[fn.name]).bundle == self.bundle.hash
+        }
         for name, pool in self._pools.items():
             pool.version = deployed.serving[name]
         self.versions = VersionPools(
@@ -283,7 +343,14 @@ class Platform:
             publish=self.publish,
             stop=self._stop_function,
         )
-        self._invoker.observe = self.observability.observe
+        self.canaries = Canaries(store, deployed.book, self.publish)
+        observe = self.observability.observe
+
+        def observed(record: InvocationRecord) -> None:
+            observe(record)
+            self.canaries.observe(record)
+
+        self._invoker.observe = observed
         self.events_store = EventStoreService(
             store, lambda events: self.event_ops(events), lambda: self.projections.wake()
         )
@@ -307,11 +374,15 @@ class Platform:
     # --- lifecycle -----------------------------------------------------------------------
 
     @classmethod
-    async def start(cls, config: PlatformConfig) -> Platform:
-        """Import the app in its zygote, open the store, recover leases, start serving."""
+    async def start(cls, config: PlatformConfig, prepared: Prepared | None = None) -> Platform:
+        """Import the app in its zygote, open the store, recover leases, start serving.
+
+        The code served is ``prepared`` (a deploy's), else a snapshot of ``config.app``, else
+        (no app given) the data dir's last deployment.
+        """
         lock = DataDirLock(config.data_dir)
         try:
-            return await cls._start(config, lock)
+            return await cls._start(config, lock, prepared)
         except BaseException:
             lock.release()
             raise
@@ -320,35 +391,44 @@ class Platform:
         return Pool(config, launcher, self._calls.on_call, self._secret_values)
 
     @classmethod
-    async def _start(cls, config: PlatformConfig, lock: DataDirLock) -> Platform:
+    async def _start(
+        cls, config: PlatformConfig, lock: DataDirLock, prepared: Prepared | None
+    ) -> Platform:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        bundle = config.bundle
-        if bundle is None:
-            bundle = await asyncio.to_thread(
-                snapshot, config.app, config.data_dir, config.max_bundle_bytes
-            )
-        launcher, loaded = await start_launcher(bundle.app_path)
+        if prepared is None and config.app:
+            prepared = await prepare(config.app, config.data_dir, config.max_bundle_bytes)
         try:
             store = await open_store(config.store or str(config.data_dir / "squall.db"))
         except BaseException:
-            await launcher.close()
+            if prepared is not None:
+                await prepared.launcher.close()
             raise
         try:
             control, bootstrap_key = await open_control(config.data_dir)
             book = VersionBook(store)
             await book.load()
-            await book.record(loaded.manifest, bundle.hash, bundle.app_ref, config.deployed_by)
+            if prepared is None:
+                prepared = await restore(book, config.data_dir)
+            await book.record(
+                prepared.manifest,
+                prepared.bundle.hash,
+                prepared.bundle.app_ref,
+                config.deployed_by,
+                kept=prepared.kept,
+                extra=prepared.extra,
+            )
         except BaseException:
             await store.close()
-            await launcher.close()
+            if prepared is not None:
+                await prepared.launcher.close()
             raise
-        serving = {}
-        for fn in loaded.manifest.functions:
-            latest = book.latest(fn.name)
-            assert latest is not None  # record() made one for every function
-            serving[fn.name] = latest.number
-        deployed = Deployed(bundle, book, serving)
-        platform = cls(config, loaded.manifest, launcher, store, deployed)
+        assert book.last is not None  # record() made one, or found an equal one
+        serving = dict(book.last.versions)
+        deployed = Deployed(prepared.bundle, book, serving)
+        platform = cls(config, prepared.manifest, prepared.launcher, store, deployed)
+        platform.kept = prepared.kept
+        for name in prepared.kept:  # served from an older bundle: start its zygote now
+            await platform.versions.adopt(name)
         platform.control, platform.bootstrap_key = control, bootstrap_key
         platform._lock = lock
         await platform.schemas.load()
@@ -366,6 +446,7 @@ class Platform:
         await platform.buckets.load()
         await platform.workflows.load()
         await platform.projections.start()
+        await platform.canaries.load()
         platform._tasks = [
             asyncio.create_task(platform.buckets.sweep_forever()),
             asyncio.create_task(platform._queue_consumers.run()),
@@ -380,6 +461,7 @@ class Platform:
             asyncio.create_task(platform._delayed.run()),
             asyncio.create_task(platform.workflows.run()),
             asyncio.create_task(platform.retention.sweep_forever()),
+            asyncio.create_task(platform.canaries.run()),
         ]
         await platform.observability.budgets.load()
         platform._tasks += [asyncio.create_task(loop) for loop in platform.observability.tasks()]
@@ -814,6 +896,9 @@ class Platform:
         return await self.workflows.history(run_id)
 
     # --- reading -------------------------------------------------------------------------
+
+    async def list_deployments(self, limit: int = 50) -> list[Deployment]:
+        return await self._store.list_deployments(limit)
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord:
         running = self._running.get(invocation_id)

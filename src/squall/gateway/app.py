@@ -17,6 +17,7 @@ from squall.gateway.archive_api import ArchiveAPI
 from squall.gateway.auth import AdminAuthMiddleware
 from squall.gateway.buckets_api import BucketsAPI
 from squall.gateway.buses_api import BusesAPI
+from squall.gateway.deploys_api import DeploysAPI
 from squall.gateway.errors import EXCEPTION_HANDLERS
 from squall.gateway.es_api import EventStoreAPI
 from squall.gateway.events_api import EventsAPI
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from squall.engine.platform import Platform
+    from squall.gateway.host import Host
 
     Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
@@ -57,8 +59,10 @@ def create_app(
     *,
     lifespan: Lifespan | None = None,
     authorizer: Authorizer | None = None,
+    host: Host | None = None,
 ) -> Starlette:
-    """The gateway for a started ``platform``; ``lifespan`` lets the server own its shutdown."""
+    """The gateway for a started ``platform``; ``lifespan`` lets the server own its shutdown.
+    ``host`` (the server's) takes deploys; without it ``POST /deployments`` is refused."""
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -98,6 +102,7 @@ def create_app(
         *WorkflowsAPI(platform.workflows).routes(),
         *EventStoreAPI(platform.events_store, platform.projections).routes(),
         *TracesAPI(platform.traces).routes(),
+        *DeploysAPI(platform, host).routes(),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

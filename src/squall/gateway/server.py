@@ -2,8 +2,8 @@
 
 The platform starts before uvicorn so a bad app surfaces as a plain ``ConfigError`` (not a
 logged lifespan traceback), and the listening socket is bound before the platform starts so a
-busy port fails fast. Shutdown goes through the ASGI lifespan, which uvicorn runs on Ctrl-C or
-SIGTERM before it returns.
+busy port fails fast. Uvicorn serves the ``Host``, which swaps platforms on deploys; shutdown
+goes through the ASGI lifespan, which uvicorn runs on Ctrl-C or SIGTERM before it returns.
 """
 
 from __future__ import annotations
@@ -11,14 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import uvicorn
-from starlette.applications import Starlette
-
-from squall.gateway.app import create_app
 
 if TYPE_CHECKING:
     from squall.engine.platform import Platform, PlatformConfig
@@ -47,6 +43,7 @@ async def serve_async(
     config: PlatformConfig, host: str, port: int, on_ready: OnReady | None = None
 ) -> None:
     from squall.engine.platform import Platform
+    from squall.gateway.host import Host
 
     sock = bind(host, port)
     try:
@@ -54,38 +51,22 @@ async def serve_async(
     except BaseException:
         sock.close()
         raise
-    stopped = False
-
-    async def stop() -> None:
-        nonlocal stopped
-        if not stopped:
-            stopped = True
-            await platform.stop()
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await stop()
-
     bound = sock.getsockname()
     url = f"http://{_url_host(host)}:{bound[1]}"
-    platform.buckets.base_url = url  # ctx.presign gives full URLs
     try:
-        app = create_app(platform, lifespan=lifespan)
+        served = Host(config, platform, url)
     except BaseException:
-        await stop()
+        await platform.stop()
         sock.close()
         raise
     server = _Server(
-        uvicorn.Config(app, loop="asyncio", log_level="warning", lifespan="on"),
-        on_started=(lambda: on_ready(platform, url)) if on_ready else None,
+        uvicorn.Config(served, loop="asyncio", log_level="warning", lifespan="on"),
+        on_started=(lambda: on_ready(served.platform, url)) if on_ready else None,
     )
     try:
         await server.serve(sockets=[sock])
     finally:
-        await stop()
+        await served.stop()
         sock.close()
 
 

@@ -10,7 +10,7 @@ from typing import Protocol
 
 import msgspec
 
-from squall.model.deploys import Alias, Deployment, FunctionVersion
+from squall.model.deploys import Alias, Canary, Deployment, FunctionVersion
 
 
 class PutVersion(msgspec.Struct, frozen=True):
@@ -30,7 +30,11 @@ class DeleteAlias(msgspec.Struct, frozen=True):
     name: str
 
 
-DeployOp = PutVersion | PutDeployment | PutAlias | DeleteAlias
+class PutCanary(msgspec.Struct, frozen=True):
+    canary: Canary
+
+
+DeployOp = PutVersion | PutDeployment | PutAlias | DeleteAlias | PutCanary
 
 
 class DeployStore(Protocol):
@@ -42,4 +46,8 @@ class DeployStore(Protocol):
 
     async def list_deployments(self, limit: int = 50) -> list[Deployment]:
         """Deployments newest first."""
+        ...
+
+    async def list_canaries(self) -> list[Canary]:
+        """The last canary of each (function, alias), running or ended."""
         ...

@@ -50,13 +50,17 @@ class VersionPools:
         self._others: dict[tuple[str, int], Pool] = {}
         self._used: dict[tuple[str, int], float] = {}
 
+    def serving(self, function: str) -> int | None:
+        """The version the deployment serves ``function`` with (aliases aside)."""
+        return self._serving.get(function)
+
     def choose(self, function: str, qualifier: str | None = None) -> int:
         return self.book.choose(function, qualifier)
 
     def ready(self, function: str, number: int) -> Pool | None:
         """The version's pool when it exists (no waiting): the hot path's lookup."""
         if self._serving.get(function) == number:
-            return self._current[function]
+            return self._current.get(function)
         pool = self._others.get((function, number))
         if pool is not None:
             self._used[(function, number)] = time.monotonic()
@@ -75,6 +79,15 @@ class VersionPools:
             found.version = number
         self._used[key] = time.monotonic()
         return found
+
+    async def adopt(self, function: str) -> None:
+        """Start the pool of ``function``'s deployed version, which lives in an older
+        bundle (a deploy without prune kept the function)."""
+        number = self._serving[function]
+        version = self.book.get(function, number)
+        launcher = await self._launcher(version.bundle, version.app_ref)
+        pool = self._current[function] = self._make_pool(version.config, launcher)
+        pool.version = number
 
     async def _launcher(self, bundle: str, app_ref: str) -> Launcher:
         launcher = self._launchers.get(bundle)

@@ -107,13 +107,22 @@ class VersionBook:
     # --- deploys -------------------------------------------------------------------------
 
     def changes(
-        self, manifest: Manifest, bundle: str, app_ref: str, who: str, now: float | None = None
+        self,
+        manifest: Manifest,
+        bundle: str,
+        app_ref: str,
+        who: str,
+        kept: frozenset[str] = frozenset(),
     ) -> tuple[list[FunctionVersion], dict[str, int]]:
-        """The versions a deploy of ``manifest`` makes, and each function's newest after it."""
-        now = time.time() if now is None else now
+        """The versions a deploy of ``manifest`` makes, and the version each function serves
+        after it (a ``kept`` function, not in the deploy's bundle, keeps the one it had)."""
+        now = time.time()
         new: list[FunctionVersion] = []
         serving: dict[str, int] = {}
         for config in manifest.functions:
+            if config.name in kept:
+                serving[config.name] = self._served(config.name)
+                continue
             digest = version_hash(bundle, config)
             latest = self.latest(config.name)
             if latest is not None and latest.hash == digest:
@@ -133,13 +142,33 @@ class VersionBook:
             serving[config.name] = version.number
         return new, serving
 
+    def _served(self, function: str) -> int:
+        """The version the last deployment served ``function`` with."""
+        if self.last is not None and function in self.last.versions:
+            return self.last.versions[function]
+        latest = self.latest(function)
+        if latest is None:
+            raise NotFound(f"function {function!r} has no version to keep", function=function)
+        return latest.number
+
     async def record(
-        self, manifest: Manifest, bundle: str, app_ref: str, who: str, extra: Sequence[Op] = ()
+        self,
+        manifest: Manifest,
+        bundle: str,
+        app_ref: str,
+        who: str,
+        kept: frozenset[str] = frozenset(),
+        extra: Sequence[Op] = (),
     ) -> tuple[list[FunctionVersion], Deployment | None]:
         """Commit the versions and the deployment a deploy makes; nothing when unchanged."""
-        new, serving = self.changes(manifest, bundle, app_ref, who)
+        new, serving = self.changes(manifest, bundle, app_ref, who, kept)
         unchanged = (
-            not new and self.last is not None and self.last.manifest == _unversioned(manifest)
+            not new
+            and not extra
+            and self.last is not None
+            and self.last.bundle == bundle
+            and self.last.versions == serving
+            and self.last.manifest == _unversioned(manifest)
         )
         if unchanged:
             return [], None
@@ -157,6 +186,9 @@ class VersionBook:
         await self._store.commit(ops)
         for version in new:
             self._versions.setdefault(version.function, []).append(version)
+        for op in extra:
+            if isinstance(op, PutAlias):
+                self.remember(op.alias)
         self.last, self.deployments = deployment, deployment.seq
         return new, deployment
 
@@ -181,17 +213,49 @@ class VersionBook:
                 f"alias {name!r}: weight={weight} needs a canary version to send it to",
                 field="weight",
             )
+        before = self._aliases.get((function, name))
+        previous = before.previous if before is not None else None
+        if before is not None and before.version != version:
+            previous = before.version
         return Alias(
             function=function,
             name=name,
             version=version,
-            canary=canary if weight or canary is not None else None,
+            canary=canary,
             weight=weight,
+            previous=previous,
             updated_at=time.time(),
         )
 
-    def alias_ops(self, alias: Alias) -> list[Op]:
-        return [PutAlias(alias)]
+    def rollback_target(self, function: str, name: str) -> int:
+        """The version a rollback of alias ``name`` goes to: the one it pointed at before,
+        or (no alias yet) the version before the newest."""
+        alias = self._aliases.get((function, name))
+        if alias is not None:
+            if alias.canary is not None and alias.weight:
+                return alias.version  # a split: all traffic back to the primary
+            if alias.previous is not None:
+                return alias.previous
+            raise InvalidInput(
+                f"alias {name!r} of {function!r} has pointed only at version {alias.version}:"
+                " there is nothing to roll back to (set it with squall alias set)",
+                field="alias",
+            )
+        versions = self._versions.get(function, [])
+        if len(versions) < 2:
+            raise InvalidInput(
+                f"function {function!r} has one version: there is nothing to roll back to",
+                field="function",
+            )
+        current = self.choose(function)
+        older = [v.number for v in versions if v.number < current]
+        if not older:
+            raise InvalidInput(
+                f"function {function!r} serves its first version {current}: there is nothing"
+                " older to roll back to",
+                field="function",
+            )
+        return older[-1]
 
     async def set_alias(
         self, function: str, name: str, version: int, canary: int | None = None, weight: int = 0

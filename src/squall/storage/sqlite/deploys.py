@@ -8,8 +8,15 @@ from typing import Any
 
 import msgspec
 
-from squall.model.deploys import Alias, Deployment, FunctionVersion
-from squall.storage.deploys import DeleteAlias, DeployOp, PutAlias, PutDeployment, PutVersion
+from squall.model.deploys import Alias, Canary, Deployment, FunctionVersion
+from squall.storage.deploys import (
+    DeleteAlias,
+    DeployOp,
+    PutAlias,
+    PutCanary,
+    PutDeployment,
+    PutVersion,
+)
 from squall.storage.sqlite.db import Database
 
 DEPLOYS_SCHEMA = """
@@ -27,6 +34,13 @@ CREATE TABLE IF NOT EXISTS aliases (
     PRIMARY KEY (function, name)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS canaries (
+    function TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (function, alias)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS deployments (
     seq INTEGER PRIMARY KEY,
     body BLOB NOT NULL
@@ -39,12 +53,14 @@ DEPLOYS_RANK: dict[type, int] = {
     PutDeployment: 101,
     DeleteAlias: 102,
     PutAlias: 103,
+    PutCanary: 104,
 }
 
 _pack = msgspec.json.encode
 _unpack_version = msgspec.json.Decoder(FunctionVersion).decode
 _unpack_alias = msgspec.json.Decoder(Alias).decode
 _unpack_deployment = msgspec.json.Decoder(Deployment).decode
+_unpack_canary = msgspec.json.Decoder(Canary).decode
 
 
 def apply_deploys(conn: sqlite3.Connection, kind: type, ops: Sequence[DeployOp]) -> None:
@@ -65,6 +81,12 @@ def apply_deploys(conn: sqlite3.Connection, kind: type, ops: Sequence[DeployOp])
             "INSERT OR REPLACE INTO aliases (function, name, body) VALUES (?, ?, ?)",
             [(op.alias.function, op.alias.name, _pack(op.alias)) for op in ops
              if isinstance(op, PutAlias)],
+        )
+    elif kind is PutCanary:
+        conn.executemany(
+            "INSERT OR REPLACE INTO canaries (function, alias, body) VALUES (?, ?, ?)",
+            [(op.canary.function, op.canary.alias, _pack(op.canary)) for op in ops
+             if isinstance(op, PutCanary)],
         )
     elif kind is DeleteAlias:
         conn.executemany(
@@ -95,3 +117,7 @@ class DeployReads:
     async def list_deployments(self, limit: int = 50) -> list[Deployment]:
         rows = self._db.read("SELECT body FROM deployments ORDER BY seq DESC LIMIT ?", (limit,))
         return [_unpack_deployment(row[0]) for row in rows]
+
+    async def list_canaries(self) -> list[Canary]:
+        rows = self._db.read("SELECT body FROM canaries ORDER BY function, alias")
+        return [_unpack_canary(row[0]) for row in rows]
