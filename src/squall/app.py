@@ -362,7 +362,7 @@ class App:
 
         def register(handler: F) -> F:
             fn = function or handler.__name__.replace("_", "-")
-            self._declare(fn, handler, function_options)
+            self._declare(fn, handler, {**function_options, "name": fn})
             count = len([s for s in self.schedules if s.function == fn])
             config = ScheduleConfig(
                 name=name or (fn if count == 0 else f"{fn}-{count}"),

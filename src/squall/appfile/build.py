@@ -102,20 +102,24 @@ def _workflow(app: App, name: str, path: str, options: dict[str, Any], imports: 
 def _state_machine(
     app: App, name: str, path: str, options: dict[str, Any], imports: Imports
 ) -> None:
-    definition: Any
-    if "definition_file" in options:
-        if "definition" in options:
-            raise ConfigError(
-                f"{path}: give definition or definition_file, not both",
-                field=join(path, "definition"),
-            )
-        where = join(path, "definition_file")
-        definition = imports.file(options.pop("definition_file"), where)
-    else:
-        definition = _required(options, "definition", path, also="definition_file")
-        definition = convert(definition, dict[str, Any] | str, join(path, "definition"))
+    text, file = options.pop("definition", None), options.pop("definition_file", None)
     args = _function_options(options, path, imports, owner="a state machine",
-                             own=App.state_machine, extra=("definition_file",))
+                             own=App.state_machine, extra=("definition", "definition_file"))
+    definition: Any
+    if text is not None and file is not None:
+        raise ConfigError(
+            f"{path}: give definition or definition_file, not both",
+            field=join(path, "definition"),
+        )
+    if file is not None:
+        definition = imports.file(file, join(path, "definition_file"))
+    elif text is not None:
+        definition = convert(text, dict[str, Any] | str, join(path, "definition"))
+    else:
+        raise ConfigError(
+            f"{path}: missing required key definition or definition_file",
+            field=join(path, "definition"),
+        )
     _call(path, partial(app.state_machine, name, definition=definition, **args))
 
 

@@ -106,7 +106,9 @@ class Level(StrEnum):
 
 @app.command()
 def up(
-    app_ref: Annotated[str, typer.Argument(metavar="APP", help="app.py path, module:attr or squall.yaml.")],
+    app_ref: Annotated[
+        str, typer.Argument(metavar="APP", help="app.py path, module:attr or squall.yaml.")
+    ],
     port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 8787,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     data_dir: Annotated[Path, typer.Option(help="Where the embedded store lives.")] = Path(
