@@ -17,6 +17,7 @@ import pytest
 
 import squall
 from squall.appfile import load_app_file
+from squall.appfile.keys import Place, places
 from squall.errors import ConfigError
 from squall.runtime.loader import load_app
 
@@ -488,3 +489,35 @@ def test_yaml_11_booleans_are_plain_strings_but_true_and_false_are_booleans(
 def test_a_missing_manifest_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_app(str(tmp_path / "squall.yaml"))
+
+
+BOGUS = "qqqqqqqqqqqq"  # close to no key, so the error lists them all
+# A manifest with BOGUS at each documented place.
+AT_PLACE = {
+    "settings": f"settings: {{{BOGUS}: 1}}",
+    "tables.<name>": f"tables: {{t: {{{BOGUS}: 1}}}}",
+    "buckets.<name>": f"buckets: {{b: {{{BOGUS}: 1}}}}",
+    "queues.<name>": f"queues: {{q: {{{BOGUS}: 1}}}}",
+    "streams.<name>": f"streams: {{s: {{{BOGUS}: 1}}}}",
+    "functions.<name>": f"functions: {{f: {{handler: 'shop_handlers:charge', {BOGUS}: 1}}}}",
+    "functions.<name>.projection": "functions: {f: {handler: 'shop_handlers:project_totals',"
+                                   f" projection: {{{BOGUS}: 1}}}}}}",
+    "workflows.<name>": f"workflows: {{w: {{handler: 'shop_handlers:fulfil', {BOGUS}: 1}}}}",
+    "state_machines.<name>": f"state_machines: {{m: {{{BOGUS}: 1}}}}",
+    "rules.<name>": f"rules: {{r: {{{BOGUS}: 1}}}}",
+    "budgets[]": f"budgets: [{{{BOGUS}: 1}}]",
+    "alerts.<name>": f"alerts: {{a: {{{BOGUS}: 1}}}}",
+}
+for trigger in ("http", "on", "queue", "schedule", "on_object", "on_change", "stream"):
+    AT_PLACE[f"functions.<name>.{trigger}"] = (
+        f"functions: {{f: {{handler: 'shop_handlers:charge', {trigger}: {{{BOGUS}: 1}}}}}}"
+    )
+
+
+@pytest.mark.parametrize("place", places(), ids=lambda place: place.path)
+def test_the_key_reference_lists_exactly_the_keys_the_loader_takes(
+    folder: Path, place: Place
+) -> None:
+    error = config_error(folder, f"app: s\n{AT_PLACE[place.path]}\n")
+    listed = error.message.split("expected one of ")[1].rstrip(")")
+    assert set(listed.split(", ")) == place.keys()

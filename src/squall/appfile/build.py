@@ -32,6 +32,8 @@ TRIGGERS: dict[str, tuple[Callable[..., Any], str, str]] = {
 }
 # Keywords of app.function a workflow's or projection's own call sets.
 RUN_ONCE = ("retries",)
+# Keys of a function's entry besides app.function's keywords.
+FUNCTION_KEYS = ("handler", "projection", *TRIGGERS)
 
 
 def build(doc: Any, imports: Imports) -> App:
@@ -73,7 +75,7 @@ def _function(app: App, name: str, path: str, options: dict[str, Any], imports: 
     triggers = _pop_triggers(options)
     projection = options.pop("projection", None)
     if projection is None:
-        args = _function_options(options, path, imports, extra=("projection", *TRIGGERS))
+        args = _function_options(options, path, imports, extra=FUNCTION_KEYS)
         _decorate(path, handler, app.function, name, **args)
         _triggers(app, name, handler, triggers, path)
         return
@@ -86,7 +88,8 @@ def _function(app: App, name: str, path: str, options: dict[str, Any], imports: 
         )
     where = join(path, "projection")
     args = _arguments(App.projection, _mapping(projection, where), where, given={"function"})
-    args.update(_function_options(options, path, imports, owner="a projection"))
+    args.update(_function_options(options, path, imports, owner="a projection",
+                                 extra=FUNCTION_KEYS))
     _decorate(where, handler, app.projection, function=name, **args)
 
 
@@ -94,7 +97,7 @@ def _workflow(app: App, name: str, path: str, options: dict[str, Any], imports: 
     handler = imports.callable(_required(options, "handler", path), join(path, "handler"))
     triggers = _pop_triggers(options)
     args = _function_options(options, path, imports, owner="a workflow", own=App.workflow,
-                             extra=tuple(TRIGGERS))
+                             extra=("handler", *TRIGGERS))
     _decorate(path, handler, app.workflow, name, **args)
     _triggers(app, name, handler, triggers, path)
 
@@ -147,7 +150,7 @@ def _function_options(
     ``own`` passes on; ``owner`` sets ``retries`` itself, so the key is refused."""
     accepted = dict(parameters(App.function))
     accepted.update(parameters(own) if own is not None else {})
-    for key in ("self", "name", "definition", "init"):
+    for key in ("self", "name", "definition", "init", *(RUN_ONCE if owner else ())):
         accepted.pop(key, None)
     args: dict[str, Any] = {}
     for key, value in options.items():
@@ -159,7 +162,7 @@ def _function_options(
         elif key in accepted:
             args[key] = convert(value, accepted[key][0], where)
         else:
-            raise unknown_key(path, key, [*accepted, "init", "handler", *extra])
+            raise unknown_key(path, key, [*accepted, "init", *extra])
     return args
 
 
