@@ -463,6 +463,12 @@ def test_bad_handler_references_are_named(folder: Path, handler: str, expected: 
         ("app: s\nstate_machines: {m: {definition_file: nowhere.json}}\n",
          "state_machines.m.definition_file", "does not exist"),
         ("app: s\ntables: {t: {partition_key: [oops}\n", "app", "not valid YAML at line 2"),
+        ("app: s\nfunctions:\n  f: {handler: 'shop_handlers:charge'}\n"
+         "  f: {handler: 'shop_handlers:sweep'}\n", "app",
+         "at line 4, column 3: the key 'f' is given twice"),
+        ("", "app", "must be a mapping, not null"),
+        ("app: s\nfunctions: {f: {handler: 'shop_handlers:charge', http: }}\n",
+         "functions.f.http", "not null"),
     ],
 )
 def test_malformed_manifests_are_refused_with_the_path(

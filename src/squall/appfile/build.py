@@ -282,5 +282,7 @@ def _decorate(
 
 
 def _kind(value: Any) -> str:
-    names: dict[type, str] = {list: "a list", str: "a string", dict: "a mapping"}
+    names: dict[type, str] = {
+        list: "a list", str: "a string", dict: "a mapping", type(None): "null"
+    }
     return names.get(type(value), type(value).__name__)

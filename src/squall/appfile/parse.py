@@ -2,7 +2,8 @@
 
 PyYAML follows YAML 1.1, where ``on``, ``off``, ``yes`` and ``no`` are booleans: the trigger
 key ``on:`` would load as ``True``. This loader is ``SafeLoader`` with only ``true`` and
-``false`` resolved as booleans; it builds plain data, as ``yaml.safe_load`` does.
+``false`` resolved as booleans, and keys given twice refused; it builds plain data, as
+``yaml.safe_load`` does.
 """
 
 from __future__ import annotations
@@ -18,7 +19,24 @@ BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
 class ManifestLoader(yaml.SafeLoader):
-    pass
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A key given twice is an error: the second would silently replace the first (a
+        function declared twice, say)."""
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 ManifestLoader.yaml_implicit_resolvers = {
