@@ -441,6 +441,21 @@ def test_bad_handler_references_are_named(folder: Path, handler: str, expected: 
     assert error.field == "functions.f.handler" and expected in error.message
 
 
+def test_a_handler_may_be_a_class_attribute(folder: Path) -> None:
+    (folder / "shop_classes.py").write_text(
+        "class Handlers:\n    @staticmethod\n    def take(event, ctx):\n        return 1\n"
+    )
+    app = load(folder, "app: s\nfunctions: {take: {handler: 'shop_classes:Handlers.take'}}\n")
+    assert app.functions["take"].handler(None, None) == 1
+
+
+def test_a_handler_module_missing_a_dependency_reports_the_dependency(folder: Path) -> None:
+    (folder / "shop_broken.py").write_text("import no_such_dependency_zz\n")
+    with pytest.raises(ModuleNotFoundError) as raised:
+        load(folder, "app: s\nfunctions: {f: {handler: 'shop_broken:f'}}\n")
+    assert raised.value.name == "no_such_dependency_zz"
+
+
 @pytest.mark.parametrize(
     ("text", "field", "expected"),
     [
