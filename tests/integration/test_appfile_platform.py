@@ -1,15 +1,17 @@
 """A platform started on a squall.yaml app: its HTTP route, event rule, queue trigger and
-rule target run the handlers the manifest names."""
+rule target run the handlers the manifest names; `squall up` refuses a bad one."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
+from support import SQUALL, client_env
 
 from squall.gateway.app import create_app
 from squall.model.cloudevent import CloudEvent
@@ -98,3 +100,16 @@ async def test_a_manifest_app_serves_routes_rules_and_queues(  # type: ignore[no
         ("event", "bo"), ("http", "ada"), ("queue", "bo"), ("queue", "cy"), ("queue", "direct"),
     ]
     assert p.manifest.app == "manifest-platform"
+
+
+def test_squall_up_refuses_a_bad_manifest_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "app_handlers.py").write_text(textwrap.dedent(HANDLERS))
+    (tmp_path / "squall.yaml").write_text(
+        "app: s\nfunctions: {greet: {handler: 'app_handlers:greet', timout_s: 3}}\n"
+    )
+    done = subprocess.run(
+        [SQUALL, "up", "squall.yaml", "--port", "0"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=False, env=client_env(),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "functions.greet.timout_s: unknown key (did you mean timeout_s?)" in done.stderr
