@@ -1,6 +1,7 @@
 """Writes the generated reference pages under docs/reference/ from the code itself: the CLI
-(from the Typer app), the admin API (from the OpenAPI document) and the Python API (from
-signatures and docstrings). `tests/unit/test_docs.py` fails when a page is out of date.
+(from the Typer app), the admin API (from the OpenAPI document), the Python API (from
+signatures and docstrings) and the squall.yaml keys (from the App methods' signatures).
+`tests/unit/test_docs.py` fails when a page is out of date.
 
     .venv/bin/python tools/gen_reference.py
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import typer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,6 +187,75 @@ def _signature(member: Callable[..., Any]) -> str:
     return re.sub(r"\b(?:[a-z_]+\.)+([A-Z]\w*)", r"\1", text)  # squall.model.x.Name -> Name
 
 
+# --- squall.yaml ---------------------------------------------------------------------------
+
+
+def manifest_reference() -> str:
+    from squall.appfile.keys import places
+
+    lines = [
+        HEADER,
+        "# squall.yaml key reference\n\n",
+        "Each place of a manifest takes the keywords of the `App` method named after it, with"
+        " the same types and defaults (see [docs/manifest.md](../manifest.md)). `<name>` is"
+        " a key of the section's mapping, or the `name` of an item when the section is a"
+        " list.\n\n",
+        "The top level: `app` (the app's name, required) and the sections below.\n\n",
+    ]
+    for place in places():
+        methods = ", ".join(f"`{_method_name(source)}`" for source in place.sources)
+        lines.append(f"## `{place.path}`\n\nFrom {methods}.")
+        lines.append(f" {place.note[0].upper()}{place.note[1:]}.\n\n" if place.note else "\n\n")
+        lines.append("| key | type | default |\n|---|---|---|\n")
+        for key, meaning in place.own:
+            lines.append(f"| `{key}` | {_cell(meaning)} | |\n")
+        for name, param in place.keywords().items():
+            default = "required" if param.default is param.empty else f"`{param.default!r}`"
+            kind = _cell(str(param.annotation)).replace("Callable[..., Any]", "callable")
+            lines.append(f"| `{name}` | `{kind}` | {_cell(default)} |\n")
+        lines.append("\n")
+    lines.append("## Nested mappings\n\nKeys whose type is one of these take a mapping of its"
+                 " fields; unknown fields are errors.\n\n")
+    for struct in _nested():
+        tag = struct.__struct_config__.tag
+        title = f"{struct.__name__} (`kind: {tag}`)" if tag else struct.__name__
+        lines.append(f"### {title}\n\n| field | type | default |\n|---|---|---|\n")
+        for field in msgspec.structs.fields(struct):
+            if field.default is not msgspec.NODEFAULT:
+                default = "" if field.default is msgspec.UNSET else f"`{field.default!r}`"
+            elif field.default_factory is not msgspec.NODEFAULT:
+                default = f"`{field.default_factory()!r}`"
+            else:
+                default = "required"
+            kind = re.sub(r"\b(?:[a-z_]+\.)+([A-Z]\w*)", r"\1", _type_name(field.type))
+            lines.append(f"| `{field.encode_name}` | `{_cell(kind)}` | {_cell(default)} |\n")
+        lines.append("\n")
+    return "".join(lines)
+
+
+def _nested() -> list[Any]:
+    from squall.model.http import CorsConfig, JwtConfig, RateLimit
+    from squall.model.targets import (
+        BusTarget,
+        FunctionTarget,
+        HttpTarget,
+        InputTransformer,
+        QueueTarget,
+        RetryPolicy,
+    )
+
+    return [CorsConfig, JwtConfig, RateLimit, FunctionTarget, BusTarget, HttpTarget,
+            QueueTarget, RetryPolicy, InputTransformer]
+
+
+def _type_name(kind: Any) -> str:
+    return kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+
+
+def _method_name(source: Callable[..., Any]) -> str:
+    return "App(...)" if source.__name__ == "__init__" else f"app.{source.__name__}"
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
@@ -193,6 +264,7 @@ PAGES: dict[str, Callable[[], str]] = {
     "cli.md": cli_reference,
     "admin-api.md": api_reference,
     "python.md": python_reference,
+    "manifest.md": manifest_reference,
 }
 
 

@@ -348,6 +348,7 @@ class App:
         jitter_s: int = 0,
         missed: str = "skip",
         description: str = "",
+        function: str | None = None,
         **function_options: Any,
     ) -> Callable[[F], F]:
         """Run the function on ``expression``: ``rate(5 minutes)``, ``cron(0 9 ? * MON-FRI *)``
@@ -356,11 +357,12 @@ class App:
         The handler gets ``{"schedule", "time", "detail": payload, ...}`` as an async
         invocation. ``missed`` says what a start does with ticks due while the platform
         was down: ``"skip"`` them or ``"fire_once"``. Stack it for several schedules.
+        ``name`` names the schedule; ``function`` the function (default: the handler's name).
         """
 
         def register(handler: F) -> F:
-            fn = function_options.get("name") or handler.__name__.replace("_", "-")
-            self._declare(fn, handler, function_options)
+            fn = function or handler.__name__.replace("_", "-")
+            self._declare(fn, handler, {**function_options, "name": fn})
             count = len([s for s in self.schedules if s.function == fn])
             config = ScheduleConfig(
                 name=name or (fn if count == 0 else f"{fn}-{count}"),

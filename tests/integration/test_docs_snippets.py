@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from docs_blocks import SNIPPETS
 from support import AUTH, start_squall, wait_for
 
 from squall.engine.platform import Platform
 from squall.model.workflows import RunStatus, WorkflowRun
+from squall.runtime.loader import load_app
 
 
-@pytest.fixture(scope="module")
-def triggers_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["triggers.py", "triggers.yaml"])
+def triggers_url(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """The triggers snippet served from its decorators, then from its manifest twin."""
     workdir = tmp_path_factory.mktemp("triggers")
-    shutil.copy(SNIPPETS / "triggers.py", workdir / "app.py")
-    proc, url = start_squall(workdir)
+    if request.param == "triggers.py":
+        shutil.copy(SNIPPETS / "triggers.py", workdir / "app.py")
+        proc, url = start_squall(workdir)
+    else:
+        for name in ("triggers.yaml", "triggers_handlers.py"):
+            shutil.copy(SNIPPETS / name, workdir / name)
+        proc, url = start_squall(workdir, app="triggers.yaml")
     yield url
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=20) == 0
@@ -42,6 +53,21 @@ def test_each_trigger_of_the_triggers_snippet_fires(triggers_url: str) -> None:
     assert thanked == ["thank you for visiting home"] * 2
     first = wait_for(lambda: messages(triggers_url, "first-visit") or None)
     assert first == ["first visit of home"]  # the second visit is a MODIFY, filtered out
+
+
+def test_the_triggers_manifest_declares_what_the_decorators_do() -> None:
+    path, modules = list(sys.path), set(sys.modules)
+    try:
+        decorated, _ = load_app(str(SNIPPETS / "triggers.py"))
+        declared, _ = load_app(str(SNIPPETS / "triggers.yaml"))
+        plain = [msgspec.to_builtins(app.manifest()) for app in (decorated, declared)]
+    finally:
+        sys.path[:] = path
+        for name in set(sys.modules) - modules:
+            del sys.modules[name]
+    for manifest in plain:
+        del manifest["version"]
+    assert plain[0] == plain[1]
 
 
 async def finished(p: Platform, run_id: str, eventually: Any) -> WorkflowRun:

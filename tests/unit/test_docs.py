@@ -20,6 +20,8 @@ SNIPPET_TESTS = {
     "first_app.py": "tests/integration/test_docs_quickstart.py",
     "triggers.py": "tests/integration/test_docs_snippets.py",
     "saga.py": "tests/integration/test_docs_snippets.py",
+    "triggers.yaml": "tests/integration/test_docs_snippets.py",
+    "triggers_handlers.py": "tests/integration/test_docs_snippets.py",
 }
 
 
@@ -54,7 +56,7 @@ def test_every_snippet_is_shown_and_tested() -> None:
     shown = {
         b.mark[1] for page in pages() for b in blocks(page) if b.mark and b.mark[0] == "snippet"
     }
-    files = {path.name for path in SNIPPETS.glob("*.py")}
+    files = {path.name for pattern in ("*.py", "*.yaml") for path in SNIPPETS.glob(pattern)}
     assert files == shown == set(SNIPPET_TESTS)
     for test in {*SNIPPET_TESTS.values(), *SCENARIOS.values()}:
         assert (ROOT / test).is_file(), test

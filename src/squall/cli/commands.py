@@ -117,7 +117,8 @@ def up(
         str | None,
         typer.Argument(
             metavar="[APP]",
-            help="app.py path or module:attr (default: the data dir's last deployment).",
+            help="app.py path, module:attr or squall.yaml (default: the data dir's last"
+            " deployment).",
             show_default=False,
         ),
     ] = None,

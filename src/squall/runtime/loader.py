@@ -1,4 +1,5 @@
-"""Find the user's ``squall.App`` from ``path/to/app.py``, ``module`` or ``module:attr``."""
+"""Find the user's ``squall.App`` from ``path/to/app.py``, ``module``, ``module:attr`` or a
+manifest, ``path/to/squall.yaml``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from squall.errors import ConfigError
 
 
 def load_app(ref: str) -> tuple[App, bytes]:
-    """Import the app; return it and its module's source bytes (for the version hash)."""
+    """Import the app; return it and its module's source bytes (for the version hash): for a
+    manifest, its own and those of the handler modules it names."""
+    if ref.endswith((".yaml", ".yml")):
+        from squall.appfile import load_app_file  # PyYAML only for apps that use it
+
+        return load_app_file(ref)
     module_ref, _, attr = ref.partition(":")
     if module_ref.endswith(".py") or "/" in module_ref:
         path = Path(module_ref).resolve()
