@@ -27,6 +27,7 @@ from squall.cli.common import (
 )
 from squall.cli.cost import cost
 from squall.cli.deploys import alias, deploy, deployments, plan, rollback, versions
+from squall.cli.dev import dev
 from squall.cli.dlq import dlq
 from squall.cli.es import es, projections
 from squall.cli.events import events, publish
@@ -91,6 +92,7 @@ app.command()(versions)
 app.add_typer(alias, name="alias")
 app.command()(rollback)
 app.command()(deployments)
+app.command()(dev)
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024
@@ -202,7 +204,7 @@ def up(
     # SIGTERM takes the same clean path as Ctrl-C: uvicorn drains, the lifespan stops the platform.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        serve(config, host=host, port=port, on_ready=_announce)
+        serve(config, host=host, port=port, on_ready=announce)
     except ConfigError as exc:
         fail(exc.message, 2)
     except ListenError as exc:
@@ -212,7 +214,7 @@ def up(
     console.print("squall stopped")
 
 
-def _announce(platform: Platform, url: str) -> None:
+def announce(platform: Platform, url: str) -> None:
     manifest = platform.manifest
     console.print(f"squall: app [bold]{escape(manifest.app)}[/] (version {manifest.version}) is up")
     console.print(f"  gateway    {url}", soft_wrap=True)

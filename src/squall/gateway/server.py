@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 if TYPE_CHECKING:
     from squall.engine.platform import Platform, PlatformConfig
+    from squall.gateway.host import Host
 
 OnReady = Callable[["Platform", str], None]
+Background = Callable[["Host"], Coroutine[Any, Any, None]]
 
 
 class ListenError(OSError):
@@ -31,17 +33,23 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8787,
     on_ready: OnReady | None = None,
+    background: Background | None = None,
 ) -> None:
     """Serve until interrupted. ``on_ready(platform, url)`` runs once requests are accepted.
 
     ``port=0`` picks a free port; ``url`` names the one bound.
     """
-    asyncio.run(serve_async(config, host, port, on_ready))
+    asyncio.run(serve_async(config, host, port, on_ready, background))
 
 
 async def serve_async(
-    config: PlatformConfig, host: str, port: int, on_ready: OnReady | None = None
+    config: PlatformConfig,
+    host: str,
+    port: int,
+    on_ready: OnReady | None = None,
+    background: Background | None = None,
 ) -> None:
+    """``background(host)`` runs beside the server (``squall dev``'s reloader) until it stops."""
     from squall.engine.platform import Platform
     from squall.gateway.host import Host
 
@@ -63,9 +71,15 @@ async def serve_async(
         uvicorn.Config(served, loop="asyncio", log_level="warning", lifespan="on"),
         on_started=(lambda: on_ready(served.platform, url)) if on_ready else None,
     )
+    task: asyncio.Task[None] | None = None
+    if background is not None:
+        task = asyncio.create_task(background(served))
     try:
         await server.serve(sockets=[sock])
     finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await served.stop()
         sock.close()
 
