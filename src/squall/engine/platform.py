@@ -292,7 +292,12 @@ class Platform:
             store,
             manifest.workflows,
             WorkflowSettings(
-                invoke=lambda name, payload: self.invoke(name, payload, trigger=Trigger.WORKFLOW),
+                invoke=lambda name, payload, version: self.invoke(
+                    name,
+                    payload,
+                    trigger=Trigger.WORKFLOW,
+                    qualifier=None if version is None else str(version),
+                ),
                 timeout_s=lambda name: float(self.function(name).timeout_s),
                 concurrency=lambda name: self.function(name).concurrency,
                 max_input=config.max_async_payload,

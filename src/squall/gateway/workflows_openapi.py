@@ -48,6 +48,9 @@ def _schemas() -> dict[str, JSONSchema]:
             "failures": {"type": "integer", "minimum": 0},
             "cancel_requested": {"type": "boolean"},
             "compensation_errors": {"type": "array", "items": {"type": "object"}},
+            "version": nullable(
+                {"type": "integer", "description": "The function version the run is pinned to"}
+            ),
         }
     )
     step = _object(

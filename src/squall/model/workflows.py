@@ -120,6 +120,9 @@ class WorkflowRun(msgspec.Struct, kw_only=True):
     failures: int = 0  # replays that failed outside the workflow code (crash, timeout)
     cancel_requested: bool = False
     compensation_errors: list[dict[str, Any]] = []
+    # The workflow function's version the run started on: later replays run that code, so a
+    # deploy never changes the code under a run midway (pinned at its first replay).
+    version: int | None = None
 
 
 def check_run_id(run_id: object) -> str:

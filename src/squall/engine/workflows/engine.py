@@ -84,7 +84,8 @@ POLL_S = 1.0
 FOREVER_S = 100 * 365 * 86400.0  # a wait without timeout: only its event wakes it
 BUSY_RETRY_S = 0.5
 
-Invoke = Callable[[str, bytes], Awaitable[InvocationRecord]]
+# A sync invoke of a workflow's function: (workflow, payload, version pinned or None).
+Invoke = Callable[[str, bytes, int | None], Awaitable[InvocationRecord]]
 _decode_step = msgspec.json.Decoder(dict[str, Any]).decode
 
 
@@ -487,7 +488,7 @@ class Workflows:
         )
         try:
             with use_span(replay, end_on_exit=True):
-                record = await self._settings.invoke(run.workflow, payload)
+                record = await self._settings.invoke(run.workflow, payload, run.version)
         except TooManyRequests:
             run.status = RunStatus.PENDING
             return [PutRun(run), Retry(delivery.id, time.time() + BUSY_RETRY_S)]
@@ -511,6 +512,8 @@ class Workflows:
     ) -> list[Op]:
         now = time.time()
         run.updated_at = now
+        if run.version is None and record.version.isdigit():
+            run.version = int(record.version)
         if record.status != InvocationStatus.SUCCEEDED or record.result is None:
             run.failures += 1
             run.error = record.error
