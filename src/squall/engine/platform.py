@@ -67,8 +67,9 @@ from squall.observe.tracing import (
     endpoint_from_env,
     traceparent_of,
 )
-from squall.runtime.launcher import Launcher, SpawnLauncher, ZygoteLauncher
+from squall.runtime.launcher import Launcher
 from squall.runtime.pool import Pool
+from squall.runtime.zygotes import start_launchers
 from squall.security.keys import open_control
 from squall.storage import open_store
 from squall.storage.control import ControlStore
@@ -283,16 +284,8 @@ class Platform:
 
     @classmethod
     async def _start(cls, config: PlatformConfig, lock: DataDirLock) -> Platform:
-        zygote, loaded = await ZygoteLauncher.load(config.app)
-        launcher: Launcher = zygote
-        if not loaded.fork_safe:
-            log.warning(
-                "%s starts threads at import time; forking it is unsafe, so each sandbox"
-                " is a fresh interpreter (slower cold starts)",
-                config.app,
-            )
-            await zygote.close()
-            launcher = SpawnLauncher(config.app)
+        # A zygote per dependency environment; each function's sandboxes fork from its own.
+        launcher, loaded = await start_launchers(config.app, config.data_dir)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = await open_store(config.store or str(config.data_dir / "squall.db"))
         try:

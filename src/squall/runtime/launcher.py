@@ -28,7 +28,7 @@ from squall.runtime.protocol import (
     encode,
 )
 
-ZYGOTE = [sys.executable, "-m", "squall.runtime.zygote"]
+ZYGOTE = ["-m", "squall.runtime.zygote"]  # after the interpreter: the platform's or an env's
 
 
 class Launcher(Protocol):
@@ -58,11 +58,14 @@ class ZygoteLauncher:
         asyncio.get_running_loop().add_reader(control.fileno(), self._on_control)
 
     @classmethod
-    async def load(cls, app_ref: str) -> tuple[ZygoteLauncher, Loaded]:
-        """Start the zygote, wait for it to import the app, return it with the manifest."""
+    async def load(
+        cls, app_ref: str, python: str = sys.executable
+    ) -> tuple[ZygoteLauncher, Loaded]:
+        """Start the zygote with interpreter ``python`` (a dependency environment's, or the
+        platform's), wait for it to import the app, return it with the manifest."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         process = subprocess.Popen(
-            [*ZYGOTE, "zygote", app_ref, str(theirs.fileno())],
+            [python, *ZYGOTE, "zygote", app_ref, str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
         )
@@ -127,8 +130,9 @@ class ZygoteLauncher:
 class SpawnLauncher:
     """One fresh interpreter per sandbox: slower, but safe for apps that import threads."""
 
-    def __init__(self, app_ref: str) -> None:
+    def __init__(self, app_ref: str, python: str = sys.executable) -> None:
         self._app_ref = app_ref
+        self._python = python
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, request: Fork) -> socket.socket:
@@ -136,6 +140,7 @@ class SpawnLauncher:
         try:
             child = subprocess.Popen(
                 [
+                    self._python,
                     *ZYGOTE,
                     "serve",
                     self._app_ref,
