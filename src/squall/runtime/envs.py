@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,30 +123,24 @@ def _create(path: Path, requirements: tuple[str, ...]) -> None:
 
 def _run(command: list[str], requirements: tuple[str, ...]) -> None:
     """Run one build step, logging its output as progress; its stderr tail on failure."""
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    with tempfile.TemporaryFile("w+") as errors, subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(("Collecting", "Processing", "Installing", "Successfully")):
+                log.info("  %s", line.rstrip())
+        if process.wait() == 0:
+            return
+        errors.seek(0)
+        tail = "\n".join(errors.read().splitlines()[-STDERR_LINES:])
+    raise DependencyError(
+        f"installing {', '.join(requirements)} failed ({Path(command[0]).name} exited with"
+        f" code {process.returncode}):\n{tail}",
+        field="requirements",
+        requirements=list(requirements),
+        stderr=tail,
     )
-    assert process.stdout is not None
-    lines: list[str] = []
-    for line in process.stdout:
-        lines.append(line.rstrip())
-        del lines[:-STDERR_LINES]
-        if line.startswith(("Collecting", "Processing", "Installing", "Successfully")):
-            log.info("  %s", line.rstrip())
-    if process.wait() != 0:
-        tail = "\n".join(lines)
-        name = Path(command[0]).name
-        raise DependencyError(
-            f"installing {', '.join(requirements)} failed ({name} exited with code"
-            f" {process.returncode}):\n{tail}",
-            field="requirements",
-            requirements=list(requirements),
-            stderr=tail,
-        )
 
 
 def _link_runtime(path: Path) -> None:
