@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
 import msgspec
 import pytest
 from conftest import StartPlatform
+from docs_blocks import SNIPPETS
 from wheelmaker import make_wheel
 
 from squall.engine.platform import Platform
@@ -216,3 +218,17 @@ def test_requirements_are_validated_naming_the_function() -> None:
         app.function("fn", requirements="tinydep")(lambda event, ctx: None)  # type: ignore[arg-type]
     assert caught.value.field == "requirements"
     assert caught.value.details["function"] == "fn"
+
+
+async def test_the_dependencies_snippet_runs_two_versions_side_by_side(
+    tmp_path: Path, platform: StartPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "index"  # stands in for a package index: pip finds the pins here
+    for version in ("1.0", "2.1"):
+        make_wheel(index, "acme_pricing", version, f"__version__ = {version!r}\n")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    app = tmp_path / "app.py"
+    shutil.copy(SNIPPETS / "dependencies.py", app)
+    p = await platform(app)
+    assert await call(p, "quote") == {"engine": "2.1"}
+    assert await call(p, "legacy-quote") == {"engine": "1.0"}

@@ -20,6 +20,7 @@ SNIPPET_TESTS = {
     "first_app.py": "tests/integration/test_docs_quickstart.py",
     "triggers.py": "tests/integration/test_docs_snippets.py",
     "saga.py": "tests/integration/test_docs_snippets.py",
+    "dependencies.py": "tests/integration/test_dep_env_platform.py",
 }
 
 
