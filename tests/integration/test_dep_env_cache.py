@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,26 @@ async def test_a_build_that_died_is_redone(tmp_path: Path) -> None:
     env = await cache.ensure(requirements)
     assert run(env.python, "import tinydep").returncode == 0
     assert not (tmp_path / "envs" / f".building-{key}").exists()
+
+
+def test_two_builders_of_one_set_install_once_and_log_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    wheel = make_wheel(tmp_path / "wheels", "tinydep", "1.0", "")
+    requirements = (str(wheel),)
+    installs: list[Path] = []
+    create = envs._create
+
+    def counted(path: Path, wanted: tuple[str, ...]) -> None:
+        installs.append(path)
+        time.sleep(0.3)  # the second builder arrives while the first holds the lock
+        create(path, wanted)
+
+    monkeypatch.setattr(envs, "_create", counted)
+    caplog.set_level(logging.INFO, logger="squall")
+    with ThreadPoolExecutor(2) as pool:  # two platforms on one cache, as two threads
+        built = list(pool.map(lambda _: EnvCache(tmp_path / "envs").build(requirements), [1, 2]))
+    assert built[0] == built[1]
+    assert len(installs) == 1
+    assert "Successfully installed tinydep-1.0" in caplog.text
+    assert f"building environment {built[0].key[:12]}" in caplog.text
