@@ -789,8 +789,8 @@ class App:
         if self.root is not None and (self.root / REQUIREMENTS_FILE).is_file():
             found += read_requirements(self.root / REQUIREMENTS_FILE)
         if isinstance(self.requirements, str):
-            return found + read_requirements(base / self.requirements)
-        return found + list(self.requirements)
+            return [*found, *read_requirements(base / self.requirements)]
+        return [*found, *self.requirements]
 
 
 def _checked_pattern(label: str, pattern: dict[str, Any]) -> dict[str, Any]:

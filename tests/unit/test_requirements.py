@@ -78,3 +78,16 @@ def test_requirements_cannot_be_changed_through_the_admin_api() -> None:
     with pytest.raises(ConfigError) as caught:
         FunctionConfig(name="fn").updated({"requirements": ("x",)})
     assert caught.value.field == "requirements"
+
+
+def test_option_paths_are_anchored_and_nested_files_refused(tmp_path: Path) -> None:
+    got = normalize(["-e ./pkgs/tinydep", "--find-links ../wheels", "-f https://x/"], tmp_path)
+    assert got == (
+        f"--find-links {tmp_path.parent / 'wheels'}",
+        f"-e {tmp_path / 'pkgs' / 'tinydep'}",
+        "-f https://x/",
+    )
+    (tmp_path / "requirements.txt").write_text("a==1\n-r more.txt\n")
+    with pytest.raises(ConfigError, match="includes another file") as caught:
+        file_requirements(str(tmp_path / "app.py"))
+    assert caught.value.field == "requirements"

@@ -17,6 +17,9 @@ from pathlib import Path
 from squall.errors import ConfigError
 
 FILE = "requirements.txt"  # read beside the app file, before the app is imported
+PATH_OPTIONS = ("-e", "--editable", "-f", "--find-links")
+# A nested file's contents would not be part of the environment's key.
+NESTED_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 
 
 def parse(text: str) -> list[str]:
@@ -51,11 +54,23 @@ def check(requirements: object, *, function: str | None = None) -> tuple[str, ..
                 value=repr(line),
                 **({"function": function} if function else {}),
             )
+        if line.split(maxsplit=1)[0].split("=")[0] in NESTED_OPTIONS:
+            raise ConfigError(
+                f"{owner}: requirement {line!r} includes another file; list its requirements"
+                " instead (an environment is keyed by the requirement text)",
+                field="requirements",
+                value=line,
+                **({"function": function} if function else {}),
+            )
     return tuple(line.strip() for line in requirements)
 
 
 def _absolute(line: str, base: Path) -> str:
-    """``line`` with a relative local path (``./x``, ``../x``, ``name @ ./x``) made absolute."""
+    """``line`` with a relative local path made absolute: ``./x``, ``../x``,
+    ``name @ ./x``, and the path of ``-e``/``--editable``/``-f``/``--find-links``."""
+    option, space, value = line.partition(" ")
+    if space and option in PATH_OPTIONS:
+        return f"{option} {_absolute(value.strip(), base)}"
     name, at, target = line.partition(" @ ")
     path = target if at else line
     if not path.startswith(("./", "../")):
@@ -69,16 +84,17 @@ def normalize(requirements: Iterable[str], base: Path) -> tuple[str, ...]:
     return tuple(sorted({_absolute(line.strip(), base) for line in requirements}))
 
 
-def read_file(path: Path) -> list[str]:
-    """The requirements in ``path``, or a ConfigError naming the file."""
+def read_file(path: Path) -> tuple[str, ...]:
+    """The checked requirements in ``path``, or a ConfigError naming the file."""
     try:
-        return parse(path.read_text())
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"requirements file {str(path)!r} cannot be read: {exc}",
             field="requirements",
             value=str(path),
         ) from None
+    return check(parse(text))
 
 
 def env_key(requirements: tuple[str, ...]) -> str:

@@ -87,7 +87,7 @@ async def start_launchers(app_ref: str, data_dir: Path) -> tuple[Launcher, Loade
     """Build every environment the app needs and start a zygote in each."""
     cache = EnvCache(data_dir / "envs")
     first = file_requirements(app_ref)
-    owned: list[Launcher] = []
+    owned: list[Launcher] = []  # closed again if the start fails part-way
     try:
         python = await _python(cache, first)
         zygote, loaded = await ZygoteLauncher.load(app_ref, python)
@@ -96,12 +96,14 @@ async def start_launchers(app_ref: str, data_dir: Path) -> tuple[Launcher, Loade
         started: dict[Requirements, Launcher] = {}
         if first in needed.values() or not needed:
             started[first] = owned[-1] = await _usable(zygote, loaded, app_ref, python)
-        else:
-            log.info(
-                "App(requirements=...) names packages requirements.txt does not: importing"
-                " %s again in its environment (list them in requirements.txt to import once)",
-                app_ref,
-            )
+        else:  # this zygote only told what the app needs: every function runs elsewhere
+            if normalize(loaded.manifest.requirements, Path("/")) != first:
+                log.info(
+                    "App(requirements=...) names packages requirements.txt does not: importing"
+                    " %s again in its environment (list them in requirements.txt to import"
+                    " once)",
+                    app_ref,
+                )
             await zygote.close()
             owned.pop()
         for requirements in sorted(set(needed.values()) - set(started)):
