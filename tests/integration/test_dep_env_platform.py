@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import msgspec
 import pytest
 from conftest import StartPlatform
 from docs_blocks import SNIPPETS
+from support import SQUALL
 from wheelmaker import make_wheel
 
 from squall.engine.platform import Platform
@@ -232,3 +235,17 @@ async def test_the_dependencies_snippet_runs_two_versions_side_by_side(
     p = await platform(app)
     assert await call(p, "quote") == {"engine": "2.1"}
     assert await call(p, "legacy-quote") == {"engine": "1.0"}
+
+
+def test_squall_up_exits_2_with_pips_error(tmp_path: Path) -> None:
+    write(tmp_path, 'import squall\napp = squall.App("up")\n', "squall-no-such-package==3\n")
+    done = subprocess.run(
+        [SQUALL, "up", "app.py", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PIP_NO_INDEX": "1"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "No matching distribution found for squall-no-such-package" in done.stderr

@@ -82,6 +82,9 @@ class EnvCache:
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            # The rename is the commit: the key's directory is complete or absent. A venv
+            # survives it (its prefix is found from pyvenv.cfg beside bin/); only console
+            # scripts keep the staging path in their shebang, and sandboxes never run them.
             (staging / READY).write_text(f"{time.time()}\n")
             os.rename(staging, env.path)
             log.info("environment %s built in %.1f s", env.key[:12], time.monotonic() - started)
@@ -106,22 +109,24 @@ def _create(path: Path, requirements: tuple[str, ...]) -> None:
     listing = path / "requirements.txt"
     uv = shutil.which("uv")
     if uv:
-        _run([uv, "venv", "--quiet", "--python", sys.executable, str(path)], requirements)
+        _run("uv venv", [uv, "venv", "--quiet", "--python", sys.executable, str(path)],
+             requirements)
         listing.write_text("\n".join(requirements) + "\n")
         python = str(path / "bin" / "python")
-        _run([uv, "pip", "install", "--python", python, "-r", str(listing)], requirements)
+        _run("uv pip", [uv, "pip", "install", "--python", python, "-r", str(listing)],
+             requirements)
     else:
         # No pip inside the env: the platform's pip installs into it (``--python``), which
         # saves the seconds ensurepip takes per environment.
-        _run([sys.executable, "-m", "venv", "--without-pip", str(path)], requirements)
+        _run("venv", [sys.executable, "-m", "venv", "--without-pip", str(path)], requirements)
         listing.write_text("\n".join(requirements) + "\n")
         python = str(path / "bin" / "python")
         command = [sys.executable, "-m", "pip", "--python", python, "install"]
-        _run([*command, "--disable-pip-version-check", "-r", str(listing)], requirements)
+        _run("pip", [*command, "--disable-pip-version-check", "-r", str(listing)], requirements)
     _link_runtime(path)
 
 
-def _run(command: list[str], requirements: tuple[str, ...]) -> None:
+def _run(step: str, command: list[str], requirements: tuple[str, ...]) -> None:
     """Run one build step, logging its output as progress; its stderr tail on failure."""
     with tempfile.TemporaryFile("w+") as errors, subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True
@@ -135,8 +140,8 @@ def _run(command: list[str], requirements: tuple[str, ...]) -> None:
         errors.seek(0)
         tail = "\n".join(errors.read().splitlines()[-STDERR_LINES:])
     raise DependencyError(
-        f"installing {', '.join(requirements)} failed ({Path(command[0]).name} exited with"
-        f" code {process.returncode}):\n{tail}",
+        f"installing {', '.join(requirements)} failed ({step} exited with code"
+        f" {process.returncode}):\n{tail}",
         field="requirements",
         requirements=list(requirements),
         stderr=tail,
