@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import msgspec
 
 from squall.asl.definition import Machine, State
 from squall.engine.router.patterns import validate_pattern
@@ -20,6 +22,10 @@ from squall.model.config import FunctionConfig, Manifest
 from squall.model.event_store import ProjectionConfig
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 from squall.model.queues import QUEUE_NAME_RE, QueueConfig, QueueTrigger
+from squall.model.requirements import FILE as REQUIREMENTS_FILE
+from squall.model.requirements import check as check_requirements
+from squall.model.requirements import normalize as normalize_requirements
+from squall.model.requirements import read_file as read_requirements
 from squall.model.rules import DEFAULT_BUS, RuleConfig, app_rule, rule_pattern
 from squall.model.schedules import ScheduleConfig
 from squall.model.streams import DEFAULT_RETENTION_S, StreamConfig, StreamTrigger
@@ -61,8 +67,15 @@ class App:
         cors: CorsConfig | None = None,
         jwt: JwtConfig | None = None,
         key_rate_limit: RateLimit | None = None,
+        requirements: Sequence[str] | str = (),
     ) -> None:
+        """``requirements`` (a list, or a requirements file relative to the app's file) add
+        to ``requirements.txt`` beside the app file; see docs/concepts.md, Dependencies."""
         self.name = name
+        self.requirements = requirements if isinstance(requirements, str) else (
+            check_requirements(requirements)
+        )
+        self.root: Path | None = None  # the app file's directory, set by the loader
         self.functions: dict[str, FunctionDef] = {}
         self.routes: list[RouteConfig] = []
         self.rules: list[RuleConfig] = []
@@ -101,8 +114,13 @@ class App:
         permissions: list[str] | tuple[str, ...] = (),
         init: Callable[..., Any] | None = None,
         description: str = "",
+        requirements: Sequence[str] = (),
     ) -> Callable[[F], F]:
-        """Declare a function. ``init(ctx)`` runs once per sandbox; its result is ``ctx.state``."""
+        """Declare a function. ``init(ctx)`` runs once per sandbox; its result is ``ctx.state``.
+
+        ``requirements`` are installed, with the app's, in the environment its sandboxes run
+        in; the module must import without them (import them in the handler or ``init``).
+        """
 
         def register(handler: F) -> F:
             fn_name = name or handler.__name__.replace("_", "-")
@@ -127,6 +145,7 @@ class App:
                 env=dict(env or {}),
                 secrets=tuple(secrets),
                 permissions=tuple(permissions),
+                requirements=check_requirements(requirements, function=fn_name),
                 has_init=init is not None,
                 is_async=inspect.iscoroutinefunction(handler),
                 description=description or (inspect.getdoc(handler) or "").split("\n")[0],
@@ -710,8 +729,16 @@ class App:
     def manifest(self, source: bytes = b"") -> Manifest:
         """The validated manifest; the version is a content hash of source and config."""
         self._check_tasks()
-        configs = [fd.config for fd in self.functions.values()]
+        base = self.root or Path.cwd()
+        requirements = normalize_requirements(self._app_requirements(base), base)
+        configs = [
+            msgspec.structs.replace(
+                fd.config, requirements=normalize_requirements(fd.config.requirements, base)
+            )
+            for fd in self.functions.values()
+        ]
         digest = hashlib.sha256(source)
+        digest.update(repr(requirements).encode())
         for config in configs:
             digest.update(repr(config).encode())
         for route in self.routes:
@@ -752,9 +779,20 @@ class App:
             alerts=list(self.alerts),
             workflows=list(self.workflows),
             projections=list(self.projections),
+            requirements=requirements,
         )
         manifest.validate()
         return manifest
+
+    def _app_requirements(self, base: Path) -> list[str]:
+        """``requirements.txt`` beside the app file (when the loader says where that is), then
+        what ``App(requirements=…)`` declares."""
+        found: list[str] = []
+        if self.root is not None and (self.root / REQUIREMENTS_FILE).is_file():
+            found += read_requirements(self.root / REQUIREMENTS_FILE)
+        if isinstance(self.requirements, str):
+            return [*found, *read_requirements(base / self.requirements)]
+        return [*found, *self.requirements]
 
 
 def _checked_pattern(label: str, pattern: dict[str, Any]) -> dict[str, Any]:

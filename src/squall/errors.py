@@ -6,6 +6,7 @@ are translated at the edge into an HTTP status with a JSON body, or a CLI line.
 
     SquallError
     ├── ConfigError            invalid app / function configuration      (400)
+    │   └── DependencyError    a requirement set failed to install
     ├── InvalidInput           malformed request or payload              (400)
     ├── Unauthorized           missing or invalid credentials            (401)
     ├── Forbidden              valid credentials, action not allowed     (403)
@@ -73,6 +74,11 @@ class SquallError(Exception):
 
 class ConfigError(SquallError):
     status = 400
+
+
+class DependencyError(ConfigError):
+    """Installing a dependency environment failed; ``details`` carry the
+    ``requirements`` and the installer's ``stderr`` (its last lines)."""
 
 
 class InvalidInput(SquallError):
@@ -175,6 +181,7 @@ ERROR_TYPES: dict[str, type[SquallError]] = {
     for cls in (
         SquallError,
         ConfigError,
+        DependencyError,
         InvalidInput,
         Unauthorized,
         Forbidden,

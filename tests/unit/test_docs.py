@@ -22,6 +22,7 @@ SNIPPET_TESTS = {
     "saga.py": "tests/integration/test_docs_snippets.py",
     "triggers.yaml": "tests/integration/test_docs_snippets.py",
     "triggers_handlers.py": "tests/integration/test_docs_snippets.py",
+    "dependencies.py": "tests/integration/test_dep_env_platform.py",
 }
 
 

@@ -80,8 +80,9 @@ from squall.observe.tracing import (
     endpoint_from_env,
     traceparent_of,
 )
-from squall.runtime.launcher import Launcher, start_launcher
+from squall.runtime.launcher import Launcher
 from squall.runtime.pool import Pool
+from squall.runtime.zygotes import start_launchers
 from squall.security.keys import open_control
 from squall.storage import open_store
 from squall.storage.control import ControlStore
@@ -116,11 +117,12 @@ class Prepared:
 async def prepare(app_ref: str, data_dir: Path, limit: int = MAX_BUNDLE_BYTES) -> Prepared:
     """Snapshot ``app_ref``'s directory and load it: the code of a local deploy."""
     bundle = await asyncio.to_thread(snapshot, app_ref, data_dir, limit)
-    return await load_bundle(bundle)
+    return await load_bundle(bundle, data_dir)
 
 
-async def load_bundle(bundle: Bundle) -> Prepared:
-    launcher, loaded = await start_launcher(bundle.app_path)
+async def load_bundle(bundle: Bundle, data_dir: Path) -> Prepared:
+    """Start the bundle's zygotes (one per dependency environment, built if need be)."""
+    launcher, loaded = await start_launchers(bundle.app_path, data_dir)
     return Prepared(bundle, launcher, loaded.manifest)
 
 
@@ -140,7 +142,7 @@ async def restore(book: VersionBook, data_dir: Path) -> Prepared:
             f" {str(bundles_dir(data_dir))!r}: deploy the app again",
             field="app",
         )
-    launcher, loaded = await start_launcher(bundle.app_path)
+    launcher, loaded = await start_launchers(bundle.app_path, data_dir)
     kept = frozenset(
         name for name, number in last.versions.items()
         if book.get(name, number).bundle != last.bundle

@@ -130,7 +130,7 @@ class DeploysAPI:
         limit = host.config.max_bundle_bytes
         data = await read_body(request, limit, what="bundle", field="bundle")
         bundle = unpack(data, app_ref, host.config.data_dir, limit)
-        loaded = await load_bundle(bundle)
+        loaded = await load_bundle(bundle, host.config.data_dir)
 
         def canary_ops(plan: Plan) -> list[Op]:
             return self._canary_ops(plan, canary) if canary is not None else []

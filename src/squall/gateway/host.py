@@ -141,7 +141,7 @@ class Host:
                 platform = await Platform.start(config, prepared)
             except BaseException:
                 log.exception("the deploy's platform failed to start; the previous code serves")
-                previous = await load_bundle(old.bundle)
+                previous = await load_bundle(old.bundle, self.config.data_dir)
                 restored = dataclasses.replace(previous, manifest=old.manifest, kept=old.kept)
                 self.platform = await Platform.start(self.config, restored)
                 self._install(self.platform)

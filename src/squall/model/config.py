@@ -18,6 +18,7 @@ from squall.model.budgets import BudgetConfig, check_budgets
 from squall.model.event_store import ProjectionConfig
 from squall.model.http import AppSettings, RouteConfig
 from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
+from squall.model.requirements import check as check_requirements
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
 from squall.model.schedules import ScheduleConfig
 from squall.model.streams import StreamConfig, StreamTrigger, check_streams
@@ -60,6 +61,9 @@ class FunctionConfig(msgspec.Struct, frozen=True, kw_only=True):
     env: dict[str, str] = {}
     secrets: tuple[str, ...] = ()  # names of platform secrets the sandbox sees (ctx.secrets)
     permissions: tuple[str, ...] = ()  # "action:resource", e.g. "invoke:billing", "invoke:*"
+    # pip requirements of this function alone (the app's come on top): its sandboxes fork
+    # from a zygote running in an environment with both installed
+    requirements: tuple[str, ...] = ()
     has_init: bool = False
     is_async: bool = False
     description: str = ""
@@ -110,6 +114,7 @@ class FunctionConfig(msgspec.Struct, frozen=True, kw_only=True):
                 value=repr(self.env),
             )
 
+        check_requirements(self.requirements, function=self.name)
         for permission in self.permissions:
             action, _, resource = permission.partition(":")
             if action not in ACTIONS or not resource:
@@ -188,9 +193,11 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     alerts: list[AlertConfig] = []
     workflows: list[WorkflowConfig] = []
     projections: list[ProjectionConfig] = []
+    requirements: tuple[str, ...] = ()  # the app's: requirements.txt beside it and App(...)
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
+        check_requirements(self.requirements)
         self._validate_projections(names)
         self._validate_buckets()
         check_budgets(self.budgets, names)

@@ -31,7 +31,7 @@ from squall.runtime.protocol import (
 
 log = logging.getLogger("squall.runtime")
 
-ZYGOTE = [sys.executable, "-m", "squall.runtime.zygote"]
+ZYGOTE = ["-m", "squall.runtime.zygote"]  # after the interpreter: the platform's or an env's
 
 
 class Launcher(Protocol):
@@ -61,11 +61,14 @@ class ZygoteLauncher:
         asyncio.get_running_loop().add_reader(control.fileno(), self._on_control)
 
     @classmethod
-    async def load(cls, app_ref: str) -> tuple[ZygoteLauncher, Loaded]:
-        """Start the zygote, wait for it to import the app, return it with the manifest."""
+    async def load(
+        cls, app_ref: str, python: str = sys.executable
+    ) -> tuple[ZygoteLauncher, Loaded]:
+        """Start the zygote with interpreter ``python`` (a dependency environment's, or the
+        platform's), wait for it to import the app, return it with the manifest."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         process = subprocess.Popen(
-            [*ZYGOTE, "zygote", app_ref, str(theirs.fileno())],
+            [python, *ZYGOTE, "zygote", app_ref, str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
         )
@@ -130,8 +133,9 @@ class ZygoteLauncher:
 class SpawnLauncher:
     """One fresh interpreter per sandbox: slower, but safe for apps that import threads."""
 
-    def __init__(self, app_ref: str) -> None:
+    def __init__(self, app_ref: str, python: str = sys.executable) -> None:
         self._app_ref = app_ref
+        self._python = python
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, request: Fork) -> socket.socket:
@@ -139,6 +143,7 @@ class SpawnLauncher:
         try:
             child = subprocess.Popen(
                 [
+                    self._python,
                     *ZYGOTE,
                     "serve",
                     self._app_ref,
@@ -167,20 +172,6 @@ class SpawnLauncher:
         loop = asyncio.get_running_loop()
         for child in self._children.values():
             await loop.run_in_executor(None, _wait_or_kill, child)
-
-
-async def start_launcher(app_ref: str) -> tuple[Launcher, Loaded]:
-    """A zygote that imported ``app_ref``, or a spawning launcher when forking it is unsafe."""
-    zygote, loaded = await ZygoteLauncher.load(app_ref)
-    if loaded.fork_safe:
-        return zygote, loaded
-    log.warning(
-        "%s starts threads at import time; forking it is unsafe, so each sandbox"
-        " is a fresh interpreter (slower cold starts)",
-        app_ref,
-    )
-    await zygote.close()
-    return SpawnLauncher(app_ref), loaded
 
 
 def _wait_or_kill(process: subprocess.Popen[bytes]) -> None:

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from squall.app import App
 from squall.errors import ConfigError
@@ -18,8 +19,10 @@ def load_app(ref: str) -> tuple[App, bytes]:
     if ref.endswith((".yaml", ".yml")):
         from squall.appfile import load_app_file  # PyYAML only for apps that use it
 
-        return load_app_file(ref)
-    module_ref, _, attr = ref.partition(":")
+        app, source = load_app_file(ref)
+        app.root = Path(ref).resolve().parent  # where requirements.txt is found
+        return app, source
+    module_ref = ref.partition(":")[0]
     if module_ref.endswith(".py") or "/" in module_ref:
         path = Path(module_ref).resolve()
         if not path.is_file():
@@ -44,15 +47,23 @@ def load_app(ref: str) -> tuple[App, bytes]:
                 field="app",
             ) from None
         source = Path(module.__file__).read_bytes() if module.__file__ else b""
+    app = _find_app(module, ref)
+    if module.__file__:  # where requirements.txt and relative requirement paths are found
+        app.root = Path(module.__file__).resolve().parent
+    return app, source
+
+
+def _find_app(module: ModuleType, ref: str) -> App:
+    module_ref, _, attr = ref.partition(":")
     if attr:
         app = getattr(module, attr, None)
         if not isinstance(app, App):
             raise ConfigError(f"{ref!r} is not a squall.App", field="app")
-        return app, source
+        return app
     apps = [value for value in vars(module).values() if isinstance(value, App)]
     if len(apps) != 1:
         found = "no squall.App" if not apps else f"{len(apps)} squall.App objects"
         raise ConfigError(
             f"{module_ref!r} defines {found}: name one with {module_ref}:<variable>", field="app"
         )
-    return apps[0], source
+    return apps[0]

@@ -19,8 +19,9 @@ from squall.engine.deploy.bundle import existing
 from squall.engine.deploy.versions import VersionBook
 from squall.errors import NotFound
 from squall.model.config import FunctionConfig
-from squall.runtime.launcher import Launcher, start_launcher
+from squall.runtime.launcher import Launcher
 from squall.runtime.pool import Pool
+from squall.runtime.zygotes import start_launchers
 
 log = logging.getLogger("squall.deploy")
 
@@ -110,7 +111,7 @@ class VersionPools:
                 " cannot start (deploy them again)",
                 bundle=bundle,
             )
-        launcher, _ = await start_launcher(found.app_path)
+        launcher, _ = await start_launchers(found.app_path, self._data_dir)
         log.info("started the zygote of bundle %s for an older version", bundle)
         self._launchers[bundle] = launcher
         return launcher
