@@ -31,6 +31,7 @@ from squall.errors import (
 )
 from squall.model.event_store import ExpectedVersion
 from squall.model.http import CorsConfig, JwtConfig, RateLimit
+from squall.model.stages import StageConfig as Stage
 from squall.request import Request
 from squall.response import Response
 from squall.runtime.context import Context
@@ -65,6 +66,7 @@ __all__ = [
     "ResultNotSerializable",
     "SandboxCrashed",
     "SquallError",
+    "Stage",
     "StepFailed",
     "Timeout",
     "TooManyRequests",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from squall.model.requirements import normalize as normalize_requirements
 from squall.model.requirements import read_file as read_requirements
 from squall.model.rules import DEFAULT_BUS, RuleConfig, app_rule, rule_pattern
 from squall.model.schedules import ScheduleConfig
+from squall.model.stages import StageConfig, check_stage_name, check_stages
 from squall.model.streams import DEFAULT_RETENTION_S, StreamConfig, StreamTrigger
 from squall.model.tables import (
     IMAGES,
@@ -68,10 +69,18 @@ class App:
         jwt: JwtConfig | None = None,
         key_rate_limit: RateLimit | None = None,
         requirements: Sequence[str] | str = (),
+        stages: Mapping[str, StageConfig | Mapping[str, Any]] | None = None,
     ) -> None:
         """``requirements`` (a list, or a requirements file relative to the app's file) add
-        to ``requirements.txt`` beside the app file; see docs/concepts.md, Dependencies."""
+        to ``requirements.txt`` beside the app file; see docs/concepts.md, Dependencies.
+        ``stages`` maps stage names to their settings (``{"prod": {"env": {...}}}``), chosen
+        with ``squall up --stage``; see docs/deploys.md, Stages."""
         self.name = name
+        self.stages = {
+            check_stage_name(stage, f"stages.{stage}"): _stage(stage, settings)
+            for stage, settings in (stages or {}).items()
+        }
+        check_stages(self.stages)
         self.requirements = requirements if isinstance(requirements, str) else (
             check_requirements(requirements)
         )
@@ -760,6 +769,7 @@ class App:
         digest.update(repr((self.budgets, self.alerts)).encode())
         digest.update(repr(self.workflows).encode())
         digest.update(repr(self.projections).encode())
+        digest.update(repr(sorted(self.stages.items())).encode())
         manifest = Manifest(
             app=self.name,
             version=digest.hexdigest()[:12],
@@ -780,6 +790,7 @@ class App:
             workflows=list(self.workflows),
             projections=list(self.projections),
             requirements=requirements,
+            stages=dict(self.stages),
         )
         manifest.validate()
         return manifest
@@ -793,6 +804,15 @@ class App:
         if isinstance(self.requirements, str):
             return [*found, *read_requirements(base / self.requirements)]
         return [*found, *self.requirements]
+
+
+def _stage(name: str, settings: StageConfig | Mapping[str, Any]) -> StageConfig:
+    if isinstance(settings, StageConfig):
+        return settings
+    try:
+        return msgspec.convert(settings, StageConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"stage {name!r}: {exc}", field=f"stages.{name}") from None
 
 
 def _checked_pattern(label: str, pattern: dict[str, Any]) -> dict[str, Any]:

@@ -164,6 +164,13 @@ def up(
         float,
         typer.Option(min=0.0, max=1.0, help="Share of new traces recorded (children follow)."),
     ] = 1.0,
+    stage: Annotated[
+        str,
+        typer.Option(
+            envvar="SQUALL_STAGE",
+            help="The stage served: its env vars and secret scope (see App(stages=...)).",
+        ),
+    ] = "dev",
     otlp_endpoint: Annotated[
         str | None,
         typer.Option(
@@ -200,6 +207,7 @@ def up(
         trace_retention_s=trace_retention_s,
         trace_sample=trace_sample,
         otlp_endpoint=otlp_endpoint,
+        stage=stage,
     )
     # SIGTERM takes the same clean path as Ctrl-C: uvicorn drains, the lifespan stops the platform.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -26,6 +26,9 @@ def dev(
     data_dir: Annotated[Path, typer.Option(help="Where the embedded store lives.")] = Path(
         ".squall"
     ),
+    stage: Annotated[
+        str, typer.Option(envvar="SQUALL_STAGE", help="The stage served (see `squall up`).")
+    ] = "dev",
 ) -> None:
     """Serve APP like `squall up`, and redeploy it each time a file in its directory changes:
     changed functions get new versions; queued work and state carry over; an edit that fails
@@ -36,7 +39,7 @@ def dev(
     from squall.observe.log_format import configure
 
     configure("text")
-    config = PlatformConfig(app=app_ref, data_dir=data_dir, deployed_by="dev")
+    config = PlatformConfig(app=app_ref, data_dir=data_dir, deployed_by="dev", stage=stage)
 
     async def watch(served: Host) -> None:
         await reload_forever(served, app_ref, _report)

@@ -14,6 +14,8 @@ from rich.table import Table
 
 from squall.cli.common import JsonOption, KeyOption, UrlOption, console, fail, print_json, session
 from squall.cli.render import clock
+from squall.errors import ConfigError
+from squall.model.stages import check_stage_name, scoped_secret
 
 secrets = typer.Typer(
     help="Secrets: encrypted values functions declare (admin scope).", no_args_is_help=True
@@ -44,10 +46,24 @@ def set_(
     value_file: Annotated[
         Path | None, typer.Option("--value-file", help="Read the value from this file.")
     ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage",
+            help="Only for this stage: stored as STAGE__NAME, which that stage's functions"
+            " see as NAME.",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
     """Set a secret from stdin when piped, else from a hidden prompt (or --value-file)."""
+    if stage is not None:
+        try:
+            name = scoped_secret(check_stage_name(stage), name)
+        except ConfigError as exc:
+            fail(exc.message, 2)
     value = read_value(value_file)
     if not value:
         fail("the secret's value is empty", 2)

@@ -6,6 +6,7 @@ Everything the gateway, the CLI and the benchmarks do goes through its methods.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from squall.engine.deploy.bundle import (
 )
 from squall.engine.deploy.canary import Canaries
 from squall.engine.deploy.pools import VersionPools
+from squall.engine.deploy.stages import staged
 from squall.engine.deploy.versions import VersionBook
 from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
@@ -67,6 +69,7 @@ from squall.model.invocation import (
     Trigger,
 )
 from squall.model.rules import DEFAULT_BUS, RuleConfig
+from squall.model.stages import DEFAULT_STAGE, scoped_secret
 from squall.model.workflows import StepRecord, WorkflowRun
 from squall.observe.cost import PriceTable
 from squall.observe.hub import Observability
@@ -183,6 +186,7 @@ class PlatformConfig:
     trace_sample: float = 1.0  # share of new traces recorded (0..1); children follow parents
     otlp_endpoint: str | None = None  # also export spans over OTLP/HTTP (SQUALL_OTLP_ENDPOINT)
     deployed_by: str = "local"  # who a deploy's new versions are recorded as made by
+    stage: str = DEFAULT_STAGE  # the environment this platform serves (squall up --stage)
     max_bundle_bytes: int = MAX_BUNDLE_BYTES
 
 
@@ -416,6 +420,9 @@ class Platform:
             await book.load()
             if prepared is None:
                 prepared = await restore(book, config.data_dir)
+            prepared = dataclasses.replace(
+                prepared, manifest=staged(prepared.manifest, config.stage)
+            )
             await book.record(
                 prepared.manifest,
                 prepared.bundle.hash,
@@ -515,7 +522,17 @@ class Platform:
     # --- functions -----------------------------------------------------------------------
 
     async def _secret_values(self, names: Sequence[str]) -> dict[str, str]:
-        return await self.control.secret_values(names)
+        """Each secret as the stage has it (``prod__DB_URL``), else as the app has it."""
+        stage = self.config.stage
+        found = await self.control.secret_values(
+            [*names, *(scoped_secret(stage, name) for name in names)]
+        )
+        values = {}
+        for name in names:
+            value = found.get(scoped_secret(stage, name), found.get(name))
+            if value is not None:
+                values[name] = value
+        return values
 
     def function(self, name: str) -> FunctionConfig:
         try:

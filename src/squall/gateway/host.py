@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from squall.engine.deploy.plan import Plan, diff, merge
+from squall.engine.deploy.stages import staged
 from squall.engine.platform import Platform, PlatformConfig, Prepared, load_bundle
 from squall.gateway.app import API_PREFIX, create_app
 
@@ -88,6 +89,7 @@ class Host:
     def plan(self, new: Prepared, prune: bool) -> tuple[Plan, Prepared]:
         """What deploying ``new`` changes, and the code to start for it."""
         current = self.platform
+        new = dataclasses.replace(new, manifest=staged(new.manifest, self.config.stage))
         if prune:
             manifest, kept = new.manifest, frozenset[str]()
         else:

@@ -21,6 +21,7 @@ from squall.model.queues import QueueConfig, QueueTrigger, check_dead_letter
 from squall.model.requirements import check as check_requirements
 from squall.model.rules import DEFAULT_BUS, RuleConfig, check_references
 from squall.model.schedules import ScheduleConfig
+from squall.model.stages import StageConfig, check_stages
 from squall.model.streams import StreamConfig, StreamTrigger, check_streams
 from squall.model.tables import ChangeTrigger, TableConfig, check_tables
 from squall.model.workflows import WorkflowConfig
@@ -194,10 +195,12 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     workflows: list[WorkflowConfig] = []
     projections: list[ProjectionConfig] = []
     requirements: tuple[str, ...] = ()  # the app's: requirements.txt beside it and App(...)
+    stages: dict[str, StageConfig] = {}  # per-environment settings (squall up --stage)
 
     def validate(self) -> None:
         names = {f.name for f in self.functions}
         check_requirements(self.requirements)
+        check_stages(self.stages)
         self._validate_projections(names)
         self._validate_buckets()
         check_budgets(self.budgets, names)
