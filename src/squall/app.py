@@ -19,6 +19,7 @@ from squall.model.alerts import AlertConfig, window_seconds
 from squall.model.buckets import BucketConfig, event_types, object_pattern
 from squall.model.budgets import BudgetConfig
 from squall.model.config import FunctionConfig, Manifest
+from squall.model.deploys import check_alias_name
 from squall.model.event_store import ProjectionConfig
 from squall.model.http import AppSettings, CorsConfig, JwtConfig, RateLimit, RouteConfig
 from squall.model.queues import QUEUE_NAME_RE, QueueConfig, QueueTrigger
@@ -175,14 +176,17 @@ class App:
         timeout_s: float = 29.0,
         scopes: list[str] | tuple[str, ...] = (),
         rate_limit: RateLimit | None = None,
+        alias: str | None = None,
         **function_options: Any,
     ) -> Callable[[F], F]:
         """Bind ``"METHOD /path/{param}"`` to a function; stack it for several routes.
 
         The handler gets a ``squall.Request`` and returns a ``squall.Response`` or a
-        JSON-able value. Other keyword arguments configure the function, as
-        ``@app.function`` does, the first time it is declared.
+        JSON-able value. ``alias`` serves the route with that alias's version (``beta``);
+        without it the ``live`` alias, else the newest version. Other keyword arguments
+        configure the function, as ``@app.function`` does, the first time it is declared.
         """
+        _checked_alias(alias)
 
         def register(handler: F) -> F:
             name = function_options.get("name") or handler.__name__.replace("_", "-")
@@ -195,6 +199,7 @@ class App:
                     timeout_s=float(timeout_s),
                     scopes=tuple(scopes),
                     rate_limit=rate_limit,
+                    alias=alias,
                 )
             )
             return handler
@@ -208,23 +213,25 @@ class App:
         pattern: dict[str, Any] | None = None,
         bus: str = DEFAULT_BUS,
         rule: str | None = None,
+        alias: str | None = None,
         **function_options: Any,
     ) -> Callable[[F], F]:
         """Run the function for every event on ``bus`` whose type is ``event_type`` and
         that matches ``pattern`` (EventBridge pattern language); stack it for several rules.
+        ``alias`` runs the events on that alias's version (see ``http``).
 
         The handler gets the event as a CloudEvents JSON dict and runs as an async
         invocation: retried, dead-lettered, at least once.
         """
         full = _checked_pattern(event_type or "pattern", rule_pattern(event_type, pattern))
+        _checked_alias(alias)
 
         def register(handler: F) -> F:
             name = function_options.get("name") or handler.__name__.replace("_", "-")
             self._declare(name, handler, function_options)
             count = len([r for r in self.rules if name in r.functions()])
-            config = app_rule(
-                rule or f"{name}-{count}", bus=bus, pattern=full, targets=(FunctionTarget(name),)
-            )
+            target = FunctionTarget(name) if alias is None else FunctionTarget(name, alias=alias)
+            config = app_rule(rule or f"{name}-{count}", bus=bus, pattern=full, targets=(target,))
             self.rules.append(config)
             return handler
 
@@ -804,6 +811,14 @@ class App:
         if isinstance(self.requirements, str):
             return [*found, *read_requirements(base / self.requirements)]
         return [*found, *self.requirements]
+
+
+def _checked_alias(alias: str | None) -> None:
+    if alias is not None:
+        try:
+            check_alias_name(alias)
+        except InvalidInput as exc:
+            raise ConfigError(exc.message, field="alias") from None
 
 
 def _stage(name: str, settings: StageConfig | Mapping[str, Any]) -> StageConfig:

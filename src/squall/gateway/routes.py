@@ -154,7 +154,12 @@ class FunctionRoutes:
         )
         if is_async:
             record = await self.platform.invoke_async(
-                route.function, payload, trigger=Trigger.HTTP, kind="http", request_id=request_id
+                route.function,
+                payload,
+                trigger=Trigger.HTTP,
+                kind="http",
+                request_id=request_id,
+                qualifier=route.alias,
             )
             response = accepted(record)
         else:
@@ -171,6 +176,7 @@ class FunctionRoutes:
                 kind="http",
                 request_id=request_id,
                 invocation_id=invocation_id,
+                qualifier=route.alias,
             )
         )
         try:

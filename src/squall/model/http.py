@@ -31,6 +31,7 @@ class RouteConfig(msgspec.Struct, frozen=True, kw_only=True):
     timeout_s: float = 29.0  # the integration timeout: past it the caller gets 504
     scopes: tuple[str, ...] = ()  # scopes the API key (or the JWT's scope claim) must carry
     rate_limit: RateLimit | None = None  # per route, across callers
+    alias: str | None = None  # the function alias serving it (None: live, else the newest)
 
     @staticmethod
     def parse(spec: str, function: str, **options: object) -> RouteConfig:

@@ -27,6 +27,7 @@ import msgspec
 import msgspec.structs
 
 from squall.errors import InvalidInput
+from squall.model.aliases import ALIAS_RE
 from squall.model.jsonpath import parse_path
 from squall.model.transform import check_template
 
@@ -73,6 +74,7 @@ class _Target(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 
 class FunctionTarget(_Target, frozen=True, forbid_unknown_fields=True, tag="function"):
     function: str
+    alias: str | None = None  # the version that runs it: that alias's (None: live, or newest)
     input: Any = msgspec.UNSET  # a constant JSON value (null included) sent instead
     input_path: str | None = None
     input_transformer: InputTransformer | None = None
@@ -150,6 +152,8 @@ def validate_targets(targets: tuple[Target, ...]) -> None:
 def _check_target(target: Target, where: str) -> None:
     if isinstance(target, FunctionTarget):
         _check_name(target.function, FUNCTION_RE, f"{where}.function", "a function name")
+        if target.alias is not None:
+            _check_name(target.alias, ALIAS_RE, f"{where}.alias", "an alias name (live, beta)")
     elif isinstance(target, BusTarget):
         _check_name(target.bus, BUS_RE, f"{where}.bus", "a bus name (lower case)")
     elif isinstance(target, QueueTarget):

@@ -143,6 +143,8 @@ def _headers(rule: RuleConfig, target: Target, event: CloudEvent) -> dict[str, s
     traceparent = event.traceparent
     if traceparent is not None:  # the delivery continues the publisher's trace
         headers["traceparent"] = traceparent
+    if isinstance(target, FunctionTarget) and target.alias is not None:
+        headers["qualifier"] = target.alias  # the dispatcher runs that alias's version
     return headers
 
 
