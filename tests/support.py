@@ -40,9 +40,14 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 15.0) -> T:
 
 
 def start_squall(
-    workdir: Path, *args: str, app: str = "app.py", env: dict[str, str] | None = None
+    workdir: Path,
+    *args: str,
+    app: str = "app.py",
+    env: dict[str, str] | None = None,
+    command: str = "up",
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Run `squall up` on a free port; return the process and its URL once it serves.
+    """Run `squall up` (or ``command``: dev) on a free port; return the process and its URL
+    once it serves.
 
     ``env`` adds to (or overrides) this process's environment for the server; the admin key
     is ``ADMIN_KEY`` unless ``env`` sets ``SQUALL_ADMIN_KEY`` (``""``: let it generate one).
@@ -50,7 +55,7 @@ def start_squall(
     out, err = workdir / "up.out", workdir / "up.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
-            [SQUALL, "up", app, "--port", "0", *args],
+            [SQUALL, command, app, "--port", "0", *args],
             cwd=workdir,
             stdout=stdout,
             stderr=stderr,

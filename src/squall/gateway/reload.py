@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from watchfiles import DefaultFilter, awatch
+from watchfiles import Change, DefaultFilter, awatch
 
-from squall.engine.deploy.bundle import SKIPPED_DIRS, split_app_ref
+from squall.engine.deploy.bundle import Ignored, split_app_ref
 from squall.engine.deploy.plan import Plan
 from squall.engine.platform import prepare
 from squall.errors import SquallError
@@ -33,10 +34,14 @@ async def reload_forever(host: Host, app_ref: str, report: Report) -> None:
     seconds the reload took)`` after each."""
     root, _ = split_app_ref(app_ref)
     data_dir = host.config.data_dir.resolve()
-    watch_filter = DefaultFilter(
-        ignore_dirs=[*DefaultFilter.ignore_dirs, *SKIPPED_DIRS], ignore_paths=[data_dir]
-    )
-    async for _changes in awatch(root, watch_filter=watch_filter, debounce=DEBOUNCE_MS):
+    default = DefaultFilter(ignore_paths=[data_dir])
+
+    def bundled(change: Change, path: str) -> bool:
+        # Only what a bundle holds triggers a reload (a log file beside the app does not);
+        # the ignore file is read again each time, so editing it takes effect at once.
+        return default(change, path) and not Ignored(root).path(Path(path))
+
+    async for _changes in awatch(root, watch_filter=bundled, debounce=DEBOUNCE_MS):
         began = time.monotonic()
         try:
             prepared = await prepare(app_ref, host.config.data_dir, host.config.max_bundle_bytes)

@@ -10,6 +10,7 @@ rejecting links and paths that leave the bundle, and hashes what it unpacked its
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import io
 import os
@@ -31,6 +32,47 @@ SKIPPED_DIRS = frozenset(
 )
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 HASH_CHARS = 20
+IGNORE_FILE = ".squallignore"  # one glob per line (``*.log``, ``data/``), as .gitignore's basics
+DEFAULT_IGNORED = ("*.log", "*.pid", "*.sock")
+
+
+class Ignored:
+    """What a bundle leaves out: the skipped dirs and suffixes, plus ``.squallignore``'s globs
+    (matched against the path relative to the root and against the name; ``dir/`` matches a
+    directory)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        patterns = list(DEFAULT_IGNORED)
+        ignore_file = root / IGNORE_FILE
+        if ignore_file.is_file():
+            for line in ignore_file.read_text(errors="replace").splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    patterns.append(line)
+        self._dirs = [p.rstrip("/") for p in patterns if p.endswith("/")]
+        self._files = [p for p in patterns if not p.endswith("/")]
+
+    def dir(self, rel: str, name: str) -> bool:
+        return name in SKIPPED_DIRS or any(
+            fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in [*self._dirs, *self._files]
+        )
+
+    def file(self, rel: str, name: str) -> bool:
+        if name.endswith(SKIPPED_SUFFIXES):
+            return True
+        parts = rel.split("/")
+        if any(self.dir("/".join(parts[: i + 1]), parts[i]) for i in range(len(parts) - 1)):
+            return True
+        return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in self._files)
+
+    def path(self, path: Path) -> bool:
+        """Whether ``path`` (absolute, under the root) is left out of the bundle."""
+        try:
+            rel = path.relative_to(self.root).as_posix()
+        except ValueError:
+            return True
+        return self.file(rel, path.name)
 
 
 class Bundle(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,16 +101,20 @@ def split_app_ref(app_ref: str) -> tuple[Path, str]:
 
 
 def _files(root: Path, skip: list[Path]) -> Iterator[tuple[str, Path]]:
+    ignored = Ignored(root)
     for directory, dirs, names in os.walk(root):
         here = Path(directory)
+        base = here.relative_to(root).as_posix()
+        prefix = "" if base == "." else base + "/"
         dirs[:] = sorted(
-            d for d in dirs if d not in SKIPPED_DIRS and (here / d).resolve() not in skip
+            d for d in dirs
+            if not ignored.dir(prefix + d, d) and (here / d).resolve() not in skip
         )
         for name in sorted(names):
             path = here / name
-            if name.endswith(SKIPPED_SUFFIXES) or path.is_symlink() or not path.is_file():
+            if ignored.file(prefix + name, name) or path.is_symlink() or not path.is_file():
                 continue
-            yield path.relative_to(root).as_posix(), path
+            yield prefix + name, path
 
 
 def _listing(root: Path, skip: list[Path], limit: int) -> list[tuple[str, Path]]:
