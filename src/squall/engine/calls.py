@@ -33,6 +33,7 @@ from squall.errors import (
     SquallError,
     Timeout,
 )
+from squall.model.aliases import split_qualifier
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig
 from squall.model.invocation import Trigger
@@ -153,7 +154,8 @@ class SandboxCalls:
         """A sync invoke runs now (its own effects commit with its own success); an async
         one is queued with the caller's effects."""
         target = str(args.get("function"))
-        require(self._caller(sandbox), sandbox.function, "invoke", target)
+        # Permission is per function: "invoke:billing" covers billing:beta and billing:7.
+        require(self._caller(sandbox), sandbox.function, "invoke", split_qualifier(target)[0])
         payload = bytes(args.get("payload") or b"null")
         platform = self._platform
         traceparent = args.get("traceparent")
