@@ -248,7 +248,7 @@ def test_rules_are_listed(url: str) -> None:
     }
     [big] = [r for r in rules if r["name"] == "big-order-0"]
     assert big["targets"] == [{"kind": "function", "id": "0", "function": "big-order",
-                               "input_path": None, "input_transformer": None}]
+                               "alias": None, "input_path": None, "input_transformer": None}]
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -112,7 +112,13 @@ def _target_schemas() -> dict[str, JSONSchema]:
         "FunctionTarget": target(
             "function",
             "function",
-            {"function": _string(FUNCTION_NAME), **transforms},
+            {
+                "function": _string(FUNCTION_NAME),
+                "alias": nullable(
+                    _string("^[a-z][a-z0-9_-]{0,63}$", "The alias whose version runs it")
+                ),
+                **transforms,
+            },
             "An async invocation; the function's own retry policy applies",
         ),
         "BusTarget": target(
