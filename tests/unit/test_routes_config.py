@@ -102,3 +102,23 @@ def test_bad_secret_names_are_refused(name: str) -> None:
     with pytest.raises(ConfigError) as info:
         app.function(secrets=[name])(handler)
     assert info.value.field == "secrets"
+
+
+def test_routes_that_differ_only_in_parameter_names_collide() -> None:
+    import pytest
+
+    import squall
+    from squall.errors import ConfigError
+
+    app = squall.App("collide")
+
+    @app.http("GET /orders/{id}")
+    def one(request, ctx):
+        return 1
+
+    @app.http("GET /orders/{order_id}")
+    def two(request, ctx):
+        return 2
+
+    with pytest.raises(ConfigError, match=r"collides: .*'one' \(as /orders/\{id\}\) and 'two'"):
+        app.manifest()

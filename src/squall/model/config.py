@@ -27,6 +27,7 @@ from squall.model.tables import ChangeTrigger, TableConfig, check_tables
 from squall.model.workflows import WorkflowConfig
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
+_ROUTE_PARAM = re.compile(r"\{[^}/]*\}")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 ACTIONS = (
     "invoke", "publish", "put", "send", "bucket", "bucket.read", "table", "table.read",
@@ -236,7 +237,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                 raise ConfigError(f"rule {rule.name!r} is declared twice", field="name")
             rule_names.add(rule.name)
         self._validate_schedules(names)
-        seen: dict[tuple[str, str], str] = {}
+        seen: dict[tuple[str, str], tuple[str, str]] = {}
         for route in self.routes:
             route.validate()
             if route.function not in names:
@@ -245,15 +246,18 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
                     field="function",
                     value=route.function,
                 )
-            key = (route.method, route.path)
+            # Paths that differ only in their parameters' names match the same requests.
+            key = (route.method, _ROUTE_PARAM.sub("{}", route.path))
             if key in seen:
+                other_path, other = seen[key]
+                same = "" if other_path == route.path else f" (as {other_path})"
                 raise ConfigError(
-                    f"route {route.method} {route.path} is declared by both {seen[key]!r}"
-                    f" and {route.function!r}",
+                    f"route {route.method} {route.path} collides: it is declared by both"
+                    f" {other!r}{same} and {route.function!r}",
                     field="path",
                     value=route.path,
                 )
-            seen[key] = route.function
+            seen[key] = (route.path, route.function)
             if route.auth == "jwt" and self.settings.jwt is None:
                 raise ConfigError(
                     f"route {route.method} {route.path} has auth='jwt' but the app sets no"
