@@ -193,6 +193,7 @@ class PlatformConfig:
 class Platform:
     control: ControlStore  # API keys and secrets
     _lock: DataDirLock
+    _leasing: asyncio.Task[None]  # the dispatcher's lease loop
     bootstrap_key: str | None = None  # the admin key this start created, to show once
     kept: frozenset[str] = frozenset()  # functions served from older bundles
 
@@ -461,11 +462,12 @@ class Platform:
         await platform.workflows.load()
         await platform.projections.start()
         await platform.canaries.load()
+        platform._leasing = asyncio.create_task(platform._dispatcher.run())
         platform._tasks = [
             asyncio.create_task(platform.buckets.sweep_forever()),
             asyncio.create_task(platform._queue_consumers.run()),
             asyncio.create_task(platform.queues.sweep_forever()),
-            asyncio.create_task(platform._dispatcher.run()),
+            platform._leasing,
             asyncio.create_task(platform._maintain()),
             asyncio.create_task(platform._targets.run()),
             asyncio.create_task(platform.archives.sweep_forever()),
@@ -1029,6 +1031,15 @@ class Platform:
 
     async def queue_depth(self) -> int:
         return await self._store.depth()
+
+    async def quiesce(self, timeout: float) -> None:
+        """Stop leasing async deliveries and wait (up to ``timeout``) for those leased to
+        finish: a deploy lets running invocations end instead of running them again."""
+        self._leasing.cancel()
+        await asyncio.gather(self._leasing, return_exceptions=True)
+        deadline = time.monotonic() + timeout
+        while self._dispatcher.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def wait_idle(self, timeout: float = 60.0) -> None:
         """Return once no async work is queued or running (for tests and benchmarks)."""

@@ -137,6 +137,7 @@ class Host:
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), DRAIN_S)
+            await old.quiesce(DRAIN_S)
             await old.stop()
             config = dataclasses.replace(self.config, deployed_by=who)
             try:
