@@ -291,6 +291,8 @@ def _int_field(body: dict[str, Any], name: str, required: bool = False) -> int |
         if required:
             raise InvalidInput(f"field {name!r} is required", field=name)
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON does not tell 7 from 7.0
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"field {name!r} must be an integer, got {value!r}", field=name)
     return value

@@ -178,7 +178,9 @@ def deploys_fragment() -> Fragment:
                 body={
                     "required": True,
                     "content": {
-                        "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"},
+                        }
                     },
                 },
                 responses={
@@ -225,7 +227,7 @@ def deploys_fragment() -> Fragment:
                 tag=TAG,
                 description="A running canary on the alias is rolled back to its primary.",
                 parameters=[name], body=json_body(ref("Rollback")),
-                responses=ok(ref("Alias")), errors=(400, 404, 413, 415),
+                responses=ok(ref("Alias")), errors=(400, 404, 409, 413, 415),
             ),
         },
     }

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from squall.errors import InvalidInput, NotFound
+from squall.errors import Conflict, InvalidInput, NotFound
 from squall.model.config import FunctionConfig, Manifest
 from squall.model.deploys import (
     LATEST,
@@ -236,21 +236,21 @@ class VersionBook:
                 return alias.version  # a split: all traffic back to the primary
             if alias.previous is not None:
                 return alias.previous
-            raise InvalidInput(
+            raise Conflict(
                 f"alias {name!r} of {function!r} has pointed only at version {alias.version}:"
                 " there is nothing to roll back to (set it with squall alias set)",
                 field="alias",
             )
         versions = self._versions.get(function, [])
         if len(versions) < 2:
-            raise InvalidInput(
+            raise Conflict(
                 f"function {function!r} has one version: there is nothing to roll back to",
                 field="function",
             )
         current = self.choose(function)
         older = [v.number for v in versions if v.number < current]
         if not older:
-            raise InvalidInput(
+            raise Conflict(
                 f"function {function!r} serves its first version {current}: there is nothing"
                 " older to roll back to",
                 field="function",
