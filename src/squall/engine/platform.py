@@ -39,6 +39,7 @@ from squall.engine.event_store.projections import Projections, ProjectionSetting
 from squall.engine.event_store.service import EventStoreService
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
+from squall.engine.leader import Leadership
 from squall.engine.payload import check_payload
 from squall.engine.queues.book import QueueBook
 from squall.engine.queues.consumer import QueueConsumers
@@ -328,6 +329,8 @@ class Platform:
             self._dispatcher.wake,
             functions=lambda: self._functions,
         )
+        # One scheduler fires ticks among the processes sharing the store.
+        self.leadership = Leadership(store, "scheduler")
         self._delayed = DelayedPublisher(store, self.publish)
         self.queues = QueueBook(store, manifest.queues)
         self._queue_consumers = QueueConsumers(
@@ -456,6 +459,7 @@ class Platform:
         await platform._stream_consumers.start()
         await platform.tables.load()
         await platform._changes.start()
+        await platform.leadership.try_acquire()
         await platform.scheduler.load()
         await platform.queues.load()
         await platform.buckets.load()
@@ -473,7 +477,8 @@ class Platform:
             asyncio.create_task(platform.archives.sweep_forever()),
             asyncio.create_task(platform.streams.trim_forever()),
             asyncio.create_task(platform.tables.sweep_forever()),
-            asyncio.create_task(platform.scheduler.run()),
+            asyncio.create_task(platform.leadership.run()),
+            asyncio.create_task(platform.scheduler.run(platform.leadership)),
             asyncio.create_task(platform._delayed.run()),
             asyncio.create_task(platform.workflows.run()),
             asyncio.create_task(platform.retention.sweep_forever()),

@@ -23,6 +23,7 @@ from squall.model.workflows import StepRecord, WorkflowRun
 from squall.storage.buckets import BucketOp, BucketStore
 from squall.storage.deploys import DeployOp, DeployStore
 from squall.storage.event_store import EventStore, EventStoreOp
+from squall.storage.leases import LeaseStore
 from squall.storage.logs import LogOp, PartitionedLog
 from squall.storage.tables import TableOp, TableStore
 from squall.storage.traces import TraceOp, TraceStore
@@ -488,8 +489,13 @@ class Store(
     EventStore,
     TraceStore,
     DeployStore,
+    LeaseStore,
     Protocol,
 ):
+    # True when only this process can open the store (the embedded backend): leases left by a
+    # dead process are taken over at once.
+    exclusive: bool
+
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         """Apply ``ops`` atomically and durably (group-committed with concurrent units).
 

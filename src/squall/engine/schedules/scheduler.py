@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from squall.engine.destinations import queue_name
+from squall.engine.leader import Leadership
 from squall.engine.schedules.expressions import Expression, isoformat, jitter, parse
 from squall.engine.waiting import wait_woken
 from squall.errors import Conflict, InvalidInput, NotFound
@@ -209,8 +210,13 @@ class Scheduler:
             latest = tick
         return latest
 
-    async def run(self) -> None:
+    async def run(self, leadership: Leadership | None = None) -> None:
+        """Fire ticks as they come due; with ``leadership``, only while this process leads
+        (one scheduler among several processes sharing a store)."""
         while True:
+            if leadership is not None and not leadership.leading:
+                await leadership.wait_leading()
+                await self.load()  # another leader may have moved the schedules on
             self._changed.clear()
             try:
                 await self.fire_due(self._clock())

@@ -57,6 +57,7 @@ from squall.storage.sqlite.event_store import (
     EventStoreReads,
     apply_event_store,
 )
+from squall.storage.sqlite.leases import LEASES_SCHEMA, LeaseReads
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
 from squall.storage.sqlite.migrate import add_missing_columns
 from squall.storage.sqlite.queues import (
@@ -274,7 +275,12 @@ class SqliteStore(
     EventStoreReads,
     TraceReads,
     DeployReads,
+    LeaseReads,
 ):
+    # Only this process can open the file (the data dir lock): a lease left by a process
+    # that died is taken over at once instead of after it expires.
+    exclusive = True
+
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
 
@@ -284,7 +290,7 @@ class SqliteStore(
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
             + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA
-            + TRACES_SCHEMA + DEPLOYS_SCHEMA
+            + TRACES_SCHEMA + DEPLOYS_SCHEMA + LEASES_SCHEMA
         )
         add_missing_columns(db.conn, "logs", LOG_COLUMNS)
         add_missing_columns(db.conn, "queue_messages", QUEUE_COLUMNS)
