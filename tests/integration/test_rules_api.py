@@ -91,6 +91,7 @@ def test_api_changes_what_matches_without_a_restart(http: httpx.Client) -> None:
                 "kind": "function",
                 "id": "0",
                 "function": "other",
+                "alias": None,
                 "input_path": None,
                 "input_transformer": None,
             }

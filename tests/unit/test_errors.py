@@ -125,6 +125,7 @@ def test_public_api_is_pinned() -> None:
         "ResultNotSerializable",
         "SandboxCrashed",
         "SquallError",
+        "Stage",
         "StepFailed",
         "Timeout",
         "TooManyRequests",
