@@ -217,6 +217,11 @@ class VersionBook:
         previous = before.previous if before is not None else None
         if before is not None and before.version != version:
             previous = before.version
+        elif before is None and name == LIVE:
+            # Unqualified calls went to the newest version until now: a rollback returns there.
+            latest = self.latest(function)
+            if latest is not None and latest.number != version:
+                previous = latest.number
         return Alias(
             function=function,
             name=name,
