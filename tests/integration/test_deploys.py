@@ -1,0 +1,422 @@
+"""Deploys end to end: remote deploys to a `squall up` started here, plans, prune, failed
+deploys, aliases and blue/green rollback, canaries rolled back or promoted, and the traffic
+split of an alias measured over 10,000 invocations."""
+
+from __future__ import annotations
+
+import getpass
+import http.client
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from conftest import StartPlatform, stop_platform
+from squall.client import Accepted, SquallClient
+from squall.engine.deploy.bundle import MAX_BUNDLE_BYTES, pack
+from squall.engine.deploy.canary import MIN_CALLS
+from squall.errors import ConfigError, NotFound, SquallError
+from support import NO_CONFIG, SQUALL, start_squall, wait_for
+
+
+def app_source(
+    version: int,
+    *,
+    fail: bool = False,
+    spare: bool = True,
+    extra: bool = False,
+    memory: int = 128,
+    head: str = "",
+) -> str:
+    """The test app at ``version``: ``hello`` answers it (or fails), ``noted`` counts the
+    rollback events, ``spare`` and the ``extra`` route come and go between deploys."""
+    body = "raise RuntimeError('version %d is broken')" % version if fail else (
+        "return {'v': %d}" % version
+    )
+    source = f"""
+        {head}
+        import squall
+
+        app = squall.App("deploys")
+
+        @app.http("GET /hello", memory_mb={memory})
+        def hello(request, ctx):
+            {body}
+
+        @app.on("squall.deploy.rolled_back")
+        def noted(event, ctx):
+            return None
+        """
+    if spare:
+        source += """
+        @app.function()
+        def spare(event, ctx):
+            return "spare"
+        """
+    if extra:
+        source += """
+        @app.http("GET /extra")
+        def extra(request, ctx):
+            return {"extra": True}
+        """
+    return textwrap.dedent(source).lstrip("\n")
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    url: str
+    key: str
+    source: Path  # the directory deploys are made from (not the server's)
+
+    opened: list[SquallClient | httpx.Client] = field(default_factory=list)
+
+    def client(self) -> SquallClient:
+        made = SquallClient(self.url, key=self.key)
+        self.opened.append(made)
+        return made
+
+    def http(self, **options: Any) -> httpx.Client:
+        made = httpx.Client(base_url=self.url, **options)
+        self.opened.append(made)
+        return made
+
+    def write(self, text: str) -> None:
+        (self.source / "app.py").write_text(text)
+
+    def squall(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A CLI command run in the source directory against this server."""
+        return subprocess.run(
+            [SQUALL, *args],
+            cwd=self.source,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "SQUALL_CONFIG": NO_CONFIG, "SQUALL_API_KEY": self.key},
+        )
+
+    def deploy(self, *options: str) -> subprocess.CompletedProcess[str]:
+        return self.squall("deploy", "app.py", "--to", self.url, "--key", self.key, *options)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        assert self.proc.wait(timeout=20) == 0
+
+    def restart(self) -> None:
+        """Start `squall up` again on the same data dir, serving its last deployment."""
+        self.proc, self.url = start_squall(self.workdir, app="", env={"SQUALL_ADMIN_KEY": ""})
+
+
+def _admin_key(workdir: Path) -> str:
+    for line in (workdir / "up.out").read_text().splitlines():
+        if line.strip().startswith("admin key"):
+            return line.split()[2]
+    raise AssertionError(f"no admin key printed: {(workdir / 'up.out').read_text()}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """`squall up app.py` (version 1) on a free port, with the key it prints."""
+    workdir, source = tmp_path / "server", tmp_path / "source"
+    workdir.mkdir()
+    source.mkdir()
+    (workdir / "app.py").write_text(app_source(1))
+    proc, url = start_squall(workdir, env={"SQUALL_ADMIN_KEY": ""})
+    served = Server(proc, workdir, url, _admin_key(workdir), source)
+    yield served
+    for opened in served.opened:
+        opened.close()
+    if served.proc.poll() is None:
+        served.stop()
+
+
+def hello(http: httpx.Client) -> tuple[int, Any]:
+    response = http.get("/hello")
+    return response.status_code, response.json()
+
+
+def invocations(client: SquallClient, function: str, **filters: Any) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = client.invocations(function, limit=1000, **filters)[
+        "invocations"
+    ]
+    return listed
+
+
+def test_remote_deploy_plan_prune_and_failed_deploys(server: Server) -> None:
+    client = server.client()
+    http = server.http()
+    assert hello(http) == (200, {"v": 1})
+
+    # Version 2 through the CLI, as `squall deploy app.py --to URL --key K`.
+    server.write(app_source(2))
+    done = server.deploy()
+    assert done.returncode == 0, done.stderr
+    assert "deployed: deployment 2" in done.stdout
+    assert hello(http) == (200, {"v": 2})
+    listed = client.versions("hello")
+    assert listed["serving"] == 2
+    versions = listed["versions"]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[0]["hash"] != versions[1]["hash"]
+    assert versions[1]["deployed_by"] == getpass.getuser()
+    shown = server.squall("versions", "hello", "--url", server.url)
+    assert shown.returncode == 0, shown.stderr
+    assert versions[1]["hash"][:12] in shown.stdout and getpass.getuser() in shown.stdout
+    served = Counter(r["version"] for r in invocations(client, "hello"))
+    assert served == {"1": 1, "2": 1}
+
+    # The same code again: no version, no deployment.
+    again = server.deploy()
+    assert again.returncode == 0, again.stderr
+    assert "no changes" in again.stdout
+    assert [v["version"] for v in client.versions("hello")["versions"]] == [1, 2]
+    assert len(client.deployments()) == 2
+
+    # A plan shows what a deploy would do and changes nothing.
+    server.write(app_source(3, spare=False, extra=True, memory=256))
+    planned = server.squall("plan", "app.py", "--url", server.url, "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    actions = {(c["kind"], c["name"]): c["action"] for c in plan["changes"]}
+    assert actions == {
+        ("functions", "extra"): "add",
+        ("functions", "hello"): "change",
+        ("functions", "spare"): "keep",
+        ("routes", "GET /extra"): "add",
+    }
+    assert plan["new_versions"] == {"extra": 1, "hello": 3, "noted": 3}
+    assert hello(http) == (200, {"v": 2})
+    assert http.get("/extra").status_code == 404
+    assert len(client.deployments()) == 2
+
+    # Deployed without --prune, what the app no longer declares keeps serving.
+    kept = server.deploy()
+    assert kept.returncode == 0, kept.stderr
+    assert "--prune removes it" in kept.stdout
+    assert hello(http) == (200, {"v": 3})
+    assert http.get("/extra").json() == {"extra": True}
+    spared = client.invoke("spare")
+    assert not isinstance(spared, Accepted) and spared.json() == "spare"
+
+    # With prune (through the client this time) it goes.
+    bundle, inside = pack(str(server.source / "app.py"))
+    pruned = client.deploy(bundle, inside, prune=True)
+    assert pruned["applied"]
+    assert {(c["name"], c["action"]) for c in pruned["plan"]["changes"]} == {("spare", "remove")}
+    with pytest.raises(NotFound):
+        client.invoke("spare")
+    assert hello(http) == (200, {"v": 3})
+
+    # An app that fails to import: exit code 2, and version 3 keeps serving.
+    server.write(app_source(4, head="raise RuntimeError('cannot import this')"))
+    broken = server.deploy()
+    assert broken.returncode == 2, (broken.stdout, broken.stderr)
+    assert "cannot import this" in broken.stderr
+    assert hello(http) == (200, {"v": 3})
+
+    # An invalid config: 400 naming the field, and nothing changes.
+    server.write(app_source(4, memory=-1))
+    bundle, inside = pack(str(server.source / "app.py"))
+    with pytest.raises(ConfigError) as caught:
+        client.deploy(bundle, inside)
+    assert caught.value.field == "memory_mb"
+    response = http.post(
+        "/api/v1/deployments", params={"app": inside}, content=bundle,
+        headers={"Authorization": f"Bearer {server.key}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "memory_mb"
+    assert hello(http) == (200, {"v": 3})
+    assert [v["version"] for v in client.versions("hello")["versions"]] == [1, 2, 3]
+    assert len(client.deployments()) == 4
+
+
+def test_bad_deploy_and_alias_input_is_a_4xx_naming_the_field(server: Server) -> None:
+    auth = {"Authorization": f"Bearer {server.key}"}
+    api = server.http(headers=auth)
+    alias = "/api/v1/functions/hello/aliases/live"
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"version": 7}, 404, "version 7"),
+        ({"version": 1, "weight": 101}, 400, "weight"),
+        ({"version": 1, "weight": -5}, 400, "weight"),
+        ({"version": 1, "canary": 1, "weight": 10}, 400, "canary"),
+        ({"version": 1, "weigth": 10}, 400, "weigth"),
+        ({"version": "1"}, 400, "version"),
+    ]
+    for body, status, named in cases:
+        response = api.put(alias, json=body)
+        assert response.status_code == status, (body, response.text)
+        error = response.json()["error"]
+        assert error.get("field") == named or named in error["message"], (body, error)
+    assert api.put("/api/v1/functions/hello/aliases/Live!", json={"version": 1}).json()[
+        "error"
+    ]["field"] == "alias"
+    assert api.get("/api/v1/functions/hello/aliases").json() == {"aliases": []}
+
+    bad = api.post("/api/v1/deployments", params={"app": "app.py"}, content=b"not a tar")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "bundle"
+    no_app = api.post("/api/v1/deployments", content=b"")
+    assert no_app.status_code == 400 and no_app.json()["error"]["field"] == "app"
+    bundle, inside = pack(str(server.workdir / "app.py"))
+    for params, named in (
+        ({"canary": "0%"}, "canary"),
+        ({"canary": "ten"}, "canary"),
+        ({"canary": "10%", "for": "soon"}, "for"),
+        ({"canary": "10%", "rollback_on": "errors>2"}, "rollback_on"),
+        ({"for": "10m"}, "for"),
+    ):
+        response = api.post("/api/v1/deployments", params={"app": inside, **params},
+                             content=bundle)
+        assert response.status_code == 400, (params, response.text)
+        assert response.json()["error"]["field"] == named, params
+
+    # Over the size limit: refused from the declared length, before the body is sent.
+    parts = urlsplit(server.url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    conn.putrequest("POST", "/api/v1/deployments?app=app.py")
+    conn.putheader("Authorization", auth["Authorization"])
+    conn.putheader("Content-Length", str(MAX_BUNDLE_BYTES + 1))
+    conn.endheaders()
+    answer = conn.getresponse()
+    assert answer.status == 413
+    assert json.loads(answer.read())["error"]["field"] == "bundle"
+    conn.close()
+    assert len(server.client().deployments()) == 1
+
+
+def test_blue_green_switch_and_one_command_rollback(server: Server) -> None:
+    http = server.http()
+    server.write(app_source(2))
+    assert server.deploy().returncode == 0
+    assert hello(http) == (200, {"v": 2})
+
+    switched = server.squall("alias", "set", "hello", "live", "--version", "1", "--url", server.url)
+    assert switched.returncode == 0, switched.stderr
+    assert "hello:live -> version 1" in switched.stdout
+    assert {hello(http)[1]["v"] for _ in range(20)} == {1}
+    assert hello(http) == (200, {"v": 1})
+    assert http.get("/hello", params={}).json() == {"v": 1}
+
+    back = server.squall("rollback", "hello", "--url", server.url)
+    assert back.returncode == 0, back.stderr
+    assert "hello:live -> version 2" in back.stdout
+    assert {hello(http)[1]["v"] for _ in range(20)} == {2}
+    # And the rollback itself can be rolled back.
+    assert server.squall("rollback", "hello", "--url", server.url).returncode == 0
+    assert hello(http) == (200, {"v": 1})
+
+    missing = server.squall("alias", "set", "hello", "live", "--version", "9", "--url", server.url)
+    assert missing.returncode != 0 and "no version 9" in missing.stderr
+    assert hello(http) == (200, {"v": 1})
+
+
+def test_a_failing_canary_is_rolled_back_within_its_share(server: Server) -> None:
+    client = server.client()
+    http = server.http()
+    server.write(app_source(2, fail=True))
+    started = server.deploy("--canary", "10%", "--for", "10m", "--rollback-on", "error_rate>2%")
+    assert started.returncode == 0, started.stderr
+    assert "canary: hello 10% to version 2 (from 1)" in started.stdout
+
+    requests = 400
+    answers = [hello(http) for _ in range(requests)]
+    failed = [body for status, body in answers if status != 200]
+    # Only the canary fails, and only until MIN_CALLS of its calls have been judged (a call
+    # or two may land while the rollback commits).
+    assert MIN_CALLS <= len(failed) <= MIN_CALLS + 2
+    assert len(failed) <= requests * 0.10 + MIN_CALLS
+    assert {body["v"] for status, body in answers if status == 200} == {1}
+    failures = invocations(client, "hello", status="failed")
+    assert len(failures) == len(failed)
+    assert {r["version"] for r in failures} == {"2"}
+
+    canary = next(c for c in client.canaries() if c["function"] == "hello")
+    assert canary["status"] == "rolled_back"
+    assert "error_rate>2% fired" in canary["reason"]
+    live = next(a for a in client.aliases("hello") if a["name"] == "live")
+    assert live["version"] == 1 and not live["weight"]
+    after = [hello(http) for _ in range(100)]
+    assert after == [(200, {"v": 1})] * 100
+
+    # The rollback was published as an event, which a rule of the app received.
+    wait_for(lambda: invocations(client, "noted", status="succeeded") or None, timeout=10)
+
+
+def test_a_healthy_canary_is_promoted_in_steps(server: Server) -> None:
+    client = server.client()
+    server.write(app_source(2))
+    started = server.deploy("--canary", "10%", "--for", "4s", "--steps", "2")
+    assert started.returncode == 0, started.stderr
+
+    weights: list[int] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        live = next(a for a in client.aliases("hello") if a["name"] == "live")
+        if live["canary"] is None:
+            break
+        if not weights or weights[-1] != live["weight"]:
+            weights.append(live["weight"])
+        time.sleep(0.1)
+    assert weights == [10, 55]
+    assert live["version"] == 2 and live["previous"] == 1
+    canary = next(c for c in client.canaries() if c["function"] == "hello")
+    assert canary["status"] == "promoted"
+    http = server.http()
+    assert {hello(http)[1]["v"] for _ in range(20)} == {2}
+
+
+def test_a_restart_mid_canary_keeps_it_running(server: Server) -> None:
+    server.write(app_source(2))
+    assert server.deploy("--canary", "30%", "--for", "10m").returncode == 0
+    server.stop()
+    server.restart()
+
+    client = server.client()
+    canary = next(c for c in client.canaries() if c["function"] == "hello")
+    assert (canary["status"], canary["primary"], canary["canary"]) == ("running", 1, 2)
+    live = next(a for a in client.aliases("hello") if a["name"] == "live")
+    assert (live["version"], live["canary"], live["weight"]) == (1, 2, 30)
+    http = server.http()
+    assert {hello(http)[1]["v"] for _ in range(60)} == {1, 2}
+
+    back = server.squall("rollback", "hello", "--url", server.url)
+    assert back.returncode == 0, back.stderr
+    canary = next(c for c in client.canaries() if c["function"] == "hello")
+    assert canary["status"] == "rolled_back"
+    assert {hello(http)[1]["v"] for _ in range(20)} == {1}
+
+
+async def test_an_alias_split_is_honoured_over_10000_invocations(
+    platform: StartPlatform, tmp_path: Path
+) -> None:
+    path = tmp_path / "split.py"
+    path.write_text(
+        "import squall\napp = squall.App('split')\n\n"
+        "@app.function(concurrency=4)\ndef tiny(event, ctx):\n    return 1\n"
+    )
+    first = await platform(path)
+    await stop_platform(first)
+    path.write_text(path.read_text().replace("return 1", "return 2"))
+    served = await platform(path)
+    await served.versions.book.set_alias("tiny", "live", 1, canary=2, weight=10)
+
+    records = [await served.invoke("tiny", b"{}") for _ in range(10_000)]
+    by_version = Counter(r.version for r in records)
+    assert by_version.keys() == {"1", "2"}
+    assert abs(by_version["2"] / 10_000 - 0.10) <= 0.02, by_version
+    # Each record names the version that served it, and that version's code answered.
+    assert all(r.result == r.version.encode() for r in records)
+    with pytest.raises(SquallError):
+        await served.invoke("tiny:9", b"{}")
