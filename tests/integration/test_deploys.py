@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
 from conftest import StartPlatform, stop_platform
+from support import NO_CONFIG, SQUALL, start_squall, wait_for
+
 from squall.client import Accepted, SquallClient
 from squall.engine.deploy.bundle import MAX_BUNDLE_BYTES, pack
 from squall.engine.deploy.canary import MIN_CALLS
 from squall.errors import ConfigError, NotFound, SquallError
-from support import NO_CONFIG, SQUALL, start_squall, wait_for
 
 
 def app_source(
@@ -41,8 +41,8 @@ def app_source(
 ) -> str:
     """The test app at ``version``: ``hello`` answers it (or fails), ``noted`` counts the
     rollback events, ``spare`` and the ``extra`` route come and go between deploys."""
-    body = "raise RuntimeError('version %d is broken')" % version if fail else (
-        "return {'v': %d}" % version
+    body = f"raise RuntimeError('version {version} is broken')" if fail else (
+        f"return {{'v': {version}}}"
     )
     source = f"""
         {head}
@@ -120,10 +120,15 @@ class Server:
 
 
 def _admin_key(workdir: Path) -> str:
-    for line in (workdir / "up.out").read_text().splitlines():
-        if line.strip().startswith("admin key"):
-            return line.split()[2]
-    raise AssertionError(f"no admin key printed: {(workdir / 'up.out').read_text()}")
+    """The key `squall up` prints on a first start (the line may follow the gateway's)."""
+
+    def printed() -> str | None:
+        for line in (workdir / "up.out").read_text().splitlines():
+            if line.strip().startswith("admin key"):
+                return line.split()[2]
+        return None
+
+    return wait_for(printed, timeout=10)
 
 
 @pytest.fixture
@@ -376,6 +381,11 @@ def test_a_healthy_canary_is_promoted_in_steps(server: Server) -> None:
     http = server.http()
     assert {hello(http)[1]["v"] for _ in range(20)} == {2}
 
+    # A plain deploy after it serves its new code at once: the live alias follows.
+    server.write(app_source(3))
+    assert server.deploy().returncode == 0
+    assert {hello(http)[1]["v"] for _ in range(20)} == {3}
+
 
 def test_a_restart_mid_canary_keeps_it_running(server: Server) -> None:
     server.write(app_source(2))
@@ -396,6 +406,17 @@ def test_a_restart_mid_canary_keeps_it_running(server: Server) -> None:
     canary = next(c for c in client.canaries() if c["function"] == "hello")
     assert canary["status"] == "rolled_back"
     assert {hello(http)[1]["v"] for _ in range(20)} == {1}
+
+    # A plain deploy while a canary shifts supersedes it: its code serves at once.
+    server.write(app_source(3))
+    assert server.deploy("--canary", "30%", "--for", "10m").returncode == 0
+    server.write(app_source(4))
+    assert server.deploy().returncode == 0
+    canary = next(c for c in client.canaries() if c["function"] == "hello")
+    assert (canary["status"], canary["canary"]) == ("superseded", 3)
+    live = next(a for a in client.aliases("hello") if a["name"] == "live")
+    assert (live["version"], live["canary"]) == (4, None)
+    assert {hello(http)[1]["v"] for _ in range(20)} == {4}
 
 
 async def test_an_alias_split_is_honoured_over_10000_invocations(

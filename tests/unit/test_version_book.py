@@ -13,6 +13,7 @@ from squall.errors import InvalidInput, NotFound
 from squall.model.config import Manifest
 from squall.model.deploys import Alias
 from squall.storage import open_store
+from squall.storage.deploys import PutAlias
 from squall.storage.protocols import Store
 
 
@@ -201,3 +202,28 @@ def test_pick_and_describe() -> None:
     assert alias.describe() == "7 (90%) + 8 (10%)"
     plain = Alias(function="f", name="live", version=7)
     assert plain.pick(0.0) == 7 and plain.describe() == "7"
+
+
+async def test_a_deploy_moves_the_live_alias_to_its_new_version(book: VersionBook) -> None:
+    await book.set_alias("work", "live", 1)
+    await book.set_alias("work", "beta", 1)
+    new, _ = await book.record(_manifest(1024), "b4", "app.py", "ann")
+    assert [(v.function, v.number) for v in new] == [("work", 4), ("other", 4)]
+    live = book.alias("work", "live")
+    assert (live.version, live.previous, live.canary) == (4, 1, None)
+    assert book.alias("work", "beta").version == 1  # other aliases stay where they were
+    assert book.aliases("other") == []  # no live alias: the newest serves anyway
+    assert book.choose("work") == 4
+    assert book.rollback_target("work", "live") == 1
+
+
+async def test_a_deploy_that_sets_the_live_alias_itself_keeps_it(
+    book: VersionBook, store: Store
+) -> None:
+    await book.set_alias("work", "live", 3)
+    split = Alias(function="work", name="live", version=3, canary=4, weight=10, previous=3)
+    await book.record(_manifest(1024), "b4", "app.py", "ann", extra=[PutAlias(split)])
+    assert book.alias("work", "live") == split
+    reloaded = VersionBook(store)
+    await reloaded.load()
+    assert reloaded.alias("work", "live") == split

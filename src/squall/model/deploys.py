@@ -133,6 +133,7 @@ class CanaryStatus:
     RUNNING = "running"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
+    SUPERSEDED = "superseded"  # a later deploy moved its alias: the shift stopped there
 
 
 class Canary(msgspec.Struct, frozen=True, kw_only=True):

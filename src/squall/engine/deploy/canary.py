@@ -55,12 +55,30 @@ class Canaries:
         self.ended: dict[tuple[str, str], Canary] = {}
 
     async def load(self) -> None:
+        superseded: list[Op] = []
         for canary in await self._store.list_canaries():
+            if canary.status == CanaryStatus.RUNNING and not self._shifting(canary):
+                canary = msgspec.structs.replace(
+                    canary,
+                    status=CanaryStatus.SUPERSEDED,
+                    reason="a later deploy moved the alias",
+                    ended_at=time.time(),
+                )
+                superseded.append(PutCanary(canary))
             if canary.status == CanaryStatus.RUNNING:
                 self._running[canary.function] = canary
                 self._counts[canary.function] = _Counts()
             else:
                 self.ended[(canary.function, canary.alias)] = canary
+        if superseded:
+            await self._store.commit(superseded)
+
+    def _shifting(self, canary: Canary) -> bool:
+        """Whether ``canary``'s alias still splits traffic to its version (a deploy made
+        since may have pointed the alias at a newer version instead)."""
+        alias = next((a for a in self._book.aliases(canary.function) if a.name == canary.alias),
+                     None)
+        return alias is not None and alias.canary == canary.canary
 
     def all(self) -> list[Canary]:
         ended = [c for key, c in self.ended.items() if key[0] not in self._running]
