@@ -27,7 +27,7 @@ from support import NO_CONFIG, SQUALL, start_squall, wait_for
 from squall.client import Accepted, SquallClient
 from squall.engine.deploy.bundle import MAX_BUNDLE_BYTES, pack
 from squall.engine.deploy.canary import MIN_CALLS
-from squall.errors import ConfigError, NotFound, SquallError
+from squall.errors import ConfigError, NotFound
 
 
 def app_source(
@@ -277,6 +277,7 @@ def test_bad_deploy_and_alias_input_is_a_4xx_naming_the_field(server: Server) ->
     bundle, inside = pack(str(server.workdir / "app.py"))
     for params, named in (
         ({"canary": "0%"}, "canary"),
+        ({"canary": "150%"}, "canary"),
         ({"canary": "ten"}, "canary"),
         ({"canary": "10%", "for": "soon"}, "for"),
         ({"canary": "10%", "rollback_on": "errors>2"}, "rollback_on"),
@@ -321,6 +322,14 @@ def test_blue_green_switch_and_one_command_rollback(server: Server) -> None:
     # And the rollback itself can be rolled back.
     assert server.squall("rollback", "hello", "--url", server.url).returncode == 0
     assert hello(http) == (200, {"v": 1})
+
+    # A qualifier picks a version or an alias whatever live says.
+    client = server.client()
+    for name, served in (("hello:2", 2), ("hello:latest", 2), ("hello:live", 1), ("hello", 1)):
+        answer = client.invoke(name, b"{}")
+        assert not isinstance(answer, Accepted) and answer.json() == {"v": served}, name
+    with pytest.raises(NotFound, match="no alias 'beta'"):
+        client.invoke("hello:beta", b"{}")
 
     missing = server.squall("alias", "set", "hello", "live", "--version", "9", "--url", server.url)
     assert missing.returncode != 0 and "no version 9" in missing.stderr
@@ -439,5 +448,10 @@ async def test_an_alias_split_is_honoured_over_10000_invocations(
     assert abs(by_version["2"] / 10_000 - 0.10) <= 0.02, by_version
     # Each record names the version that served it, and that version's code answered.
     assert all(r.result == r.version.encode() for r in records)
-    with pytest.raises(SquallError):
+    with pytest.raises(NotFound, match="no version 9"):
         await served.invoke("tiny:9", b"{}")
+    # An async invocation keeps its qualifier until it runs.
+    queued = await served.invoke_async("tiny:1", b"{}")
+    await served.wait_idle()
+    done = await served.get_invocation(queued.id)
+    assert (done.status, done.version, done.result) == ("succeeded", "1", b"1")

@@ -72,8 +72,8 @@ def test_rollback_rule_errors_name_the_field(text: str, message: str) -> None:
     [
         (0, 60.0, 1, "canary"),
         (100, 60.0, 1, "canary"),
-        (101, 60.0, 1, "weight"),
-        (-1, 60.0, 1, "weight"),
+        (101, 60.0, 1, "canary"),
+        (-1, 60.0, 1, "canary"),
         (10, 0.0, 1, "for"),
         (10, 8 * 86400.0, 1, "for"),
         (10, 60.0, 0, "steps"),

@@ -165,7 +165,6 @@ class Canary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_canary_options(weight: int, duration_s: float, steps: int) -> None:
-    check_weight(weight)
     if not 0 < weight < 100:
         raise InvalidInput(
             f"canary={weight}%: a canary takes part of the traffic, 1-99%", field="canary"
