@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,12 +39,14 @@ def app_source(
     extra: bool = False,
     memory: int = 128,
     head: str = "",
+    body: str = "",
 ) -> str:
     """The test app at ``version``: ``hello`` answers it (or fails), ``noted`` counts the
     rollback events, ``spare`` and the ``extra`` route come and go between deploys."""
-    body = f"raise RuntimeError('version {version} is broken')" if fail else (
-        f"return {{'v': {version}}}"
-    )
+    if not body:
+        body = f"raise RuntimeError('version {version} is broken')" if fail else (
+            f"return {{'v': {version}}}"
+        )
     source = f"""
         {head}
         import squall
@@ -164,11 +167,32 @@ def test_remote_deploy_plan_prune_and_failed_deploys(server: Server) -> None:
     http = server.http()
     assert hello(http) == (200, {"v": 1})
 
-    # Version 2 through the CLI, as `squall deploy app.py --to URL --key K`.
+    # Version 2 through the CLI, as `squall deploy app.py --to URL --key K`, while requests
+    # keep coming: they wait for the swap, none fails, and none sees the old code after it.
     server.write(app_source(2))
-    done = server.deploy()
+    answers: list[tuple[int, Any]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as loader:
+            while not stop.is_set():
+                answers.append(hello(loader))
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        wait_for(lambda: len(answers) > 5 or None)
+        done = server.deploy()
+        count = len(answers)
+        wait_for(lambda: len(answers) > count + 5 or None)
+    finally:
+        stop.set()
+        loader.join(timeout=30)
     assert done.returncode == 0, done.stderr
     assert "deployed: deployment 2" in done.stdout
+    assert {status for status, _ in answers} == {200}
+    served_in_order = [body["v"] for _, body in answers]
+    assert served_in_order == sorted(served_in_order) and served_in_order[-1] == 2
     assert hello(http) == (200, {"v": 2})
     listed = client.versions("hello")
     assert listed["serving"] == 2
@@ -180,7 +204,10 @@ def test_remote_deploy_plan_prune_and_failed_deploys(server: Server) -> None:
     assert shown.returncode == 0, shown.stderr
     assert versions[1]["hash"][:12] in shown.stdout and getpass.getuser() in shown.stdout
     served = Counter(r["version"] for r in invocations(client, "hello"))
-    assert served == {"1": 1, "2": 1}
+    assert served == {"1": served_in_order.count(1) + 1, "2": served_in_order.count(2) + 1}
+    history = server.squall("deployments", "--url", server.url)
+    assert history.returncode == 0, history.stderr
+    assert "hello:2" in history.stdout and "hello:1" in history.stdout
 
     # The same code again: no version, no deployment.
     again = server.deploy()
@@ -366,6 +393,18 @@ def test_a_failing_canary_is_rolled_back_within_its_share(server: Server) -> Non
 
     # The rollback was published as an event, which a rule of the app received.
     wait_for(lambda: invocations(client, "noted", status="succeeded") or None, timeout=10)
+
+    # A slow version is rolled back on latency in the same way.
+    server.write(app_source(3, head="import time", body="time.sleep(0.05); return {'v': 3}"))
+    slow = server.deploy("--canary", "50%", "--rollback-on", "p99_ms>30")
+    assert slow.returncode == 0, slow.stderr
+    assert "canary: hello 50% to version 3 (from 1)" in slow.stdout
+    answers = [hello(http) for _ in range(60)]
+    assert {status for status, _ in answers} == {200}
+    assert MIN_CALLS <= [body["v"] for _, body in answers].count(3) <= MIN_CALLS + 2
+    canary = next(c for c in client.canaries() if c["function"] == "hello")
+    assert canary["status"] == "rolled_back" and "p99_ms>30 fired" in canary["reason"]
+    assert {hello(http)[1]["v"] for _ in range(20)} == {1}
 
 
 def test_a_healthy_canary_is_promoted_in_steps(server: Server) -> None:
