@@ -410,7 +410,7 @@ def test_a_failing_canary_is_rolled_back_within_its_share(server: Server) -> Non
 def test_a_healthy_canary_is_promoted_in_steps(server: Server) -> None:
     client = server.client()
     server.write(app_source(2))
-    started = server.deploy("--canary", "10%", "--for", "4s", "--steps", "2")
+    started = server.deploy("--canary", "10%", "--for", "6s", "--steps", "3")
     assert started.returncode == 0, started.stderr
 
     weights: list[int] = []
@@ -422,7 +422,7 @@ def test_a_healthy_canary_is_promoted_in_steps(server: Server) -> None:
         if not weights or weights[-1] != live["weight"]:
             weights.append(live["weight"])
         time.sleep(0.1)
-    assert weights == [10, 55]
+    assert weights == [10, 40, 70]
     assert live["version"] == 2 and live["previous"] == 1
     canary = next(c for c in client.canaries() if c["function"] == "hello")
     assert canary["status"] == "promoted"
