@@ -356,6 +356,18 @@ def test_bad_deploy_and_alias_input_is_a_4xx_naming_the_field(shared: Server) ->
     assert api.get("/api/v1/functions/hello/aliases").json() == aliases
 
 
+def test_an_app_directory_over_the_bundle_limit_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(app_source(1))
+    (tmp_path / "data.bin").write_bytes(bytes(4096))
+    refused = subprocess.run(
+        [SQUALL, "up", "app.py", "--port", "0", "--max-bundle-bytes", "4096"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "over the size limit of 4096 bytes" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_blue_green_switch_and_one_command_rollback(shared: Server) -> None:
     server = shared
     client = server.client()
