@@ -105,6 +105,8 @@ async def test_a_failing_canary_is_judged_after_min_calls_of_its_own(store: Stor
     await _settle()
     assert canaries.running("work") is not None
     canaries.observe(_call(2, ok=False))
+    # The verdict takes the canary out of the split at once; the commit follows.
+    assert book.choose("work") == 1 and book.alias("work", "live").canary is None
     await _rolled_back(canaries)
     live = book.alias("work", "live")
     assert (live.version, live.canary, live.previous) == (1, None, 2)

@@ -99,6 +99,8 @@ class Canaries:
         reason = self._alarm(canary, counts)
         if reason is not None and canary.function not in self._settling:
             self._settling.add(canary.function)
+            # Stop sending calls to the failing version now, not once the rollback commits.
+            self._book.remember(_ended_alias(canary, CanaryStatus.ROLLED_BACK, time.time()))
             task = asyncio.get_running_loop().create_task(self.roll_back(canary.function, reason))
             task.add_done_callback(lambda _: self._settling.discard(canary.function))
 
@@ -149,14 +151,7 @@ class Canaries:
         return await self._end(canary, CanaryStatus.ROLLED_BACK, reason, time.time())
 
     async def _end(self, canary: Canary, status: str, reason: str, now: float) -> Canary:
-        version = canary.canary if status == CanaryStatus.PROMOTED else canary.primary
-        alias = Alias(
-            function=canary.function,
-            name=canary.alias,
-            version=version,
-            previous=canary.primary if status == CanaryStatus.PROMOTED else canary.canary,
-            updated_at=now,
-        )
+        alias = _ended_alias(canary, status, now)
         ended = msgspec.structs.replace(canary, status=status, reason=reason, ended_at=now)
         await self._commit([PutAlias(alias), PutCanary(ended)], ended)
         kind = PROMOTED if status == CanaryStatus.PROMOTED else ROLLED_BACK
@@ -194,6 +189,18 @@ class Canaries:
 def start_ops(canary: Canary) -> list[Op]:
     """What a deploy commits to start ``canary``: its state and the alias's first split."""
     return [PutCanary(canary), PutAlias(_split(canary, canary.start_weight, canary.started_at))]
+
+
+def _ended_alias(canary: Canary, status: str, now: float) -> Alias:
+    """The alias once ``canary`` ends: all of it to the canary version, or back to the primary."""
+    promoted = status == CanaryStatus.PROMOTED
+    return Alias(
+        function=canary.function,
+        name=canary.alias,
+        version=canary.canary if promoted else canary.primary,
+        previous=canary.primary if promoted else canary.canary,
+        updated_at=now,
+    )
 
 
 def _split(canary: Canary, weight: int, now: float) -> Alias:
