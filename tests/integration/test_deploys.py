@@ -312,6 +312,7 @@ def test_bad_deploy_and_alias_input_is_a_4xx_naming_the_field(shared: Server) ->
         ({"version": 1, "canary": 1, "weight": 10}, 400, "canary"),
         ({"version": 1, "weigth": 10}, 400, "weigth"),
         ({"version": "1"}, 400, "version"),
+        ({"version": 1.5}, 400, "version"),
     ]
     for body, status, named in cases:
         response = api.put(alias, json=body)

@@ -291,6 +291,8 @@ def _int_field(body: dict[str, Any], name: str, required: bool = False) -> int |
         if required:
             raise InvalidInput(f"field {name!r} is required", field=name)
         return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # JSON has one number type: 7.0 is the integer 7
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"field {name!r} must be an integer, got {value!r}", field=name)
     return value
