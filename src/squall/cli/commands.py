@@ -50,7 +50,8 @@ from squall.cli.tables import tables
 from squall.cli.traces import TRACE_ID, traces
 from squall.cli.workflows import workflows
 from squall.client import Accepted, InvokeResult
-from squall.errors import ConfigError
+from squall.engine.deploy.bundle import MAX_BUNDLE_BYTES
+from squall.errors import ConfigError, InvalidInput
 from squall.observe.cost import PriceTable
 
 if TYPE_CHECKING:
@@ -135,6 +136,9 @@ def up(
     max_async_payload: Annotated[
         int, typer.Option(min=1, help="Largest async payload, bytes.")
     ] = DEFAULT_MAX_ASYNC,
+    max_bundle_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest app directory a deploy may bundle, bytes.")
+    ] = MAX_BUNDLE_BYTES,
     sync_wait: Annotated[
         float,
         typer.Option(min=0, help="Seconds a sync call waits for a free sandbox before 429."),
@@ -200,6 +204,7 @@ def up(
         data_dir=data_dir,
         max_sync_payload=max_sync_payload,
         max_async_payload=max_async_payload,
+        max_bundle_bytes=max_bundle_bytes,
         sync_wait_s=sync_wait,
         retry_base_s=retry_base,
         prices=PriceTable(price_requests, price_gb_second),
@@ -213,7 +218,7 @@ def up(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         serve(config, host=host, port=port, on_ready=announce)
-    except ConfigError as exc:
+    except (ConfigError, InvalidInput) as exc:  # a bad app, or its directory over the limit
         fail(exc.message, 2)
     except ListenError as exc:
         fail(str(exc.strerror), 1)

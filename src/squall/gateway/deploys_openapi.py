@@ -81,7 +81,9 @@ def _schemas() -> dict[str, JSONSchema]:
             "duration_s": {"type": "number"},
             "rollback_on": {"type": "array", "items": {"type": "object"}},
             "started_at": _EPOCH,
-            "status": {"type": "string", "enum": ["running", "promoted", "rolled_back"]},
+            "status": {
+                "type": "string", "enum": ["running", "promoted", "rolled_back", "superseded"]
+            },
             "reason": {"type": "string"},
             "ended_at": nullable(_EPOCH),
             "deployment": {"type": "integer"},
@@ -164,7 +166,9 @@ def deploys_fragment() -> Fragment:
                     " Functions, triggers and resources the app no longer declares are kept"
                     " unless `prune`. `dry_run` answers the plan without applying it. With"
                     " `canary`, each function with a new version shifts its `live` alias"
-                    " from the version serving now, rolled back when `rollback_on` fires."
+                    " from the version serving now, rolled back when `rollback_on` fires;"
+                    " without, a `live` alias moves to the new version at once (and a canary"
+                    " running on it ends as superseded)."
                 ),
                 parameters=[
                     {**query("app", {"type": "string", "minLength": 1}), "required": True},

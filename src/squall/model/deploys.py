@@ -122,6 +122,7 @@ class CanaryStatus:
     RUNNING = "running"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
+    SUPERSEDED = "superseded"  # a later deploy moved its alias: the shift stopped there
 
 
 class Canary(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,7 +154,6 @@ class Canary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_canary_options(weight: int, duration_s: float, steps: int) -> None:
-    check_weight(weight)
     if not 0 < weight < 100:
         raise InvalidInput(
             f"canary={weight}%: a canary takes part of the traffic, 1-99%", field="canary"

@@ -123,8 +123,8 @@ def _listing(root: Path, skip: list[Path], limit: int) -> list[tuple[str, Path]]
         total += path.stat().st_size
         if total > limit:
             raise InvalidInput(
-                f"the bundle of {str(root)!r} is over the size limit of {limit // 1048576} MiB:"
-                " keep data out of the app's directory (or raise the limit)",
+                f"the bundle of {str(root)!r} is over the size limit of {limit} bytes: keep"
+                " data out of the app's directory (or raise it: squall up --max-bundle-bytes)",
                 field="bundle",
                 limit_bytes=limit,
             )

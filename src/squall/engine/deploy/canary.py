@@ -55,12 +55,30 @@ class Canaries:
         self.ended: dict[tuple[str, str], Canary] = {}
 
     async def load(self) -> None:
+        superseded: list[Op] = []
         for canary in await self._store.list_canaries():
+            if canary.status == CanaryStatus.RUNNING and not self._shifting(canary):
+                canary = msgspec.structs.replace(
+                    canary,
+                    status=CanaryStatus.SUPERSEDED,
+                    reason="a later deploy moved the alias",
+                    ended_at=time.time(),
+                )
+                superseded.append(PutCanary(canary))
             if canary.status == CanaryStatus.RUNNING:
                 self._running[canary.function] = canary
                 self._counts[canary.function] = _Counts()
             else:
                 self.ended[(canary.function, canary.alias)] = canary
+        if superseded:
+            await self._store.commit(superseded)
+
+    def _shifting(self, canary: Canary) -> bool:
+        """Whether ``canary``'s alias still splits traffic to its version (a deploy made
+        since may have pointed the alias at a newer version instead)."""
+        alias = next((a for a in self._book.aliases(canary.function) if a.name == canary.alias),
+                     None)
+        return alias is not None and alias.canary == canary.canary
 
     def all(self) -> list[Canary]:
         ended = [c for key, c in self.ended.items() if key[0] not in self._running]
@@ -81,6 +99,8 @@ class Canaries:
         reason = self._alarm(canary, counts)
         if reason is not None and canary.function not in self._settling:
             self._settling.add(canary.function)
+            # Stop sending calls to the failing version now, not once the rollback commits.
+            self._book.remember(_ended_alias(canary, CanaryStatus.ROLLED_BACK, time.time()))
             task = asyncio.get_running_loop().create_task(self.roll_back(canary.function, reason))
             task.add_done_callback(lambda _: self._settling.discard(canary.function))
 
@@ -131,14 +151,7 @@ class Canaries:
         return await self._end(canary, CanaryStatus.ROLLED_BACK, reason, time.time())
 
     async def _end(self, canary: Canary, status: str, reason: str, now: float) -> Canary:
-        version = canary.canary if status == CanaryStatus.PROMOTED else canary.primary
-        alias = Alias(
-            function=canary.function,
-            name=canary.alias,
-            version=version,
-            previous=canary.primary if status == CanaryStatus.PROMOTED else canary.canary,
-            updated_at=now,
-        )
+        alias = _ended_alias(canary, status, now)
         ended = msgspec.structs.replace(canary, status=status, reason=reason, ended_at=now)
         await self._commit([PutAlias(alias), PutCanary(ended)], ended)
         kind = PROMOTED if status == CanaryStatus.PROMOTED else ROLLED_BACK
@@ -176,6 +189,18 @@ class Canaries:
 def start_ops(canary: Canary) -> list[Op]:
     """What a deploy commits to start ``canary``: its state and the alias's first split."""
     return [PutCanary(canary), PutAlias(_split(canary, canary.start_weight, canary.started_at))]
+
+
+def _ended_alias(canary: Canary, status: str, now: float) -> Alias:
+    """The alias once ``canary`` ends: all of it to the canary version, or back to the primary."""
+    promoted = status == CanaryStatus.PROMOTED
+    return Alias(
+        function=canary.function,
+        name=canary.alias,
+        version=canary.canary if promoted else canary.primary,
+        previous=canary.primary if promoted else canary.canary,
+        updated_at=now,
+    )
 
 
 def _split(canary: Canary, weight: int, now: float) -> Alias:

@@ -182,15 +182,37 @@ class VersionBook:
             versions=serving,
         )
         ops: list[Op] = [PutVersion(v) for v in new]
-        ops += [PutDeployment(deployment), *extra]
+        ops += [PutDeployment(deployment), *extra, *self._follow(new, extra)]
         await self._store.commit(ops)
         for version in new:
             self._versions.setdefault(version.function, []).append(version)
-        for op in extra:
+        for op in ops:
             if isinstance(op, PutAlias):
                 self.remember(op.alias)
         self.last, self.deployments = deployment, deployment.seq
         return new, deployment
+
+    def _follow(self, new: list[FunctionVersion], extra: Sequence[Op]) -> list[PutAlias]:
+        """A deploy's new versions take over their functions' ``live`` aliases, so the code
+        it deployed serves (and a rollback returns to the version before), unless the
+        deploy's own ops set the alias (a canary)."""
+        set_by_deploy = {
+            (op.alias.function, op.alias.name) for op in extra if isinstance(op, PutAlias)
+        }
+        moved = []
+        for version in new:
+            live = self._aliases.get((version.function, LIVE))
+            if live is None or (version.function, LIVE) in set_by_deploy:
+                continue
+            alias = Alias(
+                function=version.function,
+                name=LIVE,
+                version=version.number,
+                previous=live.version,
+                updated_at=version.deployed_at,
+            )
+            moved.append(PutAlias(alias))
+        return moved
 
     # --- aliases -------------------------------------------------------------------------
 
@@ -217,6 +239,11 @@ class VersionBook:
         previous = before.previous if before is not None else None
         if before is not None and before.version != version:
             previous = before.version
+        elif before is None and name == LIVE:
+            # Unqualified calls went to the newest version until now: a rollback returns there.
+            latest = self.latest(function)
+            if latest is not None and latest.number != version:
+                previous = latest.number
         return Alias(
             function=function,
             name=name,
