@@ -9,7 +9,7 @@ import pytest
 
 import squall
 from squall.engine.deploy.versions import VersionBook
-from squall.errors import InvalidInput, NotFound
+from squall.errors import Conflict, InvalidInput, NotFound
 from squall.model.config import Manifest
 from squall.model.deploys import Alias
 from squall.storage import open_store
@@ -171,11 +171,11 @@ async def test_rollback_target(book: VersionBook) -> None:
 
 async def test_rollback_with_nothing_to_go_back_to(book: VersionBook) -> None:
     await book.set_alias("work", "beta", 2)
-    with pytest.raises(InvalidInput, match="pointed only at version 2") as caught:
+    with pytest.raises(Conflict, match="pointed only at version 2") as caught:
         book.rollback_target("work", "beta")
     assert caught.value.field == "alias"
     await book.set_alias("work", "live", 3)  # what served already: nothing to go back to
-    with pytest.raises(InvalidInput, match="pointed only at version 3"):
+    with pytest.raises(Conflict, match="pointed only at version 3"):
         book.rollback_target("work", "live")
 
 
@@ -183,7 +183,7 @@ async def test_rollback_of_a_function_with_one_version(store: Store) -> None:
     book = VersionBook(store)
     await book.load()
     await book.record(_manifest(), "b1", "app.py", "ann")
-    with pytest.raises(InvalidInput, match="has one version") as caught:
+    with pytest.raises(Conflict, match="has one version") as caught:
         book.rollback_target("work", "live")
     assert caught.value.field == "function"
 
