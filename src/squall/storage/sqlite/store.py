@@ -59,6 +59,7 @@ from squall.storage.sqlite.event_store import (
 )
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
 from squall.storage.sqlite.migrate import add_missing_columns
+from squall.storage.sqlite.outbox import OUTBOX_RANK, OUTBOX_SCHEMA, OutboxReads, apply_outbox
 from squall.storage.sqlite.queues import (
     QUEUE_COLUMNS,
     QUEUE_RANK,
@@ -120,6 +121,7 @@ _RANK: dict[type, int] = {
     **TRACE_RANK,
     ExpireLogs: 92,
     **DEPLOYS_RANK,
+    **OUTBOX_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -233,6 +235,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_traces(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in DEPLOYS_RANK:
             apply_deploys(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in OUTBOX_RANK:
+            apply_outbox(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -274,6 +278,7 @@ class SqliteStore(
     EventStoreReads,
     TraceReads,
     DeployReads,
+    OutboxReads,
 ):
     def __init__(self, db: Database[Op]) -> None:
         self._db = db
@@ -284,7 +289,7 @@ class SqliteStore(
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
             + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA
-            + TRACES_SCHEMA + DEPLOYS_SCHEMA
+            + TRACES_SCHEMA + DEPLOYS_SCHEMA + OUTBOX_SCHEMA
         )
         add_missing_columns(db.conn, "logs", LOG_COLUMNS)
         add_missing_columns(db.conn, "queue_messages", QUEUE_COLUMNS)
