@@ -51,7 +51,7 @@ async def connect(options: ConnectOptions) -> Client:
         log.warning("nats %s: %s", options.url, exc)
 
     async def on_disconnect() -> None:
-        log.warning("nats %s: disconnected, reconnecting", options.url)
+        log.info("nats %s: disconnected (reconnecting unless closed)", options.url)
 
     delay = options.backoff_s
     for attempt in range(1, options.attempts + 1):

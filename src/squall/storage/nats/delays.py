@@ -49,19 +49,17 @@ class DelayMover:
         self._poll_s = poll_s
 
     async def run(self) -> None:
-        from nats.errors import TimeoutError as FetchTimeout
-
         sub = await self._js.pull_subscribe_bind(durable=MOVER, stream=self._stream)
         try:
             while True:
                 try:
                     messages = await sub.fetch(self._batch, timeout=self._poll_s)
-                except FetchTimeout:
+                except TimeoutError:  # asyncio's or nats-py's subclass of it
                     continue
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # disconnected: nats-py reconnects, we wait
-                    log.warning("delay mover: fetch failed: %s", exc)
+                    log.warning("delay mover: fetch failed: %r", exc)
                     await asyncio.sleep(self._poll_s)
                     continue
                 now = time.time()

@@ -106,6 +106,7 @@ class JetStreamQueue:
         self._specs: dict[str, QueueSpec] = {}
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
         self._mover: asyncio.Task[None] | None = None
+        self.ensured: dict[str, str] = {}  # what opening did to the streams (see ensure_streams)
 
     @classmethod
     async def open(cls, config: JetStreamConfig | None = None) -> JetStreamQueue:
@@ -113,7 +114,7 @@ class JetStreamQueue:
         check_prefix(config.prefix)
         queue = cls(await connect(config.connect), config)
         try:
-            await queue.ensure_streams()
+            queue.ensured = await queue.ensure_streams()
             if config.move_delays:
                 queue._mover = asyncio.create_task(
                     DelayMover(queue._js, queue.delay_stream, queue._publish_due).run(),
@@ -199,8 +200,6 @@ class JetStreamQueue:
     ) -> list[LeasedDelivery]:
         """Fetch up to ``limit`` deliveries of ``queue``, unacked for ``visibility_s``
         before JetStream hands them to another consumer; waits up to ``wait_s`` for one."""
-        from nats.errors import TimeoutError as FetchTimeout
-
         spec = self._specs.get(queue)
         if spec is None:
             raise ConfigError(f"queue {queue!r} was not declared", field="queue")
@@ -215,7 +214,7 @@ class JetStreamQueue:
             self._subs[queue] = sub
         try:
             messages = await sub.fetch(limit, timeout=wait_s)
-        except FetchTimeout:
+        except TimeoutError:  # asyncio's or nats-py's subclass of it
             return []
         now = time.time()
         return [self._leased(message, spec, now) for message in messages]
