@@ -27,7 +27,7 @@ def in_ci() -> bool:
 
 def unavailable(error: BaseException) -> None:
     """Fail (CI) or skip (locally) the running test, naming the URL and ``error``."""
-    reason = f"NATS not reachable at {NATS_URL} ({error}); set SQUALL_TEST_NATS_URL"
+    reason = f"{error} (set SQUALL_TEST_NATS_URL to a NATS server with JetStream)"
     if in_ci():
         pytest.fail(f"CI=true requires NATS: {reason}")
     pytest.skip(reason)

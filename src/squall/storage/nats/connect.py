@@ -1,8 +1,9 @@
 """Connecting to NATS: a first connection retried with backoff, reconnects left to nats-py.
 
-nats-py gives up on a first connection at once when the server is down, then keeps a
-connection alive with its own reconnect loop. A platform that starts with the broker (a
-cluster restarting together) needs the first connection retried too.
+nats-py's first connect, with reconnects allowed forever, never returns while the server
+is down. We make bounded attempts with backoff (a platform may start just before its
+broker; each attempt is two tries ``reconnect_wait_s`` apart, nats-py's smallest bound),
+then let nats-py reconnect forever: once we run, the broker is the backbone.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ async def connect(options: ConnectOptions) -> Client:
     except ImportError as exc:  # pragma: no cover - the extra is installed in tests
         raise ImportError(INSTALL_HINT) from exc
 
+    seen: list[Exception] = []  # the socket's error says more than NoServersError
+
     async def on_error(exc: Exception) -> None:
+        seen.append(exc)
         log.warning("nats %s: %s", options.url, exc)
 
     async def on_disconnect() -> None:
@@ -56,20 +60,25 @@ async def connect(options: ConnectOptions) -> Client:
     delay = options.backoff_s
     for attempt in range(1, options.attempts + 1):
         try:
-            return await nats.connect(
+            nc = await nats.connect(
                 servers=[options.url],
                 name=options.name,
                 connect_timeout=options.connect_timeout_s,
                 reconnect_time_wait=options.reconnect_wait_s,
-                max_reconnect_attempts=options.max_reconnects,
+                max_reconnect_attempts=1,
                 allow_reconnect=True,
                 error_cb=on_error,
                 disconnected_cb=on_disconnect,
             )
         except Exception as exc:  # nats-py raises OSError, NoServersError, TimeoutError …
             if attempt == options.attempts:
-                raise BrokerUnavailable(options.url, f"{type(exc).__name__}: {exc}") from exc
+                cause = seen[-1] if seen else exc
+                raise BrokerUnavailable(options.url, f"{type(cause).__name__}: {cause}") from exc
             log.info("nats %s: attempt %d failed (%s), retrying", options.url, attempt, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, options.max_backoff_s)
+            continue
+        # nats-py reads these when the connection drops, not when it is made.
+        nc.options["max_reconnect_attempts"] = options.max_reconnects
+        return nc
     raise BrokerUnavailable(options.url, "no attempt made")  # attempts < 1
