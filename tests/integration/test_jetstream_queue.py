@@ -111,17 +111,24 @@ async def test_bury_stops_redelivery(js: JetStreams) -> None:
     assert await q.lease("fn:b", 1, 0.5, wait_s=0.3) == []
 
 
-async def test_max_deliver_is_retries_plus_one(js: JetStreams) -> None:
+async def test_after_the_last_attempt_comes_one_delivery_to_dead_letter(js: JetStreams) -> None:
     q = await js.open()
-    await q.declare(QueueSpec(name="fn:m", visibility_s=5, retries=1))
+    spec = QueueSpec(name="fn:m", visibility_s=0.5, retries=1)
+    await q.declare(spec)
+    info = await q._js.consumer_info(q.work_stream, "fn~3Am")
+    assert (spec.attempts, info.config.max_deliver) == (2, 3)
     await q.publish(delivery("fn:m"))
-    [one] = await lease_until(q, "fn:m", 1, 5)
-    assert (one.attempts, one.last_attempt) == (1, False)
+    [one] = await lease_until(q, "fn:m", 1, 0.5)
+    assert (one.attempts, one.last_attempt, one.exhausted) == (1, False, False)
     await q.retry(one, 0)
-    [two] = await lease_until(q, "fn:m", 1, 5)
-    assert (two.attempts, two.last_attempt) == (2, True)
-    await q.retry(two, 0)
-    assert await q.lease("fn:m", 1, 5, wait_s=0.5) == []  # retries exhausted
+    [two] = await lease_until(q, "fn:m", 1, 0.5)
+    assert (two.attempts, two.last_attempt, two.exhausted) == (2, True, False)
+    # The process running the last attempt dies: nothing settles it, its ack wait passes.
+    [dead] = await lease_until(q, "fn:m", 1, 0.5)
+    assert (dead.id, dead.attempts, dead.exhausted) == (one.id, 3, True)
+    await q.bury(dead)
+    await asyncio.sleep(0.7)
+    assert await q.lease("fn:m", 1, 0.5, wait_s=0.3) == []  # max_deliver reached
 
 
 _LEASE_AND_HANG = textwrap.dedent(
@@ -257,7 +264,7 @@ async def test_streams_and_consumers_are_made_idempotently(js: JetStreams) -> No
     assert await second.declare(spec) == "unchanged"
     assert await second.declare(QueueSpec(name="fn:idem", visibility_s=7, retries=4)) == "updated"
     info = await second._js.consumer_info(second.work_stream, "fn~3Aidem")
-    assert (info.config.ack_wait, info.config.max_deliver) == (7.0, 5)
+    assert (info.config.ack_wait, info.config.max_deliver) == (7.0, 6)
     # A changed duplicate window updates the streams in place; the mover's consumer stays.
     third = await js.open(move_delays=False, duplicate_window_s=60.0)
     assert third.ensured == {

@@ -5,8 +5,8 @@ consumer with a nak(delay) would count the park as a delivery, so its attempts a
 consumer's ``max_deliver`` would be off by one. Instead a delayed publish goes to
 ``<prefix>.delay.<queue>`` on the DELAY stream; a mover reads that stream, naks each
 delivery with the time it has left, and once it is due publishes it to its work subject
-(with the delivery id as ``Nats-Msg-Id``, so a mover that dies between publish and ack
-cannot queue it twice) and acks the parked copy.
+(with the msg id it was published with, so a mover that dies between publish and ack
+cannot queue it twice, and a dedup key holds across the wait) and acks the parked copy.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ log = logging.getLogger("squall.nats")
 MOVER = "delays"
 _unpack = msgspec.msgpack.Decoder(Delivery).decode
 
-Forward = Callable[[Delivery], Awaitable[object]]
+Forward = Callable[[Delivery, str], Awaitable[object]]  # the delivery, its Nats-Msg-Id
 
 
 class DelayMover:
@@ -70,7 +70,8 @@ class DelayMover:
                         await message.nak(delay=left)
                         continue
                     try:
-                        await self._forward(delivery)
+                        msg_id = (message.headers or {}).get("Nats-Msg-Id", delivery.id)
+                        await self._forward(delivery, msg_id)
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # the parked copy comes back after ack_wait

@@ -3,10 +3,14 @@
 Subjects are ``<prefix>.work.<queue>`` (``fn:resize`` → ``squall.work.fn.resize``), all in
 the stream ``<PREFIX>_WORK`` with work-queue retention: a message leaves the stream when
 it is acked. Each queue has the durable consumer of its own subject, whose ``ack_wait`` is
-the lease's visibility and whose ``max_deliver`` is the function's retries + 1; a lease is a
-fetch, and a consumer that dies holding messages has them redelivered once ``ack_wait``
-passes. A FIFO queue's consumer allows one message in flight, so it is served strictly in
-publish order, retries included; FIFO groups and stream shards get one queue each.
+the lease's visibility and whose ``max_deliver`` is the function's attempts (retries + 1)
+plus one; a lease is a fetch, and a consumer that dies holding messages has them redelivered
+once ``ack_wait`` passes. The delivery past the last attempt is never run: it comes
+``exhausted``, for the caller to dead-letter. Without it a process that died during the
+last attempt would leave the message in the stream, never delivered again and never
+dead-lettered (JetStream's max-deliveries advisory is not durable). A FIFO queue's
+consumer allows one message in flight, so it is served strictly in publish order, retries
+included; FIFO groups and stream shards get one queue each.
 
 Publishing sets ``Nats-Msg-Id`` to the delivery id (or ``<queue>/<dedup key>``): a second
 publish within the stream's duplicate window is dropped, which is what makes the outbox
@@ -63,8 +67,8 @@ class JetStreamConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class QueueSpec:
-    """A queue's consumer: ``visibility_s`` is its ack wait, ``retries`` + 1 its
-    ``max_deliver``; ``fifo`` allows one message in flight."""
+    """A queue's consumer: ``visibility_s`` is its ack wait, ``retries`` + 1 the attempts
+    (``max_deliver`` is one more, see above); ``fifo`` allows one message in flight."""
 
     name: str
     visibility_s: float = 30.0
@@ -82,15 +86,20 @@ class QueueSpec:
             raise ConfigError("max_in_flight must be >= 1", field="max_in_flight")
 
     @property
-    def max_deliver(self) -> int:
+    def attempts(self) -> int:
         return self.retries + 1
+
+    @property
+    def max_deliver(self) -> int:
+        return self.attempts + 1
 
 
 class LeasedDelivery(Delivery, kw_only=True):
     """A delivery as leased from JetStream, holding the message it came in."""
 
     message: Any  # nats.aio.msg.Msg; Any because msgspec resolves field types at run time
-    last_attempt: bool = False  # JetStream will not deliver it again: bury or ack it
+    last_attempt: bool = False  # a failure now is final: bury rather than retry
+    exhausted: bool = False  # the last attempt died unsettled: dead-letter it, do not run it
 
 
 class JetStreamQueue:
@@ -187,9 +196,9 @@ class JetStreamQueue:
         )
         return not ack.duplicate
 
-    async def _publish_due(self, delivery: Delivery) -> bool:
+    async def _publish_due(self, delivery: Delivery, msg_id: str) -> bool:
         ack = await self._js.publish(
-            self.subject(delivery.queue), _pack(delivery), headers={MSG_ID: delivery.id}
+            self.subject(delivery.queue), _pack(delivery), headers={MSG_ID: msg_id}
         )
         return not ack.duplicate
 
@@ -233,7 +242,8 @@ class JetStreamQueue:
             available_at=now,
             headers=d.headers,
             message=message,
-            last_attempt=attempts >= spec.max_deliver,
+            last_attempt=attempts >= spec.attempts,
+            exhausted=attempts > spec.attempts,
         )
 
     @staticmethod
