@@ -1,6 +1,7 @@
-"""The outbox relay against a real NATS: a unit's deliveries survive a crash right after
-the state commit, and a relay killed between publishing and deleting its rows queues
-nothing twice (JetStream drops the second publish by ``Nats-Msg-Id``)."""
+"""Exactly-once across the state store and JetStream, against a real NATS: a unit's
+deliveries survive a crash right after the state commit, a relay killed between publishing
+and deleting its rows queues nothing twice (JetStream drops the second publish by
+``Nats-Msg-Id``), and a delivery redelivered after its unit committed is only acked."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 from nats_service import NATS_URL, JetStreams, jetstreams
 
-from squall.storage.nats import OutboxRelay, QueueSpec
-from squall.storage.protocols import Delivery, PutOutbox
+from squall.model.invocation import InvocationRecord
+from squall.storage.nats import OutboxRelay, QueueSpec, ack_finished
+from squall.storage.protocols import Delivery, PutInvocation, PutOutbox
 from squall.storage.sqlite.store import SqliteStore
 
 
@@ -157,4 +159,48 @@ async def test_relay_task_publishes_what_is_committed(js: JetStreams, tmp_path: 
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+
+
+async def test_a_redelivered_finished_invocation_is_only_acked(
+    js: JetStreams, tmp_path: Path
+) -> None:
+    q = await js.open()
+    await q.declare(QueueSpec(name="fn:done", visibility_s=0.5))
+    store = await SqliteStore.open(tmp_path / "squall.db")
+    try:
+        now = time.time()
+        sent = [
+            Delivery(
+                id=f"x{n}",
+                queue="fn:done",
+                payload=b"{}",
+                invocation_id=f"inv{n}",
+                enqueued_at=now,
+                available_at=now,
+            )
+            for n in range(2)
+        ]
+        for d in sent:
+            await q.publish(d)
+        first = []
+        while len(first) < 2:
+            first += await q.lease("fn:done", 2, 0.5, wait_s=0.3)
+        assert await ack_finished(q, store, first) == first  # first deliveries all run
+        # inv0's unit committed its final record; the process died before acking either.
+        record = InvocationRecord(
+            id="inv0", function="done", version="v1", trigger="async", status="succeeded"
+        )
+        await store.commit([PutInvocation(record)])
+        again = []
+        deadline = time.monotonic() + 5
+        while len(again) < 2 and time.monotonic() < deadline:
+            again += await q.lease("fn:done", 2, 0.5, wait_s=0.3)
+        assert {d.attempts for d in again} == {2}
+        to_run = await ack_finished(q, store, again)
+        assert [d.id for d in to_run] == ["x1"]
+        await q.ack(to_run[0])
+        await asyncio.sleep(0.7)
+        assert await q.lease("fn:done", 2, 0.5, wait_s=0.3) == []  # x0 was acked
+    finally:
         await store.close()

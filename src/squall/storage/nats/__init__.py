@@ -8,6 +8,7 @@ not import nats-py; opening a queue does, and names the extra when it is missing
 from squall.storage.nats.connect import BrokerUnavailable, ConnectOptions
 from squall.storage.nats.outbox import OutboxRelay
 from squall.storage.nats.queue import JetStreamConfig, JetStreamQueue, LeasedDelivery, QueueSpec
+from squall.storage.nats.redelivery import ack_finished
 
 __all__ = [
     "BrokerUnavailable",
@@ -17,4 +18,5 @@ __all__ = [
     "LeasedDelivery",
     "OutboxRelay",
     "QueueSpec",
+    "ack_finished",
 ]
