@@ -45,7 +45,8 @@ def test_prefix_and_stream_names() -> None:
 
 
 def test_queue_spec_checks_its_fields() -> None:
-    assert QueueSpec(name="fn:x", retries=4).max_deliver == 5
+    spec = QueueSpec(name="fn:x", retries=4)
+    assert (spec.attempts, spec.max_deliver) == (5, 6)
     for field, kwargs in (
         ("visibility_s", {"visibility_s": 0}),
         ("retries", {"retries": -1}),

@@ -208,7 +208,11 @@ class JetStreamQueue:
         self, queue: str, limit: int, visibility_s: float, *, wait_s: float = 0.05
     ) -> list[LeasedDelivery]:
         """Fetch up to ``limit`` deliveries of ``queue``, unacked for ``visibility_s``
-        before JetStream hands them to another consumer; waits up to ``wait_s`` for one."""
+        before JetStream hands them to another consumer; waits up to ``wait_s`` for one.
+
+        Prefer long waits: nats-server 2.9 may count a redelivery that comes due just as a
+        fetch expires as delivered without handing it over; it is back after ack_wait.
+        """
         spec = self._specs.get(queue)
         if spec is None:
             raise ConfigError(f"queue {queue!r} was not declared", field="queue")
