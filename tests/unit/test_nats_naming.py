@@ -6,7 +6,7 @@ import pytest
 from nats_service import unavailable
 
 from squall.errors import ConfigError
-from squall.storage.nats import QueueSpec
+from squall.storage.nats import ConnectOptions, JetStreamConfig, QueueSpec
 from squall.storage.nats.subjects import check_prefix, consumer_name, queue_tokens, stream_name
 
 
@@ -64,3 +64,16 @@ def test_missing_nats_fails_in_ci_and_skips_locally(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="refused"):
         unavailable(ConnectionRefusedError("refused"))
+
+
+def test_configs_check_their_fields() -> None:
+    for field, make in (
+        ("prefix", lambda: JetStreamConfig(prefix="A.B")),
+        ("duplicate_window_s", lambda: JetStreamConfig(duplicate_window_s=0)),
+        ("replicas", lambda: JetStreamConfig(replicas=0)),
+        ("attempts", lambda: ConnectOptions(attempts=0)),
+        ("url", lambda: ConnectOptions(url="http://127.0.0.1:4222")),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            make()
+        assert caught.value.field == field

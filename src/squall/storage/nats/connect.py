@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from squall.errors import ConfigError
+
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
@@ -40,6 +42,14 @@ class ConnectOptions:
     connect_timeout_s: int = 2
     reconnect_wait_s: int = 1
     max_reconnects: int = -1  # once connected, try forever: the broker is the backbone
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError("attempts must be >= 1", field="attempts")
+        if not self.url.startswith(("nats://", "tls://")):
+            raise ConfigError(
+                f"url {self.url!r} must start with nats:// or tls://", field="url"
+            )
 
 
 async def connect(options: ConnectOptions) -> Client:
@@ -81,4 +91,4 @@ async def connect(options: ConnectOptions) -> Client:
         # nats-py reads these when the connection drops, not when it is made.
         nc.options["max_reconnect_attempts"] = options.max_reconnects
         return nc
-    raise BrokerUnavailable(options.url, "no attempt made")  # attempts < 1
+    raise AssertionError("unreachable: attempts >= 1")

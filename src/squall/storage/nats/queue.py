@@ -64,6 +64,13 @@ class JetStreamConfig:
     memory: bool = False
     move_delays: bool = True  # run a delay mover in this process (any number may run)
 
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+        if self.duplicate_window_s <= 0:
+            raise ConfigError("duplicate_window_s must be > 0", field="duplicate_window_s")
+        if self.replicas < 1:
+            raise ConfigError("replicas must be >= 1", field="replicas")
+
 
 @dataclass(frozen=True, kw_only=True)
 class QueueSpec:
@@ -120,7 +127,6 @@ class JetStreamQueue:
     @classmethod
     async def open(cls, config: JetStreamConfig | None = None) -> JetStreamQueue:
         config = config or JetStreamConfig()
-        check_prefix(config.prefix)
         queue = cls(await connect(config.connect), config)
         try:
             queue.ensured = await queue.ensure_streams()
