@@ -283,6 +283,10 @@ async def test_streams_and_consumers_are_made_idempotently(js: JetStreams) -> No
     assert await second.declare(QueueSpec(name="fn:idem", visibility_s=7, retries=4)) == "updated"
     info = await second._js.consumer_info(second.work_stream, "fn~3Aidem")
     assert (info.config.ack_wait, info.config.max_deliver) == (7.0, 6)
+    # A lease asking for another visibility makes it the consumer's ack wait.
+    assert await second.lease("fn:idem", 1, 9.0, wait_s=0.05) == []
+    info = await second._js.consumer_info(second.work_stream, "fn~3Aidem")
+    assert info.config.ack_wait == 9.0
     # A changed duplicate window updates the streams in place; the mover's consumer stays.
     third = await js.open(move_delays=False, duplicate_window_s=60.0)
     assert third.ensured == {
