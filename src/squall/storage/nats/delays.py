@@ -12,6 +12,7 @@ cannot queue it twice, and a dedup key holds across the wait) and acks the parke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -74,8 +75,10 @@ class DelayMover:
                         await self._forward(delivery, msg_id)
                     except asyncio.CancelledError:
                         raise
-                    except Exception as exc:  # the parked copy comes back after ack_wait
+                    except Exception as exc:
                         log.warning("delay mover: publishing %s failed: %s", delivery.id, exc)
+                        with contextlib.suppress(Exception):  # else back after ack_wait
+                            await message.nak(delay=self._poll_s)
                         continue
                     await message.ack()
         finally:
