@@ -66,6 +66,23 @@ class Bury(msgspec.Struct, frozen=True):
     letter: DeadLetter
 
 
+class PutOutbox(msgspec.Struct, frozen=True):
+    """A delivery for a broker, kept in the state store's transaction until a relay has
+    published it (the transactional outbox of the distributed backend)."""
+
+    delivery: Delivery
+    dedup_key: str | None = None
+
+
+class DeleteOutbox(msgspec.Struct, frozen=True):
+    """Outbox rows the broker acknowledged; an id no longer there is ignored."""
+
+    delivery_ids: list[str]
+
+
+OutboxOp = PutOutbox | DeleteOutbox
+
+
 class PutInvocation(msgspec.Struct, frozen=True):
     record: InvocationRecord
 
@@ -316,6 +333,7 @@ Op = (
     | EventStoreOp
     | TraceOp
     | DeployOp
+    | OutboxOp
 )
 
 

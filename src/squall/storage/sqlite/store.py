@@ -60,6 +60,7 @@ from squall.storage.sqlite.event_store import (
 from squall.storage.sqlite.leases import LEASES_SCHEMA, LeaseReads
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
 from squall.storage.sqlite.migrate import add_missing_columns
+from squall.storage.sqlite.outbox import OUTBOX_RANK, OUTBOX_SCHEMA, OutboxReads, apply_outbox
 from squall.storage.sqlite.queues import (
     QUEUE_COLUMNS,
     QUEUE_RANK,
@@ -121,6 +122,7 @@ _RANK: dict[type, int] = {
     **TRACE_RANK,
     ExpireLogs: 92,
     **DEPLOYS_RANK,
+    **OUTBOX_RANK,
 }
 
 _SQL: dict[type, str] = {
@@ -234,6 +236,8 @@ def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
             apply_traces(conn, kind, batch)  # type: ignore[arg-type]
         elif kind in DEPLOYS_RANK:
             apply_deploys(conn, kind, batch)  # type: ignore[arg-type]
+        elif kind in OUTBOX_RANK:
+            apply_outbox(conn, kind, batch)  # type: ignore[arg-type]
         else:
             conn.executemany(_SQL[kind], _rows(kind, batch))
 
@@ -276,6 +280,7 @@ class SqliteStore(
     TraceReads,
     DeployReads,
     LeaseReads,
+    OutboxReads,
 ):
     # Only this process can open the file (the data dir lock): a lease left by a process
     # that died is taken over at once instead of after it expires.
@@ -290,7 +295,7 @@ class SqliteStore(
         db.conn.executescript(
             SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
             + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA
-            + TRACES_SCHEMA + DEPLOYS_SCHEMA + LEASES_SCHEMA
+            + TRACES_SCHEMA + DEPLOYS_SCHEMA + LEASES_SCHEMA + OUTBOX_SCHEMA
         )
         add_missing_columns(db.conn, "logs", LOG_COLUMNS)
         add_missing_columns(db.conn, "queue_messages", QUEUE_COLUMNS)

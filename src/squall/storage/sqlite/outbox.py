@@ -1,0 +1,63 @@
+"""The embedded store's outbox table (see ``storage.outbox``).
+
+The embedded platform needs no outbox (its work queue is in the same database); the table
+lets the relay run against SQLite in tests and in a single-node platform with a broker.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from squall.storage.outbox import OutboxRow
+from squall.storage.protocols import DeleteOutbox, Delivery, OutboxOp, PutOutbox
+from squall.storage.sqlite.db import Database
+
+OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    delivery BLOB NOT NULL,
+    dedup_key TEXT
+);
+"""
+
+# After every other kind: a unit's deliveries are written once its effects are.
+OUTBOX_RANK: dict[type, int] = {PutOutbox: 110, DeleteOutbox: 111}
+
+_pack = msgspec.msgpack.encode
+_unpack = msgspec.msgpack.Decoder(Delivery).decode
+
+
+def apply_outbox(conn: sqlite3.Connection, kind: type, ops: Sequence[OutboxOp]) -> None:
+    if kind is PutOutbox:
+        conn.executemany(
+            # A row already waiting keeps its place in the order.
+            "INSERT OR IGNORE INTO outbox (id, delivery, dedup_key) VALUES (?, ?, ?)",
+            [
+                (op.delivery.id, _pack(op.delivery), op.dedup_key)
+                for op in ops
+                if isinstance(op, PutOutbox)
+            ],
+        )
+        return
+    conn.executemany(
+        "DELETE FROM outbox WHERE id = ?",
+        [(i,) for op in ops if isinstance(op, DeleteOutbox) for i in op.delivery_ids],
+    )
+
+
+class OutboxReads:
+    """The ``OutboxStore`` reads, for ``SqliteStore``."""
+
+    _db: Database[Any]
+
+    async def pending_outbox(self, limit: int, after: int = 0) -> list[OutboxRow]:
+        rows = self._db.read(
+            "SELECT seq, delivery, dedup_key FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [OutboxRow(seq, _unpack(blob), key) for seq, blob, key in rows]
