@@ -55,7 +55,7 @@ class Host:
             await self._lifespan(receive, send)
             return
         # A deploy's own request must not wait for the drain it is waiting for.
-        counted = not str(scope.get("path", "")).startswith(DEPLOYS_PATH)
+        counted = not (scope.get("method") == "POST" and scope.get("path") == DEPLOYS_PATH)
         if counted:
             await self._open.wait()
             self._inflight += 1
