@@ -1,0 +1,119 @@
+"""A psycopg connection that speaks the part of ``sqlite3.Connection`` the storage modules use.
+
+``execute`` / ``executemany`` / ``executescript``, cursors with ``fetchone``, ``fetchall``,
+``rowcount`` and iteration, ``in_transaction`` and ``close``. Statements are translated by
+``dialect`` once each and cached. A unique violation is raised as ``sqlite3.IntegrityError``,
+the error the modules catch, so they need no PostgreSQL branch.
+
+The connection is in autocommit mode: the group commit sends its own BEGIN / COMMIT and
+savepoints, the same statements it sends to SQLite, and a reader sees committed state only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import adapt, pq
+
+from squall.storage.postgres.dialect import Keys, Statement, translate, translate_schema
+from squall.storage.postgres.keys import SortableText
+
+_BEGIN = {"BEGIN IMMEDIATE": "BEGIN"}
+
+
+class _BoolAsInt(adapt.Dumper):
+    """SQLite has no booleans: the modules store True/False in INTEGER columns."""
+
+    oid = 20  # int8
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class _NumericAsNumber(adapt.Loader):
+    """``SUM`` of a BIGINT is NUMERIC in PostgreSQL; SQLite gives an int (or a float)."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data)
+        if b"." in text or b"e" in text.lower() or b"n" in text.lower():
+            return float(text)
+        return int(text)
+
+
+class Cursor:
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self._rows = rows
+        self._at = 0
+        self.rowcount = rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._at = self._rows[self._at :], len(self._rows)
+        return rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    key_codec = SortableText()  # table keys (see storage/sqlite/tables.py)
+
+    def __init__(self, conninfo: str, keys: Keys) -> None:
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        self._conn.adapters.register_dumper(bool, _BoolAsInt)
+        self._conn.adapters.register_loader("numeric", _NumericAsNumber)
+        self._keys = keys
+        self._statements: dict[str, Statement] = {}
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def _statement(self, sql: str) -> Statement:
+        found = self._statements.get(sql)
+        if found is None:
+            found = Statement(_BEGIN[sql]) if sql in _BEGIN else translate(sql, self._keys)
+            self._statements[sql] = found
+        return found
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        statement = self._statement(sql)
+        with _errors(), self._conn.cursor() as cursor:
+            cursor.execute(statement.sql, statement.params(params))
+            rows = cursor.fetchall() if cursor.description is not None else []
+            return Cursor(rows, cursor.rowcount)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
+        statement = self._statement(sql)
+        batch = [statement.params(row) for row in rows]
+        if not batch:
+            return Cursor([], 0)
+        with _errors(), self._conn.cursor() as cursor:
+            cursor.executemany(statement.sql, batch)
+            return Cursor([], cursor.rowcount)
+
+    def executescript(self, ddl: str) -> None:
+        with _errors():
+            self._conn.execute(translate_schema(ddl).encode())
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Raise a unique violation as ``sqlite3.IntegrityError`` (what the modules catch)."""
+    try:
+        yield
+    except psycopg.errors.IntegrityError as error:
+        raise sqlite3.IntegrityError(str(error)) from error
