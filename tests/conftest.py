@@ -29,8 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import BACKENDS, pg_url, store_url_for
 
 from squall.engine.platform import Platform, PlatformConfig
+from squall.storage import open_store
+from squall.storage.sqlite.store import SqliteStore
+
+__all__ = ["pg_url"]  # a fixture, shared from tests.backends
 
 MakeApp = Callable[..., Path]
 StartPlatform = Callable[..., Awaitable[Platform]]
@@ -47,6 +52,28 @@ def write_app(tmp_path: Path, source: str, name: str = "app.py") -> Path:
 def make_app() -> MakeApp:
     """``make_app(tmp_path, source, name="app.py") -> Path``: an app file on disk."""
     return write_app
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each store backend in turn: the contract tests run against both."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh store of ``backend``: a file in tmp_path, or a PostgreSQL schema of its own."""
+    return store_url_for(backend, tmp_path, request)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SqliteStore]:
+    """An open store of each backend (the PostgreSQL one shares SqliteStore's code)."""
+    opened = await open_store(store_url)
+    assert isinstance(opened, SqliteStore)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from squall.engine.archive import Archives
@@ -16,13 +13,6 @@ from squall.model.rules import RuleConfig
 from squall.model.targets import BusTarget, FunctionTarget
 from squall.storage.protocols import ArchiveEvent, Enqueue, PutInvocation, RememberEvent
 from squall.storage.sqlite.store import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 def events(*ids: str, type: str = "t") -> list[CloudEvent]:

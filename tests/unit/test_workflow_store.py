@@ -5,10 +5,6 @@ due at once when its wait ended meanwhile or a cancel came, and pagination of ru
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from squall.model.workflows import StepRecord, WorkflowRun, workflow_queue
 from squall.storage.protocols import (
@@ -27,13 +23,6 @@ from squall.storage.protocols import (
 from squall.storage.sqlite.store import SqliteStore
 
 WORKFLOW_QUEUE = workflow_queue("w")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 def run(run_id: str = "r1", created_at: float = 1.0) -> WorkflowRun:
