@@ -112,8 +112,11 @@ class PgConnection:
 
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
-    """Raise a unique violation as ``sqlite3.IntegrityError`` (what the modules catch)."""
+    """Raise a constraint violation as ``sqlite3.IntegrityError`` (what the modules catch)."""
     try:
         yield
+    except psycopg.errors.UniqueViolation as error:  # worded as SQLite words it
+        detail = error.diag.message_detail or str(error)
+        raise sqlite3.IntegrityError(f"UNIQUE constraint failed: {detail}") from error
     except psycopg.errors.IntegrityError as error:
         raise sqlite3.IntegrityError(str(error)) from error

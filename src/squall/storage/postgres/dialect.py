@@ -6,6 +6,7 @@ spell differently is rewritten here, once per distinct statement (callers cache)
 - ``?`` and ``?NNN`` placeholders become ``%s`` (with the parameter order for ``?NNN``);
 - ``INSERT OR REPLACE`` becomes an upsert on the table's key, ``INSERT OR IGNORE`` an
   ``ON CONFLICT DO NOTHING``;
+- ``IS ?`` (SQLite's NULL-safe equality) becomes ``IS NOT DISTINCT FROM``;
 - the scalar ``MAX(a, b)`` / ``MIN(a, b)`` become ``GREATEST`` / ``LEAST``;
 - in DDL, SQLite's storage classes become PostgreSQL types and a rowid alias an identity.
 
@@ -51,6 +52,7 @@ def translate(sql: str, keys: Keys) -> Statement:
     numbered = False
     for token in tokens:
         if token.startswith("?"):
+            _null_safe(out)
             out.append("%s")
             if len(token) > 1:
                 numbered = True
@@ -143,6 +145,18 @@ def _rewrite_insert(sql: str, keys: Keys) -> str:
         return f"{head}{rest} ON CONFLICT ({target}) DO NOTHING{tail}"
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in updates)
     return f"{head}{rest} ON CONFLICT ({target}) DO UPDATE SET {sets}{tail}"
+
+
+def _null_safe(out: list[str]) -> None:
+    """SQLite's ``x IS ?`` / ``x IS NOT ?`` compare NULLs as equal; PostgreSQL spells it out."""
+    words = [i for i in range(len(out) - 1, -1, -1) if not out[i].isspace()][:2]
+    if not words:
+        return
+    last = out[words[0]].upper()
+    if last == "IS":
+        out[words[0]] = "IS NOT DISTINCT FROM"
+    elif last == "NOT" and len(words) == 2 and out[words[1]].upper() == "IS":
+        out[words[1]], out[words[0]] = "IS", "DISTINCT FROM"
 
 
 def _scalar_extremes(tokens: list[str]) -> list[str]:
