@@ -59,10 +59,8 @@ def translate(sql: str, keys: Keys) -> Statement:
                 order.append(int(token[1:]) - 1)
             else:
                 order.append(len(order))
-        elif token == "%":
-            out.append("%%")
-        else:
-            out.append(token)
+        else:  # psycopg reads % everywhere, in literals too
+            out.append(token.replace("%", "%%"))
     return Statement("".join(out), tuple(order) if numbered else None)
 
 
