@@ -1,5 +1,5 @@
-"""The SQLite -> PostgreSQL rewriting, the key codec, store URLs and the missing extra: no
-server needed."""
+"""The SQLite -> PostgreSQL rewriting, the key codec, store URLs, the missing extra, and
+opening a PostgreSQL store (unreachable, or a schema already served)."""
 
 from __future__ import annotations
 
@@ -158,3 +158,14 @@ def test_in_ci_a_missing_postgres_fails_and_locally_it_skips(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match=r"PostgreSQL backend at postgresql://"):
         backends.require_postgres()
+
+
+async def test_a_second_platform_on_one_schema_is_refused(pg_url: str) -> None:
+    first = await open_store(pg_url)
+    try:
+        with pytest.raises(ConfigError, match="another platform is serving this schema"):
+            await open_store(pg_url)
+    finally:
+        await first.close()
+    again = await open_store(pg_url)  # let go on close
+    await again.close()

@@ -49,7 +49,26 @@ class PostgresStore(SqliteStore):
                 f"store {redacted(url)}: cannot connect to PostgreSQL: {exc}".strip(),
                 field="store",
             ) from None
+        try:
+            _hold_the_schema(db, url)
+        except BaseException:
+            await db.close()
+            raise
         return cls(db)
+
+
+def _hold_the_schema(db: PostgresDatabase, url: str) -> None:
+    """One platform per schema, as one per data dir: a session lock on the writer's
+    connection, let go when it closes (or the platform's process dies)."""
+    row = db.conn.execute(
+        "SELECT pg_try_advisory_lock(hashtext('squall:' || current_schema()))"
+    ).fetchone()
+    if row is None or not row[0]:
+        raise ConfigError(
+            f"store {redacted(url)}: another platform is serving this schema (stop it, or"
+            " give this one its own with ?schema=name)",
+            field="store",
+        )
 
 
 def prepare_schema(url: PgUrl, ddl: str, late: dict[str, dict[str, str]]) -> None:
