@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -77,12 +78,19 @@ async def store(store_url: str) -> AsyncIterator[SqliteStore]:
 
 
 @pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
+async def platform(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[StartPlatform]:
     """``await platform(app, **config)``: a started Platform, stopped after the test.
 
     ``app`` is a path to an app file, or app source text (written to ``tmp_path/app.py``).
+    With ``SQUALL_TEST_BACKEND=postgres`` the platforms of a test share a fresh PostgreSQL
+    schema instead of the data dir's SQLite file (unless the test names its own ``store``).
     """
     started: list[Platform] = []
+    default_store = None
+    if os.environ.get("SQUALL_TEST_BACKEND") == "postgres":
+        default_store = request.getfixturevalue("pg_url")
 
     async def start(app: Path | str, **overrides: Any) -> Platform:
         if isinstance(app, str) and "\n" in app:
@@ -92,6 +100,8 @@ async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
             "retry_base_s": 0.02,
             "sync_wait_s": 2.0,
         }
+        if default_store is not None:
+            settings["store"] = default_store
         settings.update(overrides)
         instance = await Platform.start(PlatformConfig(app=str(app), **settings))
         started.append(instance)
