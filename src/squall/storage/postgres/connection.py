@@ -23,6 +23,9 @@ from squall.storage.postgres.dialect import Keys, Statement, translate, translat
 from squall.storage.postgres.keys import SortableText
 
 _BEGIN = {"BEGIN IMMEDIATE": "BEGIN"}
+# Statements built with a varying number of marks (``IN (?, ?, …)``) are many: past this
+# many, the cache starts over rather than grow without end.
+CACHE_SIZE = 4096
 
 
 class _BoolAsInt(adapt.Dumper):
@@ -82,6 +85,8 @@ class PgConnection:
         found = self._statements.get(sql)
         if found is None:
             found = Statement(_BEGIN[sql]) if sql in _BEGIN else translate(sql, self._keys)
+            if len(self._statements) >= CACHE_SIZE:
+                self._statements.clear()
             self._statements[sql] = found
         return found
 
@@ -107,7 +112,6 @@ class PgConnection:
 
     def close(self) -> None:
         self._conn.close()
-
 
 
 @contextlib.contextmanager
