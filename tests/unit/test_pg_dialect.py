@@ -47,6 +47,11 @@ def test_insert_or_replace_upserts_on_the_tables_key() -> None:
     )
 
 
+def test_insert_or_replace_keeps_quoted_names_quoted() -> None:
+    sql = translate('INSERT OR REPLACE INTO traces (trace_id, "end") VALUES (?, ?)', KEYS).sql
+    assert sql.endswith('DO UPDATE SET "end" = EXCLUDED."end"')
+
+
 def test_insert_or_replace_of_key_columns_only_does_nothing_on_conflict() -> None:
     sql = translate("INSERT OR REPLACE INTO trace_functions (function, trace_id) VALUES (?, ?)",
                     KEYS).sql

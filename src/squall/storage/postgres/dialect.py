@@ -125,6 +125,7 @@ def _rewrite_insert(sql: str, keys: Keys) -> str:
     if match is None:
         return sql
     verb, table, column_text = match.groups()
+    spelled = [c.strip() for c in column_text.split(",")]  # quoted as given ("end")
     columns = _columns(column_text)
     head = f"INSERT INTO {table} ({column_text})"
     rest = sql[match.end() :]
@@ -137,7 +138,7 @@ def _rewrite_insert(sql: str, keys: Keys) -> str:
     key = next((k for k in keys.get(table, ()) if set(k) <= set(columns)), None)
     if key is None:
         raise ValueError(f"no unique key of table {table!r} among the columns of: {sql}")
-    updates = [c for c in columns if c not in key]
+    updates = [spelled[i] for i, c in enumerate(columns) if c not in key]
     target = ", ".join(key)
     if not updates:
         return f"{head}{rest} ON CONFLICT ({target}) DO NOTHING{tail}"
