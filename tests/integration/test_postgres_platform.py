@@ -4,15 +4,17 @@ change stream, a workflow, and a restart that finds all of it still there; `squa
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 from backends import require_postgres
-from support import AUTH, start_squall
+from support import AUTH, SQUALL, start_squall
 
 from squall.model.workflows import RunStatus
 
@@ -116,3 +118,17 @@ def test_squall_up_serves_http_from_a_postgres_store(tmp_path: Path) -> None:
         from squall.storage.postgres.store import drop_schema
 
         drop_schema(store)
+
+
+def test_squall_up_with_an_unreachable_store_exits_2_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(app_source(tmp_path))
+    done = subprocess.run(
+        [SQUALL, "up", "app.py", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "SQUALL_STORE": "postgresql://postgres:pw@127.0.0.1:1/test"},
+    )
+    assert done.returncode == 2
+    message = done.stderr.decode()
+    assert "store postgresql://postgres:***@127.0.0.1:1/test: cannot connect" in message

@@ -42,7 +42,7 @@ class PostgresStore(SqliteStore):
     async def connect(cls, url: str) -> PostgresStore:
         parsed = parse_url(url)
         try:
-            prepare_schema(parsed, ALL_SCHEMA + LATE_INDEXES, LATE_COLUMNS)
+            prepare_schema(parsed, ALL_SCHEMA, LATE_COLUMNS, LATE_INDEXES)
             db = PostgresDatabase(parsed, KEYS)
         except psycopg.OperationalError as exc:
             raise ConfigError(
@@ -71,8 +71,11 @@ def _hold_the_schema(db: PostgresDatabase, url: str) -> None:
         )
 
 
-def prepare_schema(url: PgUrl, ddl: str, late: dict[str, dict[str, str]]) -> None:
-    """Create the schema (if named) and the tables, on a connection of its own.
+def prepare_schema(
+    url: PgUrl, ddl: str, late: dict[str, dict[str, str]], late_indexes: str = ""
+) -> None:
+    """Create the schema (if named), the tables, columns added since (``late``) and the
+    indexes on them, on a connection of its own.
 
     An advisory lock serialises platforms starting at once on one database: PostgreSQL's
     ``CREATE TABLE IF NOT EXISTS`` can still clash on a table made by another session.
@@ -88,10 +91,12 @@ def prepare_schema(url: PgUrl, ddl: str, late: dict[str, dict[str, str]]) -> Non
                     f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name}"
                     f" {translate_schema(decl)}".encode()
                 )
+        if late_indexes:
+            conn.execute(translate_schema(late_indexes).encode())
 
 
 def drop_schema(url: str) -> None:
-    """Drop the URL's schema and everything in it (tests, and ``squall`` tooling)."""
+    """Drop the URL's schema and everything in it (how the test suite cleans up)."""
     parsed = parse_url(url)
     if parsed.schema is None:
         raise ConfigError("store URL names no schema to drop", field="store")
