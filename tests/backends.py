@@ -50,15 +50,24 @@ def require_postgres() -> str:
     return postgres_url()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL store URL with a fresh schema, dropped after the test."""
+def new_schema_url() -> str:
+    """A PostgreSQL store URL naming a schema nobody uses yet (made on first open)."""
     base = require_postgres()
-    url = f"{base}{'&' if '?' in base else '?'}schema=t_{secrets.token_hex(6)}"
-    yield url
+    return f"{base}{'&' if '?' in base else '?'}schema=t_{secrets.token_hex(6)}"
+
+
+def drop(url: str) -> None:
     from squall.storage.postgres.store import drop_schema
 
     drop_schema(url)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL store URL with a fresh schema, dropped after the test."""
+    url = new_schema_url()
+    yield url
+    drop(url)
 
 
 def store_url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:

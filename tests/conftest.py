@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import BACKENDS, pg_url, store_url_for
+from backends import BACKENDS, drop, new_schema_url, pg_url, store_url_for
 
 from squall.engine.platform import Platform, PlatformConfig
 from squall.storage import open_store
@@ -78,19 +78,16 @@ async def store(store_url: str) -> AsyncIterator[SqliteStore]:
 
 
 @pytest.fixture
-async def platform(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[StartPlatform]:
+async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
     """``await platform(app, **config)``: a started Platform, stopped after the test.
 
     ``app`` is a path to an app file, or app source text (written to ``tmp_path/app.py``).
-    With ``SQUALL_TEST_BACKEND=postgres`` the platforms of a test share a fresh PostgreSQL
-    schema instead of the data dir's SQLite file (unless the test names its own ``store``).
+    With ``SQUALL_TEST_BACKEND=postgres`` each data dir of a test gets a fresh PostgreSQL
+    schema instead of its SQLite file (unless the test names its own ``store``).
     """
     started: list[Platform] = []
-    default_store = None
-    if os.environ.get("SQUALL_TEST_BACKEND") == "postgres":
-        default_store = request.getfixturevalue("pg_url")
+    on_postgres = os.environ.get("SQUALL_TEST_BACKEND") == "postgres"
+    schemas: dict[Path, str] = {}  # data dir -> its store URL
 
     async def start(app: Path | str, **overrides: Any) -> Platform:
         if isinstance(app, str) and "\n" in app:
@@ -100,9 +97,10 @@ async def platform(
             "retry_base_s": 0.02,
             "sync_wait_s": 2.0,
         }
-        if default_store is not None:
-            settings["store"] = default_store
         settings.update(overrides)
+        if on_postgres and "store" not in overrides:
+            data_dir = Path(settings["data_dir"])
+            settings["store"] = schemas.setdefault(data_dir, new_schema_url())
         instance = await Platform.start(PlatformConfig(app=str(app), **settings))
         started.append(instance)
         return instance
@@ -111,6 +109,8 @@ async def platform(
     for instance in reversed(started):
         if instance.started:
             await stop_platform(instance)
+    for url in schemas.values():
+        drop(url)
 
 
 STOP_TIMEOUT_S = 10.0
