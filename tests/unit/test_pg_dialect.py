@@ -10,6 +10,7 @@ import pytest
 from backends import require_postgres
 
 from squall.errors import ConfigError
+from squall.model.rules import RuleConfig
 from squall.storage import open_store
 from squall.storage.postgres.dialect import schema_keys, translate, translate_schema
 from squall.storage.postgres.keys import SortableText
@@ -174,3 +175,23 @@ async def test_a_second_platform_on_one_schema_is_refused(pg_url: str) -> None:
         await first.close()
     again = await open_store(pg_url)  # let go on close
     await again.close()
+
+
+async def test_a_dropped_connection_is_made_again(pg_url: str) -> None:
+    import psycopg
+
+    from squall.storage.protocols import PutRule
+
+    store = await open_store(pg_url)
+    try:
+        await store.commit([PutRule(RuleConfig(name="a", pattern={"x": [1]}))])
+        db = store._db  # the store's own two connections, and no one else's
+        pids = [db.read("SELECT pg_backend_pid()")[0][0]]
+        pids.append(await db.call(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0]))
+        with psycopg.connect(require_postgres(), autocommit=True) as admin:
+            for pid in pids:  # as a server restart or a failover would
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        await store.commit([PutRule(RuleConfig(name="b", pattern={"x": [2]}))])
+        assert [r.name for r in await store.list_rules()] == ["a", "b"]
+    finally:
+        await store.close()

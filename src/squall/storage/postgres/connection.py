@@ -71,11 +71,21 @@ class PgConnection:
     key_codec = SortableText()  # table keys (see storage/sqlite/tables.py)
 
     def __init__(self, conninfo: str, keys: Keys) -> None:
-        self._conn = psycopg.connect(conninfo, autocommit=True)
-        self._conn.adapters.register_dumper(bool, _BoolAsInt)
-        self._conn.adapters.register_loader("numeric", _NumericAsNumber)
+        self._conninfo = conninfo
+        self._conn = _connect(conninfo)
         self._keys = keys
         self._statements: dict[str, Statement] = {}
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, made again if the server dropped it (a restart, a failover).
+
+        Whatever transaction was open is gone with it: its batch fails, is rolled back (a
+        no-op here) and re-run unit by unit on the new connection, like any failed batch.
+        """
+        if self._conn.broken:
+            self._conn.close()
+            self._conn = _connect(self._conninfo)
+        return self._conn
 
     @property
     def in_transaction(self) -> bool:
@@ -92,7 +102,18 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         statement = self._statement(sql)
-        with _errors(), self._conn.cursor() as cursor:
+        idle = not self.in_transaction
+        try:
+            return self._execute(statement, params)
+        except psycopg.OperationalError:
+            # A connection dropped while idle shows only when used: a BEGIN or a read
+            # changed nothing yet, so it runs again on a new connection.
+            if not (idle and self._conn.broken and _repeatable(sql)):
+                raise
+            return self._execute(statement, params)
+
+    def _execute(self, statement: Statement, params: Sequence[Any]) -> Cursor:
+        with _errors(), self._live().cursor() as cursor:
             cursor.execute(statement.sql, statement.params(params))
             rows = cursor.fetchall() if cursor.description is not None else []
             return Cursor(rows, cursor.rowcount)
@@ -102,16 +123,28 @@ class PgConnection:
         batch = [statement.params(row) for row in rows]
         if not batch:
             return Cursor([], 0)
-        with _errors(), self._conn.cursor() as cursor:
+        with _errors(), self._live().cursor() as cursor:
             cursor.executemany(statement.sql, batch)
             return Cursor([], cursor.rowcount)
 
     def executescript(self, ddl: str) -> None:
         with _errors():
-            self._conn.execute(translate_schema(ddl).encode())
+            self._live().execute(translate_schema(ddl).encode())
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _repeatable(sql: str) -> bool:
+    head = sql.lstrip()[:6].upper()
+    return head in ("BEGIN ", "SELECT") or sql in _BEGIN
+
+
+def _connect(conninfo: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(conninfo, autocommit=True)
+    conn.adapters.register_dumper(bool, _BoolAsInt)
+    conn.adapters.register_loader("numeric", _NumericAsNumber)
+    return conn
 
 
 @contextlib.contextmanager
