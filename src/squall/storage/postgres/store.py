@@ -38,6 +38,7 @@ class PostgresDatabase(Database[Op]):
 
 
 class PostgresStore(SqliteStore):
+    key_codec = PgConnection.key_codec  # table keys as sortable text, in reads and writes
     @classmethod
     async def connect(cls, url: str) -> PostgresStore:
         parsed = parse_url(url)

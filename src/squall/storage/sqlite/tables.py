@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -82,7 +82,8 @@ AS_IS = _AsIs()
 
 
 def key_codec(conn: object) -> KeyCodec:
-    """The connection's key codec, if its backend has one (plain values otherwise)."""
+    """The connection's key codec, if its backend has one (plain values otherwise); looked up
+    once a batch, so SQLite's writes pay for it once."""
     codec: KeyCodec = getattr(conn, "key_codec", AS_IS)
     return codec
 
@@ -97,9 +98,10 @@ def _unsk(value: KeyValue) -> KeyValue | None:
 
 def apply_tables(conn: sqlite3.Connection, kind: type, ops: Sequence[TableOp]) -> None:
     changes = _Changes(conn)
+    encode = key_codec(conn).encode
     for op in ops:
         if isinstance(op, TableWrite):
-            _write(conn, op, changes)
+            _write(conn, op, changes, encode)
         elif isinstance(op, ExpireItems):
             _expire(conn, op, changes)
         elif isinstance(op, PutTable):
@@ -120,8 +122,9 @@ def apply_tables(conn: sqlite3.Connection, kind: type, ops: Sequence[TableOp]) -
     changes.flush()
 
 
-def _write(conn: sqlite3.Connection, op: TableWrite, changes: _Changes) -> None:
-    encode = key_codec(conn).encode
+def _write(
+    conn: sqlite3.Connection, op: TableWrite, changes: _Changes, encode: Callable[[KeyValue], Any]
+) -> None:
     pk, sk = encode(op.pk), encode(_sk(op.sk))
     row = conn.execute(
         "SELECT version, item, expires_at FROM table_items WHERE tbl = ? AND pk = ? AND sk = ?",
@@ -293,6 +296,7 @@ class TableReads:
     """The ``TableStore`` reads, for ``SqliteStore``."""
 
     _db: Database[Any]
+    key_codec: KeyCodec = AS_IS  # the backend's (PostgresStore's stores keys as text)
 
     async def list_tables(self) -> list[TableConfig]:
         rows = self._db.read("SELECT config FROM tables ORDER BY name")
@@ -301,7 +305,7 @@ class TableReads:
     async def get_item(
         self, table: str, pk: KeyValue, sk: KeyValue | None, now: float
     ) -> StoredItem | None:
-        encode = key_codec(self._db.conn).encode
+        encode = self.key_codec.encode
         rows = self._db.read(
             "SELECT item, version FROM table_items WHERE tbl = ? AND pk = ? AND sk = ?"
             " AND (expires_at IS NULL OR expires_at > ?)",
@@ -323,7 +327,7 @@ class TableReads:
         descending: bool,
         now: float,
     ) -> list[StoredItem]:
-        codec = key_codec(self._db.conn)
+        codec = self.key_codec
         encode = codec.encode
         if index is None:
             sql = (
@@ -371,7 +375,7 @@ class TableReads:
             " AND (expires_at IS NULL OR expires_at > ?)"
         )
         params: list[Any] = [table, now]
-        codec = key_codec(self._db.conn)
+        codec = self.key_codec
         if after is not None:
             sql += " AND (pk, sk) > (?, ?)"
             params += [codec.encode(_sk(after[0])), codec.encode(_sk(after[1]))]
