@@ -16,6 +16,7 @@ import msgspec
 from backends import require_postgres
 from support import AUTH, SQUALL, start_squall
 
+from squall.model.tables import change_stream
 from squall.model.workflows import RunStatus
 
 APP = """
@@ -97,6 +98,15 @@ async def test_the_platform_runs_on_postgres_and_keeps_its_state_across_a_restar
     assert result(await again.get_invocation(record.id)) == {"hi": "pg"}
     item = await again.tables.get_item("orders", {"id": "o-1"})
     assert item is not None and item["total"] == 5
+    # The write's change record, in the table's change stream.
+    store = again._store
+    heads = await store.heads(change_stream("orders"))
+    [(shard, head)] = heads.items()
+    [change] = await store.read_records(change_stream("orders"), shard, 0, 10)
+    assert head == change.sequence == 1
+    record_of_change = msgspec.json.decode(change.data)
+    assert record_of_change["eventName"] == "INSERT"
+    assert record_of_change["new"]["total"] == 5
     finished = await again.workflows.get("run-1")
     assert finished.status == RunStatus.COMPLETED and finished.result == 10
     assert [s.name for s in await again.workflow_history("run-1")] == ["double", "double"]
