@@ -35,7 +35,7 @@ def postgres_problem() -> str | None:
         with psycopg.connect(postgres_url(), connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        return str(exc).strip() or type(exc).__name__
+        return " ".join(str(exc).split()) or type(exc).__name__  # one line in the summary
     return None
 
 
