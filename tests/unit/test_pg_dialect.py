@@ -123,6 +123,8 @@ def test_url_schema_goes_on_the_search_path() -> None:
         "postgresql://u:pw@h:5432/db?connect_timeout=3&options=-c%20search_path%3Dt_1%2Cpublic"
     )
     assert parse_url("postgres://h/db").schema is None
+    both = parse_url("postgresql://h/db?options=-c%20statement_timeout%3D5000&schema=s").conninfo
+    assert both.endswith("options=-c%20statement_timeout%3D5000%20-c%20search_path%3Ds%2Cpublic")
     assert redacted("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
 
 

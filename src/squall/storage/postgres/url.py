@@ -32,10 +32,13 @@ def parse_url(url: str) -> PgUrl:
             " starting with a letter or '_'",
             field="store",
         )
-    rest = [(key, value) for key, value in query if key != "schema"]
+    rest = [(key, value) for key, value in query if key not in ("schema", "options")]
+    options = " ".join(value for key, value in query if key == "options")
     if schema is not None:
         # Our schema first; public after it, for extensions installed there.
-        rest.append(("options", f"-c search_path={schema},public"))
+        options = f"{options} -c search_path={schema},public".strip()
+    if options:
+        rest.append(("options", options))
     # libpq takes both spellings of the scheme; keep the one given.
     conninfo = urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote)))
     return PgUrl(conninfo=conninfo, schema=schema)
