@@ -1,4 +1,5 @@
-"""Archives in the embedded store: publish order, retention, deletion; replay's own ids."""
+"""Archives in the store (SQLite and PostgreSQL): publish order, retention, deletion; replay's
+own ids."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The SqliteStore's user queues: receive and visibility, FIFO groups, dedup windows,
-max_receive into a dead-letter queue, redrive, retention and the queue ops."""
+"""The store's user queues (SQLite and PostgreSQL): receive and visibility, FIFO groups, dedup
+windows, max_receive into a dead-letter queue, redrive, retention and the queue ops."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SqliteStore contract: work queue, state, units of work and group commit."""
+"""The store contract, on SQLite and PostgreSQL: work queue, state, units of work, group commit."""
 
 from __future__ import annotations
 

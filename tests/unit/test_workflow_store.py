@@ -1,6 +1,6 @@
-"""The SqliteStore's workflow runs and checkpoints: first checkpoint wins, the first of an
-event and a timeout ends a wait, a suspended run's delivery is released until its timer but
-due at once when its wait ended meanwhile or a cancel came, and pagination of runs."""
+"""The store's workflow runs and checkpoints (SQLite and PostgreSQL): first checkpoint wins,
+the first of an event and a timeout ends a wait, a suspended run's delivery is released until
+its timer but due at once when its wait ended meanwhile or a cancel came, and pagination."""
 
 from __future__ import annotations
 
