@@ -136,8 +136,8 @@ class PgConnection:
 
 
 def _repeatable(sql: str) -> bool:
-    head = sql.lstrip()[:6].upper()
-    return head in ("BEGIN ", "SELECT") or sql in _BEGIN
+    """A statement that changes nothing by itself (``BEGIN IMMEDIATE``, a ``SELECT``)."""
+    return sql.lstrip()[:6].upper() in ("BEGIN ", "SELECT")
 
 
 def _connect(conninfo: str) -> psycopg.Connection[Any]:
