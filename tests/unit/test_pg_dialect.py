@@ -197,3 +197,11 @@ async def test_a_dropped_connection_is_made_again(pg_url: str) -> None:
         assert [r.name for r in await store.list_rules()] == ["a", "b"]
     finally:
         await store.close()
+
+
+async def test_a_store_that_cannot_make_its_tables_is_a_config_error(pg_url: str) -> None:
+    read_only = pg_url + "&options=-c%20default_transaction_read_only%3Don"
+    with pytest.raises(ConfigError) as info:
+        await open_store(read_only)
+    assert "cannot prepare the tables" in info.value.message
+    assert "read-only transaction" in info.value.message and info.value.field == "store"

@@ -9,26 +9,20 @@ from __future__ import annotations
 import sqlite3
 from typing import cast
 
-import psycopg
 from cryptography.fernet import Fernet
 
-from squall.errors import ConfigError
 from squall.storage.postgres.connection import PgConnection
 from squall.storage.postgres.dialect import schema_keys
-from squall.storage.postgres.store import prepare_schema
-from squall.storage.postgres.url import parse_url, redacted
+from squall.storage.postgres.store import prepare_schema, refused
+from squall.storage.postgres.url import parse_url
 from squall.storage.sqlite.control import SCHEMA, SqliteControlStore
 
 
 def open_postgres_control(url: str, cipher: Fernet) -> SqliteControlStore:
     parsed = parse_url(url)
-    try:
+    with refused(url):
         prepare_schema(parsed, SCHEMA, {})
         conn = PgConnection(parsed.conninfo, schema_keys(SCHEMA))
-    except psycopg.OperationalError as exc:
-        raise ConfigError(
-            f"store {redacted(url)}: cannot connect to PostgreSQL: {exc}".strip(), field="store"
-        ) from None
     try:
         # The adapter speaks the subset of sqlite3.Connection the control store uses.
         return SqliteControlStore(cast(sqlite3.Connection, conn), cipher)

@@ -8,7 +8,9 @@ by ``dialect``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from typing import cast
 
 import psycopg
@@ -39,23 +41,37 @@ class PostgresDatabase(Database[Op]):
 
 class PostgresStore(SqliteStore):
     key_codec = PgConnection.key_codec  # table keys as sortable text, in reads and writes
+
     @classmethod
     async def connect(cls, url: str) -> PostgresStore:
         parsed = parse_url(url)
-        try:
+        with refused(url):
             prepare_schema(parsed, ALL_SCHEMA, LATE_COLUMNS, LATE_INDEXES)
             db = PostgresDatabase(parsed, KEYS)
-        except psycopg.OperationalError as exc:
-            raise ConfigError(
-                f"store {redacted(url)}: cannot connect to PostgreSQL: {exc}".strip(),
-                field="store",
-            ) from None
         try:
             _hold_the_schema(db, url)
         except BaseException:
             await db.close()
             raise
         return cls(db)
+
+
+@contextlib.contextmanager
+def refused(url: str) -> Iterator[None]:
+    """Connecting or making the tables failed: a ConfigError naming the store (password
+    left out), not a driver traceback."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise ConfigError(
+            f"store {redacted(url)}: cannot connect to PostgreSQL: {' '.join(str(exc).split())}",
+            field="store",
+        ) from None
+    except psycopg.Error as exc:  # e.g. the role may not create the schema or its tables
+        raise ConfigError(
+            f"store {redacted(url)}: cannot prepare the tables: {' '.join(str(exc).split())}",
+            field="store",
+        ) from None
 
 
 def _hold_the_schema(db: PostgresDatabase, url: str) -> None:
