@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 APP ?= examples/orders/app.py
 PORT ?= 8787
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-postgres lint bench clean
 
 $(BIN)/squall: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(VENV)/.test-extras
 	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The platform tests again, each data dir on a fresh PostgreSQL schema (SQUALL_TEST_POSTGRES).
+test-postgres: $(VENV)/.test-extras
+	CI=true SQUALL_TEST_BACKEND=postgres $(BIN)/pytest tests/integration
 
 lint: $(VENV)/.test-extras
 	$(BIN)/ruff check src tests benchmarks examples tools

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,8 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import BACKENDS, drop, new_schema_url, pg_url, store_url_for
 
 from squall.engine.platform import Platform, PlatformConfig
+from squall.storage import open_store
+from squall.storage.sqlite.store import SqliteStore
+
+__all__ = ["pg_url"]  # a fixture, shared from tests.backends
 
 MakeApp = Callable[..., Path]
 StartPlatform = Callable[..., Awaitable[Platform]]
@@ -49,13 +55,39 @@ def make_app() -> MakeApp:
     return write_app
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each store backend in turn: the contract tests run against both."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh store of ``backend``: a file in tmp_path, or a PostgreSQL schema of its own."""
+    return store_url_for(backend, tmp_path, request)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SqliteStore]:
+    """An open store of each backend (the PostgreSQL one shares SqliteStore's code)."""
+    opened = await open_store(store_url)
+    assert isinstance(opened, SqliteStore)
+    yield opened
+    await opened.close()
+
+
 @pytest.fixture
 async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
     """``await platform(app, **config)``: a started Platform, stopped after the test.
 
     ``app`` is a path to an app file, or app source text (written to ``tmp_path/app.py``).
+    With ``SQUALL_TEST_BACKEND=postgres`` each data dir of a test gets a fresh PostgreSQL
+    schema instead of its SQLite file (unless the test names its own ``store``).
     """
     started: list[Platform] = []
+    on_postgres = os.environ.get("SQUALL_TEST_BACKEND") == "postgres"
+    schemas: dict[Path, str] = {}  # data dir -> its store URL
 
     async def start(app: Path | str, **overrides: Any) -> Platform:
         if isinstance(app, str) and "\n" in app:
@@ -66,6 +98,9 @@ async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
             "sync_wait_s": 2.0,
         }
         settings.update(overrides)
+        if on_postgres and "store" not in overrides:
+            data_dir = Path(settings["data_dir"])
+            settings["store"] = schemas.setdefault(data_dir, new_schema_url())
         instance = await Platform.start(PlatformConfig(app=str(app), **settings))
         started.append(instance)
         return instance
@@ -74,6 +109,8 @@ async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
     for instance in reversed(started):
         if instance.started:
             await stop_platform(instance)
+    for url in schemas.values():
+        drop(url)
 
 
 STOP_TIMEOUT_S = 10.0

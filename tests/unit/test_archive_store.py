@@ -1,9 +1,7 @@
-"""Archives in the embedded store: publish order, retention, deletion; replay's own ids."""
+"""Archives in the store (SQLite and PostgreSQL): publish order, retention, deletion; replay's
+own ids."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +14,6 @@ from squall.model.rules import RuleConfig
 from squall.model.targets import BusTarget, FunctionTarget
 from squall.storage.protocols import ArchiveEvent, Enqueue, PutInvocation, RememberEvent
 from squall.storage.sqlite.store import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 def events(*ids: str, type: str = "t") -> list[CloudEvent]:

@@ -23,7 +23,7 @@ from squall.model.buckets import BucketConfig
 from squall.model.cloudevent import CloudEvent
 from squall.model.config import FunctionConfig
 from squall.security.presign import Presigner
-from squall.storage.sqlite.store import SqliteStore
+from squall.storage import open_store
 
 
 @pytest.mark.parametrize(
@@ -127,8 +127,8 @@ def _no_events(events: Sequence[CloudEvent]) -> tuple[list[Any], Any]:
 
 
 @pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[Any]:
-    store = await SqliteStore.open(tmp_path / "squall.db")
+async def platform(tmp_path: Path, store_url: str) -> AsyncIterator[Any]:
+    store = await open_store(store_url)
     buckets = Buckets(store, tmp_path, [BucketConfig(name="uploads")], _no_events, "t")
     await buckets.load()
     yield SimpleNamespace(buckets=buckets, store=store)

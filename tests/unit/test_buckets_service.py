@@ -15,6 +15,7 @@ from squall.engine.effects import Effects
 from squall.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from squall.model.buckets import BucketConfig
 from squall.model.cloudevent import CloudEvent
+from squall.storage import open_store
 from squall.storage.sqlite.store import SqliteStore
 
 
@@ -29,8 +30,8 @@ class Events:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = await SqliteStore.open(tmp_path / "squall.db")
+async def store(tmp_path: Path, store_url: str) -> AsyncIterator[SqliteStore]:
+    store = await open_store(store_url)
     yield store
     await store.close()
 

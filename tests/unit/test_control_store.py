@@ -1,4 +1,5 @@
-"""The SQLite control store: keys hashed, revocation, bootstrap, secrets encrypted at rest."""
+"""The control store on SQLite and on PostgreSQL: keys hashed, revocation, bootstrap,
+secrets encrypted at rest."""
 
 from __future__ import annotations
 
@@ -6,38 +7,77 @@ import sqlite3
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from backends import store_url_for
 from cryptography.fernet import Fernet
 
 from squall.errors import ConfigError, InvalidInput, NotFound, SquallError
 from squall.security.cipher import load_cipher
 from squall.security.keys import bootstrap_admin_key, hash_key
 from squall.storage.control import ControlStore, open_control_store
-from squall.storage.sqlite.control import SqliteControlStore
+from squall.storage.postgres.url import parse_url
+
+
+class Where:
+    """Where a control store of one backend keeps its rows, read and written around it."""
+
+    def __init__(self, path: Path, url: str | None) -> None:
+        self.path = path
+        self.url = url  # None: the SQLite file at ``path``
+
+    async def open(self) -> ControlStore:
+        return await open_control_store(self.path, self.url)
+
+    def dump(self) -> bytes:
+        """Every byte the backend holds for the control tables (SQLite: the file and WAL)."""
+        if self.url is None:
+            data = self.path.read_bytes()
+            wal = self.path.with_name(self.path.name + "-wal")
+            return data + (wal.read_bytes() if wal.exists() else b"")
+        parts: list[bytes] = []
+        with self._pg() as conn:
+            for table in ("api_keys", "secrets"):
+                for row in conn.execute(f"SELECT * FROM {table}").fetchall():
+                    parts += [v if isinstance(v, bytes) else str(v).encode() for v in row]
+        return b"\n".join(parts)
+
+    def execute(self, sql: str) -> None:
+        """Run ``sql`` on the tables directly, behind the store's back."""
+        if self.url is None:
+            with sqlite3.connect(self.path) as conn:
+                conn.execute(sql)
+            return
+        with self._pg() as conn:
+            conn.execute(sql.encode())
+
+    def _pg(self) -> psycopg.Connection[Any]:
+        assert self.url is not None
+        return psycopg.connect(parse_url(self.url).conninfo, autocommit=True)
 
 
 @pytest.fixture
-async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ControlStore]:
+def where(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Where:
+    url = None if backend == "sqlite" else store_url_for(backend, tmp_path, request)
+    return Where(tmp_path / "squall.db", url)
+
+
+@pytest.fixture
+async def store(where: Where, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ControlStore]:
     monkeypatch.delenv("SQUALL_MASTER_KEY", raising=False)
-    control = await open_control_store(tmp_path / "squall.db")
+    control = await where.open()
     yield control
     await control.close()
 
 
-def dump(path: Path) -> bytes:
-    """Every byte SQLite holds for the database, WAL included."""
-    data = path.read_bytes()
-    wal = path.with_name(path.name + "-wal")
-    return data + (wal.read_bytes() if wal.exists() else b"")
-
-
-async def test_keys_are_stored_hashed_and_authenticate(store: ControlStore, tmp_path: Path) -> None:
+async def test_keys_are_stored_hashed_and_authenticate(store: ControlStore, where: Where) -> None:
     key, text = await store.create_key("ci", ["invoke", "read"])
     assert text.startswith("sq_") and len(text) > 40
     assert key.prefix == text[:10] and key.scopes == ("invoke", "read")
-    assert text.encode() not in dump(tmp_path / "squall.db")
-    assert hash_key(text).encode() in dump(tmp_path / "squall.db")
+    assert text.encode() not in where.dump()
+    assert hash_key(text).encode() in where.dump()
     found = await store.authenticate(text)
     assert found is not None and found.id == key.id
     assert await store.authenticate(text + "x") is None
@@ -56,9 +96,9 @@ async def test_revoked_keys_stop_authenticating(store: ControlStore) -> None:
         await store.revoke_key("key_nope")
 
 
-async def test_keys_survive_a_reopen(tmp_path: Path, store: ControlStore) -> None:
+async def test_keys_survive_a_reopen(where: Where, store: ControlStore) -> None:
     _, text = await store.create_key("ci", ["read"])
-    again = SqliteControlStore.open(tmp_path / "squall.db", load_cipher(tmp_path))
+    again = await where.open()
     try:
         assert await again.authenticate(text) is not None
     finally:
@@ -95,11 +135,11 @@ async def test_a_short_environment_key_is_a_config_error(store: ControlStore) ->
     assert not await store.has_keys()
 
 
-async def test_secrets_are_encrypted_at_rest(store: ControlStore, tmp_path: Path) -> None:
+async def test_secrets_are_encrypted_at_rest(store: ControlStore, where: Where) -> None:
     value = "hunter2-correct-horse-battery-staple"
     info = await store.set_secret("DB_PASSWORD", value)
     assert info.name == "DB_PASSWORD"
-    assert value.encode() not in dump(tmp_path / "squall.db")
+    assert value.encode() not in where.dump()
     assert await store.secret_values(["DB_PASSWORD", "MISSING"]) == {"DB_PASSWORD": value}
     await store.set_secret("DB_PASSWORD", "rotated")
     assert await store.secret_values(["DB_PASSWORD"]) == {"DB_PASSWORD": "rotated"}
@@ -111,15 +151,13 @@ async def test_secrets_are_encrypted_at_rest(store: ControlStore, tmp_path: Path
 
 
 async def test_a_token_moved_to_another_name_is_refused(
-    store: ControlStore, tmp_path: Path
+    store: ControlStore, where: Where
 ) -> None:
     await store.set_secret("A", "alpha")
     await store.set_secret("B", "beta")
-    with sqlite3.connect(tmp_path / "squall.db") as conn:
-        conn.execute(
-            "UPDATE secrets SET value = (SELECT value FROM secrets WHERE name = 'A')"
-            " WHERE name = 'B'"
-        )
+    where.execute(
+        "UPDATE secrets SET value = (SELECT value FROM secrets WHERE name = 'A') WHERE name = 'B'"
+    )
     with pytest.raises(SquallError) as info:
         await store.secret_values(["B"])
     assert "alpha" not in str(info.value.to_dict())

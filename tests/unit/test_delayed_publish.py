@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
 
@@ -14,13 +13,6 @@ from squall.engine.schedules.delayed import QUEUE, DelayedPublisher, delayed_pub
 from squall.errors import InvalidInput, NotFound, SquallError
 from squall.model.cloudevent import CloudEvent
 from squall.storage.sqlite.store import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 def event(n: int) -> CloudEvent:

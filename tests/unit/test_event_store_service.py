@@ -5,8 +5,7 @@ delete, snapshots, an invocation's own pending appends, and bad input changing n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -18,13 +17,6 @@ from squall.model.cloudevent import CloudEvent
 from squall.model.event_store import ExpectedVersion
 from squall.storage.protocols import Op
 from squall.storage.sqlite.store import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 class Published:

@@ -1,25 +1,14 @@
-"""The SqliteStore's user queues: receive and visibility, FIFO groups, dedup windows,
-max_receive into a dead-letter queue, redrive, retention and the queue ops."""
+"""The store's user queues (SQLite and PostgreSQL): receive and visibility, FIFO groups, dedup
+windows, max_receive into a dead-letter queue, redrive, retention and the queue ops."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from squall.model.ids import new_id
 from squall.model.queues import QueueConfig, QueueMessage
 from squall.storage.protocols import DeleteMessages, DropQueue, ExpireMessages, PurgeQueue, PutQueue
 from squall.storage.sqlite.store import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 def message(

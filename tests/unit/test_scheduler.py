@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -17,13 +15,6 @@ from squall.storage.protocols import AdvanceSchedule
 from squall.storage.sqlite.store import SqliteStore
 
 T0 = datetime.fromisoformat("2026-03-28T23:59:30+00:00").timestamp()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 class Clock:

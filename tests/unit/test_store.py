@@ -1,10 +1,9 @@
-"""The SqliteStore contract: work queue, state, units of work and group commit."""
+"""The store contract, on SQLite and PostgreSQL: work queue, state, units of work, group commit."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -28,13 +27,6 @@ from squall.storage.protocols import (
 from squall.storage.sqlite.store import SqliteStore
 
 Q = "fn:resize"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 def delivery(
@@ -199,16 +191,15 @@ async def test_dedup_key_drops_second_enqueue(store: SqliteStore) -> None:
     assert await store.depth(Q) == 3
 
 
-async def test_recover_after_restart(tmp_path: Path) -> None:
-    path = tmp_path / "squall.db"
-    first = await SqliteStore.open(path)
+async def test_recover_after_restart(store_url: str) -> None:
+    first = await open_store(store_url)
     d = delivery()
     await first.commit([Enqueue(d)])
     [leased] = await first.lease(Q, 10, 600)
     assert leased.attempts == 1
     await first.close()
 
-    second = await SqliteStore.open(path)
+    second = await open_store(store_url)
     try:
         assert await second.lease(Q, 10, 600) == []  # still invisible: the lease persisted
         assert await second.recover() == 1
@@ -386,7 +377,7 @@ async def test_idempotency_expiry(store: SqliteStore) -> None:
     assert await store.find_idempotent("resize", "key-1", now + 20) == "inv-2"
 
 
-async def test_rules_are_kept_replaced_and_deleted(tmp_path: Path) -> None:
+async def test_rules_are_kept_replaced_and_deleted(store_url: str) -> None:
     from squall.model.rules import RuleConfig
     from squall.model.targets import HttpTarget, InputTransformer
     from squall.storage.protocols import DeleteRule, PutRule
@@ -397,11 +388,11 @@ async def test_rules_are_kept_replaced_and_deleted(tmp_path: Path) -> None:
         input_transformer=InputTransformer(input_template="<a>", input_paths_map={"a": "$.id"}),
     )
     rule = RuleConfig(name="b", pattern={"type": ["t"]}, targets=(target,), origin="api")
-    store = await SqliteStore.open(tmp_path / "squall.db")
+    store = await open_store(store_url)
     await store.commit([PutRule(rule), PutRule(RuleConfig(name="a", pattern={"x": [1]}))])
     await store.commit([PutRule(msgspec.structs.replace(rule, enabled=False))])
     await store.close()
-    reopened = await SqliteStore.open(tmp_path / "squall.db")
+    reopened = await open_store(store_url)
     try:
         listed = await reopened.list_rules()
         assert [r.name for r in listed] == ["a", "b"]

@@ -4,8 +4,6 @@ retention trims, all as ops in units of work."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -20,13 +18,6 @@ from squall.storage.logs import (
     TrimLog,
 )
 from squall.storage.sqlite.store import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 def record(shard: int, seq: int, at: float, stream: str = "s") -> AppendRecord:

@@ -15,12 +15,12 @@ from squall.engine.tables.service import Tables
 from squall.errors import AccessDenied, InvalidInput
 from squall.model.config import FunctionConfig
 from squall.model.tables import TableConfig
-from squall.storage.sqlite.store import SqliteStore
+from squall.storage import open_store
 
 
 @pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[Any]:
-    store = await SqliteStore.open(tmp_path / "squall.db")
+async def platform(tmp_path: Path, store_url: str) -> AsyncIterator[Any]:
+    store = await open_store(store_url)
     tables = Tables(store, [TableConfig(name="orders", partition_key="id")], lambda t: None)
     yield SimpleNamespace(tables=tables, store=store)
     await store.close()

@@ -1,14 +1,10 @@
-"""The SqliteStore's workflow runs and checkpoints: first checkpoint wins, the first of an
-event and a timeout ends a wait, a suspended run's delivery is released until its timer but
-due at once when its wait ended meanwhile or a cancel came, and pagination of runs."""
+"""The store's workflow runs and checkpoints (SQLite and PostgreSQL): first checkpoint wins,
+the first of an event and a timeout ends a wait, a suspended run's delivery is released until
+its timer but due at once when its wait ended meanwhile or a cancel came, and pagination."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from squall.model.workflows import StepRecord, WorkflowRun, workflow_queue
 from squall.storage.protocols import (
@@ -27,13 +23,6 @@ from squall.storage.protocols import (
 from squall.storage.sqlite.store import SqliteStore
 
 WORKFLOW_QUEUE = workflow_queue("w")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 def run(run_id: str = "r1", created_at: float = 1.0) -> WorkflowRun:

@@ -130,6 +130,15 @@ def up(
     data_dir: Annotated[Path, typer.Option(help="Where the embedded store lives.")] = Path(
         ".squall"
     ),
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SQUALL_STORE",
+            help="Store URL: sqlite:///path (default: squall.db in the data dir) or"
+            " postgresql://user@host:port/db[?schema=name] (needs squall[cluster]).",
+            show_default=False,
+        ),
+    ] = None,
     max_sync_payload: Annotated[
         int, typer.Option(min=1, help="Largest sync payload, bytes.")
     ] = DEFAULT_MAX_SYNC,
@@ -202,6 +211,7 @@ def up(
     config = PlatformConfig(
         app=app_ref or "",
         data_dir=data_dir,
+        store=store or None,
         max_sync_payload=max_sync_payload,
         max_async_payload=max_async_payload,
         max_bundle_bytes=max_bundle_bytes,

@@ -419,7 +419,7 @@ class Platform:
                 await prepared.launcher.close()
             raise
         try:
-            control, bootstrap_key = await open_control(config.data_dir)
+            control, bootstrap_key = await open_control(config.data_dir, config.store)
             book = VersionBook(store)
             await book.load()
             if prepared is None:

@@ -133,14 +133,17 @@ async def bootstrap_admin_key(
     return None if chosen is not None else key
 
 
-async def open_control(data_dir: Path) -> tuple[ControlStore, str | None]:
-    """Open the control store under ``data_dir`` and bootstrap its admin key.
+async def open_control(
+    data_dir: Path, store_url: str | None = None
+) -> tuple[ControlStore, str | None]:
+    """Open the control store (under ``data_dir``, or in the PostgreSQL store at
+    ``store_url``) and bootstrap its admin key.
 
     Returns the store and the generated admin key, if this start created one.
     """
     from squall.storage.control import open_control_store
 
-    control = await open_control_store(data_dir / "squall.db")
+    control = await open_control_store(data_dir / "squall.db", store_url)
     try:
         return control, await bootstrap_admin_key(control)
     except BaseException:

@@ -60,12 +60,21 @@ class ControlStore(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_control_store(path: Path) -> ControlStore:
-    """The embedded control store in the SQLite file at ``path`` (the platform's database).
+async def open_control_store(path: Path, store_url: str | None = None) -> ControlStore:
+    """The control store: in PostgreSQL when ``store_url`` is a PostgreSQL URL, else in the
+    SQLite file at ``path`` (the platform's database).
 
     The master key for secrets is ``SQUALL_MASTER_KEY`` or ``master.key`` beside ``path``.
     """
     from squall.security.cipher import load_cipher
+    from squall.storage import is_postgres, require_psycopg
+
+    cipher = load_cipher(path.parent)
+    if store_url is not None and is_postgres(store_url):
+        require_psycopg()
+        from squall.storage.postgres.control import open_postgres_control
+
+        return open_postgres_control(store_url, cipher)
     from squall.storage.sqlite.control import SqliteControlStore
 
-    return SqliteControlStore.open(path, load_cipher(path.parent))
+    return SqliteControlStore.open(path, cipher)

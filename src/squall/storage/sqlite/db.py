@@ -38,8 +38,17 @@ class Database(Generic[OpT]):
         self, path: Path, apply_ops: Callable[[sqlite3.Connection, Sequence[OpT]], None]
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = _connect(path)  # the writer's
-        self._reader = _connect(path)
+        self._start(_connect(path), _connect(path), apply_ops)
+
+    def _start(
+        self,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        apply_ops: Callable[[sqlite3.Connection, Sequence[OpT]], None],
+    ) -> None:
+        """Shared by every backend: what differs is only how the two connections are made."""
+        self.conn = writer
+        self._reader = reader
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="squall-db")
         self._in_flight: asyncio.Future[Outcomes] | None = None
         self._apply_ops = apply_ops

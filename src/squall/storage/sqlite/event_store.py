@@ -108,7 +108,7 @@ def apply_event_store(conn: sqlite3.Connection, kind: type, ops: Sequence[EventS
                 "INSERT INTO es_snapshots (stream, version, state, recorded_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE"
                 " SET version = excluded.version, state = excluded.state,"
-                " recorded_at = excluded.recorded_at WHERE excluded.version > version",
+                " recorded_at = excluded.recorded_at WHERE excluded.version > es_snapshots.version",
                 (op.stream, op.version, op.state, op.recorded_at),
             )
         elif isinstance(op, PutProjectionCheckpoint):

@@ -73,12 +73,13 @@ _APPEND = (
 )
 _HEAD = (
     "INSERT INTO stream_heads (stream, shard, seq) VALUES (?, ?, ?)"
-    " ON CONFLICT (stream, shard) DO UPDATE SET seq = MAX(seq, excluded.seq)"
+    " ON CONFLICT (stream, shard) DO UPDATE SET seq = MAX(stream_heads.seq, excluded.seq)"
 )
 # A checkpoint never moves back: a late commit of an older batch cannot undo a newer one.
 _CHECKPOINT = (
     "INSERT INTO stream_checkpoints (consumer, stream, shard, seq) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (consumer, stream, shard) DO UPDATE SET seq = MAX(seq, excluded.seq)"
+    " ON CONFLICT (consumer, stream, shard) DO UPDATE"
+    " SET seq = MAX(stream_checkpoints.seq, excluded.seq)"
 )
 
 

@@ -337,9 +337,9 @@ class QueueReads:
     async def queue_stats(self, queue: str) -> QueueStats:
         now = time.time()
         rows = self._db.read(
-            "SELECT COALESCE(SUM(available_at <= ?), 0),"
-            " COALESCE(SUM(available_at > ? AND receipt IS NOT NULL), 0),"
-            " COALESCE(SUM(available_at > ? AND receipt IS NULL), 0), MIN(sent_at)"
+            "SELECT COUNT(*) FILTER (WHERE available_at <= ?),"
+            " COUNT(*) FILTER (WHERE available_at > ? AND receipt IS NOT NULL),"
+            " COUNT(*) FILTER (WHERE available_at > ? AND receipt IS NULL), MIN(sent_at)"
             " FROM queue_messages WHERE queue = ?",
             (now, now, now, queue),
         )

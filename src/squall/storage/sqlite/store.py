@@ -125,6 +125,14 @@ _RANK: dict[type, int] = {
     **OUTBOX_RANK,
 }
 
+# Every table of the store; a backend that speaks another dialect translates this text.
+ALL_SCHEMA = (
+    SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA + BUCKETS_SCHEMA
+    + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA + TRACES_SCHEMA + DEPLOYS_SCHEMA
+    + LEASES_SCHEMA + OUTBOX_SCHEMA
+)
+LATE_COLUMNS = {"logs": LOG_COLUMNS, "queue_messages": QUEUE_COLUMNS}
+
 _SQL: dict[type, str] = {
     RememberEvent: "INSERT OR REPLACE INTO event_ids (source, id, expires_at) VALUES (?, ?, ?)",
     PutInvocation: "INSERT OR REPLACE INTO invocations (id, function, status, created_at, record)"
@@ -195,7 +203,7 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
     raise TypeError(f"no rows for {kind.__name__}")  # pragma: no cover
 
 
-def _apply(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
+def apply_ops(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
     ordered = sorted(ops, key=lambda op: _RANK[type(op)])
     for kind, group in itertools.groupby(ordered, key=type):
         batch = list(group)
@@ -291,14 +299,10 @@ class SqliteStore(
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
-        db: Database[Op] = Database(path, _apply)
-        db.conn.executescript(
-            SCHEMA + CATALOG_SCHEMA + LOG_SCHEMA + SCHEDULES_SCHEMA + QUEUE_SCHEMA
-            + BUCKETS_SCHEMA + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA
-            + TRACES_SCHEMA + DEPLOYS_SCHEMA + LEASES_SCHEMA + OUTBOX_SCHEMA
-        )
-        add_missing_columns(db.conn, "logs", LOG_COLUMNS)
-        add_missing_columns(db.conn, "queue_messages", QUEUE_COLUMNS)
+        db: Database[Op] = Database(path, apply_ops)
+        db.conn.executescript(ALL_SCHEMA)
+        for table, columns in LATE_COLUMNS.items():
+            add_missing_columns(db.conn, table, columns)
         db.conn.executescript(LATE_INDEXES)
         return cls(db)
 

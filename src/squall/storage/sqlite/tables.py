@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import msgspec
 
@@ -62,6 +62,32 @@ NO_SORT = ""  # the sort column of a table without a sort key (key strings are n
 _decode_table = msgspec.json.Decoder(TableConfig).decode
 
 
+class KeyCodec(Protocol):
+    """How a backend stores key values: SQLite as they are, PostgreSQL as sortable text."""
+
+    def encode(self, value: KeyValue) -> Any: ...
+
+    def decode(self, stored: Any) -> KeyValue: ...
+
+
+class _AsIs:
+    def encode(self, value: KeyValue) -> Any:
+        return value
+
+    def decode(self, stored: Any) -> KeyValue:
+        return stored  # type: ignore[no-any-return]
+
+
+AS_IS = _AsIs()
+
+
+def key_codec(conn: object) -> KeyCodec:
+    """The connection's key codec, if its backend has one (plain values otherwise); looked up
+    once a batch, so SQLite's writes pay for it once."""
+    codec: KeyCodec = getattr(conn, "key_codec", AS_IS)
+    return codec
+
+
 def _sk(value: KeyValue | None) -> KeyValue:
     return NO_SORT if value is None else value
 
@@ -72,9 +98,10 @@ def _unsk(value: KeyValue) -> KeyValue | None:
 
 def apply_tables(conn: sqlite3.Connection, kind: type, ops: Sequence[TableOp]) -> None:
     changes = _Changes(conn)
+    encode = key_codec(conn).encode
     for op in ops:
         if isinstance(op, TableWrite):
-            _write(conn, op, changes)
+            _write(conn, op, changes, encode)
         elif isinstance(op, ExpireItems):
             _expire(conn, op, changes)
         elif isinstance(op, PutTable):
@@ -95,11 +122,13 @@ def apply_tables(conn: sqlite3.Connection, kind: type, ops: Sequence[TableOp]) -
     changes.flush()
 
 
-def _write(conn: sqlite3.Connection, op: TableWrite, changes: _Changes) -> None:
-    sk = _sk(op.sk)
+def _write(
+    conn: sqlite3.Connection, op: TableWrite, changes: _Changes, encode: Callable[[KeyValue], Any]
+) -> None:
+    pk, sk = encode(op.pk), encode(_sk(op.sk))
     row = conn.execute(
         "SELECT version, item, expires_at FROM table_items WHERE tbl = ? AND pk = ? AND sk = ?",
-        (op.table, op.pk, sk),
+        (op.table, pk, sk),
     ).fetchone()
     now = time.time()
     live = row is not None and (row[2] is None or row[2] > now)
@@ -119,14 +148,14 @@ def _write(conn: sqlite3.Connection, op: TableWrite, changes: _Changes) -> None:
         return
     if row is not None:
         conn.execute(
-            "DELETE FROM table_index WHERE tbl = ? AND pk = ? AND sk = ?", (op.table, op.pk, sk)
+            "DELETE FROM table_index WHERE tbl = ? AND pk = ? AND sk = ?", (op.table, pk, sk)
         )
     old = bytes(row[1]) if live and row is not None else None
     if op.action == "delete":
         if row is not None:
             conn.execute(
                 "DELETE FROM table_items WHERE tbl = ? AND pk = ? AND sk = ?",
-                (op.table, op.pk, sk),
+                (op.table, pk, sk),
             )
         if old is not None and op.stream is not None:
             changes.add(op.table, op.stream, "REMOVE", op.keys, None, old, found)
@@ -136,13 +165,16 @@ def _write(conn: sqlite3.Connection, op: TableWrite, changes: _Changes) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO table_items (tbl, pk, sk, version, keys, item, expires_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (op.table, op.pk, sk, version, op.keys, op.item, op.expires_at),
+        (op.table, pk, sk, version, op.keys, op.item, op.expires_at),
     )
     if op.entries:
         conn.executemany(
             "INSERT OR REPLACE INTO table_index (tbl, idx, ipk, isk, pk, sk)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(op.table, idx, ipk, _sk(isk), op.pk, sk) for idx, ipk, isk in op.entries],
+            [
+                (op.table, idx, encode(ipk), encode(_sk(isk)), pk, sk)
+                for idx, ipk, isk in op.entries
+            ],
         )
     if op.stream is not None:
         event = "MODIFY" if old is not None else "INSERT"
@@ -231,7 +263,7 @@ class _Changes:
         )
         self._conn.executemany(
             "INSERT INTO stream_heads (stream, shard, seq) VALUES (?, ?, ?)"
-            " ON CONFLICT (stream, shard) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            " ON CONFLICT (stream, shard) DO UPDATE SET seq = MAX(stream_heads.seq, excluded.seq)",
             [(stream, shard, seq) for (stream, shard), seq in self._heads.items()],
         )
         self._rows = []
@@ -247,19 +279,24 @@ _SORT_SQL = {
 }
 
 
-def _rows_to_items(rows: list[Any], index: bool) -> list[StoredItem]:
+def _rows_to_items(rows: list[Any], index: bool, codec: KeyCodec) -> list[StoredItem]:
+    key = codec.decode
     if index:
         return [
-            StoredItem(bytes(item), version, pk, _unsk(sk), _unsk(isk))
+            StoredItem(bytes(item), version, key(pk), _unsk(key(sk)), _unsk(key(isk)))
             for item, version, pk, sk, isk in rows
         ]
-    return [StoredItem(bytes(item), version, pk, _unsk(sk)) for item, version, pk, sk in rows]
+    return [
+        StoredItem(bytes(item), version, key(pk), _unsk(key(sk)))
+        for item, version, pk, sk in rows
+    ]
 
 
 class TableReads:
     """The ``TableStore`` reads, for ``SqliteStore``."""
 
     _db: Database[Any]
+    key_codec: KeyCodec = AS_IS  # the backend's (PostgresStore's stores keys as text)
 
     async def list_tables(self) -> list[TableConfig]:
         rows = self._db.read("SELECT config FROM tables ORDER BY name")
@@ -268,10 +305,11 @@ class TableReads:
     async def get_item(
         self, table: str, pk: KeyValue, sk: KeyValue | None, now: float
     ) -> StoredItem | None:
+        encode = self.key_codec.encode
         rows = self._db.read(
             "SELECT item, version FROM table_items WHERE tbl = ? AND pk = ? AND sk = ?"
             " AND (expires_at IS NULL OR expires_at > ?)",
-            (table, pk, _sk(sk), now),
+            (table, encode(pk), encode(_sk(sk)), now),
         )
         if not rows:
             return None
@@ -289,12 +327,14 @@ class TableReads:
         descending: bool,
         now: float,
     ) -> list[StoredItem]:
+        codec = self.key_codec
+        encode = codec.encode
         if index is None:
             sql = (
                 "SELECT item, version, pk, sk FROM table_items t WHERE tbl = ? AND pk = ?"
                 " AND (expires_at IS NULL OR expires_at > ?)"
             )
-            params: list[Any] = [table, pk, now]
+            params: list[Any] = [table, encode(pk), now]
             position = "t.sk"
             order = ["t.sk"]
         else:
@@ -303,7 +343,7 @@ class TableReads:
                 " ON t.tbl = i.tbl AND t.pk = i.pk AND t.sk = i.sk WHERE i.tbl = ? AND i.idx = ?"
                 " AND i.ipk = ? AND (t.expires_at IS NULL OR t.expires_at > ?)"
             )
-            params = [table, index, pk, now]
+            params = [table, index, encode(pk), now]
             position = "(i.isk, i.pk, i.sk)"
             order = ["i.isk", "i.pk", "i.sk"]
         column = "t.sk" if index is None else "i.isk"
@@ -311,20 +351,21 @@ class TableReads:
             op, values = sort
             if op == "begins_with":
                 sql += f" AND substr({column}, 1, ?) = ?"
-                params += [len(str(values[0])), values[0]]
+                prefix = encode(values[0])
+                params += [len(str(prefix)), prefix]
             else:
                 sql += " AND " + _SORT_SQL[op].format(c=column)
-                params += list(values)
+                params += [encode(v) for v in values]
         if after is not None:
             marks = ", ".join("?" * len(after))
             if len(after) > 1:
                 marks = f"({marks})"
             sql += f" AND {position} {'<' if descending else '>'} {marks}"
-            params += [_sk(v) for v in after]
+            params += [encode(_sk(v)) for v in after]
         direction = " DESC" if descending else ""
         sql += " ORDER BY " + ", ".join(c + direction for c in order) + " LIMIT ?"
         params.append(limit)
-        return _rows_to_items(self._db.read(sql, params), index is not None)
+        return _rows_to_items(self._db.read(sql, params), index is not None, codec)
 
     async def scan_items(
         self, table: str, *, after: Sequence[KeyValue | None] | None, limit: int, now: float
@@ -334,12 +375,13 @@ class TableReads:
             " AND (expires_at IS NULL OR expires_at > ?)"
         )
         params: list[Any] = [table, now]
+        codec = self.key_codec
         if after is not None:
             sql += " AND (pk, sk) > (?, ?)"
-            params += [after[0], _sk(after[1])]
+            params += [codec.encode(_sk(after[0])), codec.encode(_sk(after[1]))]
         sql += " ORDER BY pk, sk LIMIT ?"
         params.append(limit)
-        return _rows_to_items(self._db.read(sql, params), False)
+        return _rows_to_items(self._db.read(sql, params), False, codec)
 
     async def count_items(self, table: str, now: float) -> int:
         rows = self._db.read(

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS spans (
     name TEXT NOT NULL,
     kind TEXT NOT NULL,
     start REAL NOT NULL,
-    end REAL NOT NULL,
+    "end" REAL NOT NULL,
     status TEXT NOT NULL,
     attributes BLOB NOT NULL,
     events BLOB NOT NULL,
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS traces (
     name TEXT NOT NULL,
     rooted INTEGER NOT NULL,  -- 1 once the span without a parent has landed
     start REAL NOT NULL,
-    end REAL NOT NULL,
+    "end" REAL NOT NULL,
     spans INTEGER NOT NULL,
     error INTEGER NOT NULL
 );
@@ -62,18 +62,18 @@ _unpack_attributes = msgspec.json.Decoder(dict[str, Any]).decode
 _unpack_events = msgspec.json.Decoder(list[SpanEvent]).decode
 
 _INSERT_SPAN = (
-    "INSERT OR REPLACE INTO spans (trace_id, span_id, parent_id, name, kind, start, end,"
+    "INSERT OR REPLACE INTO spans (trace_id, span_id, parent_id, name, kind, start, \"end\","
     " status, attributes, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A batch's root names the trace; before the root lands, its earliest span does.
 _UPSERT_TRACE = (
-    "INSERT INTO traces (trace_id, name, rooted, start, end, spans, error)"
+    "INSERT INTO traces (trace_id, name, rooted, start, \"end\", spans, error)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET"
-    " name = CASE WHEN excluded.rooted THEN excluded.name"
-    "  WHEN NOT traces.rooted AND excluded.start < traces.start THEN excluded.name"
+    " name = CASE WHEN excluded.rooted = 1 THEN excluded.name"
+    "  WHEN traces.rooted = 0 AND excluded.start < traces.start THEN excluded.name"
     "  ELSE traces.name END,"
     " rooted = MAX(traces.rooted, excluded.rooted),"
-    " start = MIN(traces.start, excluded.start), end = MAX(traces.end, excluded.end),"
+    " start = MIN(traces.start, excluded.start), \"end\" = MAX(traces.\"end\", excluded.\"end\"),"
     " spans = traces.spans + excluded.spans, error = MAX(traces.error, excluded.error)"
 )
 
@@ -155,7 +155,7 @@ class TraceReads:
             params += [before[0], before[0], before[1]]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.read(
-            f"SELECT trace_id, name, start, end, spans, error FROM traces {where}"
+            f"SELECT trace_id, name, start, \"end\", spans, error FROM traces {where}"
             " ORDER BY start DESC, trace_id DESC LIMIT ?",
             (*params, limit),
         )
@@ -183,7 +183,7 @@ class TraceReads:
 
     async def get_trace(self, trace_id: str) -> list[SpanRow]:
         rows = self._db.read(
-            "SELECT span_id, parent_id, name, kind, start, end, status, attributes, events"
+            "SELECT span_id, parent_id, name, kind, start, \"end\", status, attributes, events"
             " FROM spans WHERE trace_id = ? ORDER BY start, span_id",
             (trace_id,),
         )

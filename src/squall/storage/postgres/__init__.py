@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: the SQLite modules' SQL and group commit, over psycopg."""
