@@ -1,22 +1,12 @@
-"""Leases: one holder at a time, renewals keep the token, takeover after expiry bumps it."""
+"""Leases: one holder at a time, renewals keep the token, takeover after expiry bumps it
+(on both backends: the ``store`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from squall.engine.leader import Leadership
 from squall.storage.sqlite.store import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "squall.db")
-    yield opened
-    await opened.close()
 
 
 async def test_one_holder_then_takeover_with_a_new_token(store: SqliteStore) -> None:

@@ -24,7 +24,7 @@ _ACQUIRE = (
     " token = CASE WHEN leases.holder = excluded.holder THEN leases.token"
     "  ELSE leases.token + 1 END,"
     " holder = excluded.holder, expires_at = excluded.expires_at"
-    " WHERE leases.holder = excluded.holder OR leases.expires_at < ? OR ?"
+    " WHERE leases.holder = excluded.holder OR leases.expires_at < ? OR ? = 1"
     " RETURNING token"
 )
 
@@ -33,7 +33,7 @@ def _acquire(
     conn: sqlite3.Connection, name: str, holder: str, ttl_s: float, force: bool
 ) -> int | None:
     now = time.time()
-    row = conn.execute(_ACQUIRE, (name, holder, now + ttl_s, now, force)).fetchone()
+    row = conn.execute(_ACQUIRE, (name, holder, now + ttl_s, now, int(force))).fetchone()
     return None if row is None else int(row[0])
 
 
