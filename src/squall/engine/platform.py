@@ -418,6 +418,7 @@ class Platform:
             if prepared is not None:
                 await prepared.launcher.close()
             raise
+        control: ControlStore | None = None
         try:
             control, bootstrap_key = await open_control(config.data_dir, config.store)
             book = VersionBook(store)
@@ -437,6 +438,8 @@ class Platform:
             )
         except BaseException:
             await store.close()
+            if control is not None:
+                await control.close()
             if prepared is not None:
                 await prepared.launcher.close()
             raise
