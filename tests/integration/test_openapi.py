@@ -566,14 +566,17 @@ def only_event_data_beyond_the_schema(
     ctx: Any, response: schemathesis.Response, case: schemathesis.Case
 ) -> None:
     """For appends with valid data: a 400 is right only for what the document cannot say of
-    an event's data or metadata (a lone surrogate, more than 256 KiB of JSON)."""
+    an event's data or metadata (a lone surrogate, more than 256 KiB of JSON), or of ids that
+    must differ within one append."""
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive or response.status_code != 400:
         return
-    field = response.json()["error"].get("field")
-    assert isinstance(field, str) and re.fullmatch(r"events\[\d+\]\.(data|metadata)", field), (
-        response.text
-    )
+    error = response.json()["error"]
+    field = error.get("field")
+    duplicate = re.fullmatch(r"events\[\d+\]\.id", str(field)) and "given twice" in error["message"]
+    assert duplicate or (
+        isinstance(field, str) and re.fullmatch(r"events\[\d+\]\.(data|metadata)", field)
+    ), response.text
 
 
 TABLE_ITEM_OPERATIONS = (
