@@ -45,6 +45,7 @@ from squall.model.deploys import (
 from squall.storage.protocols import Op
 
 if TYPE_CHECKING:
+    from squall.engine.deploy.versions import VersionBook
     from squall.engine.platform import Platform
     from squall.gateway.host import Host
 
@@ -88,7 +89,7 @@ class DeploysAPI:
         ]
 
     @property
-    def _book(self) -> Any:
+    def _book(self) -> VersionBook:
         return self.platform.versions.book
 
     async def list_deployments(self, request: Request) -> Response:
@@ -178,7 +179,7 @@ class DeploysAPI:
         else the version the deployment serves now."""
         live = next((a for a in self._book.aliases(function) if a.name == LIVE), None)
         if live is not None:
-            return int(live.version)
+            return live.version
         return self.platform.versions.serving(function)
 
     async def list_canaries(self, request: Request) -> Response:
