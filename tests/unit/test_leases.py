@@ -24,8 +24,8 @@ async def test_one_holder_then_takeover_with_a_new_token(store: SqliteStore) -> 
 
 async def test_leadership_moves_when_the_leader_stops(store: SqliteStore) -> None:
     store.exclusive = False  # as on a shared store: no forced takeover
-    one = Leadership(store, "scheduler", "one", ttl_s=0.6, renew_s=0.1)
-    two = Leadership(store, "scheduler", "two", ttl_s=0.6, renew_s=0.1)
+    one = Leadership(store, "scheduler", "one", ttl_s=3.0, renew_s=0.1)
+    two = Leadership(store, "scheduler", "two", ttl_s=3.0, renew_s=0.1)
     running = asyncio.create_task(one.run())
     await asyncio.sleep(0.15)
     other = asyncio.create_task(two.run())
@@ -34,7 +34,7 @@ async def test_leadership_moves_when_the_leader_stops(store: SqliteStore) -> Non
         assert one.leading and not two.leading
         running.cancel()  # a clean stop releases the lease: the other takes it on its next try
         await asyncio.gather(running, return_exceptions=True)
-        await asyncio.wait_for(two.wait_leading(), 1.0)
+        await asyncio.wait_for(two.wait_leading(), 5.0)
         assert two.leading and two.token == 2
     finally:
         for task in (running, other):
@@ -45,12 +45,13 @@ async def test_leadership_moves_when_the_leader_stops(store: SqliteStore) -> Non
 async def test_a_dead_leader_is_replaced_after_its_lease(store: SqliteStore) -> None:
     store.exclusive = False
     assert await store.acquire_lease("scheduler", "dead", 0.4) == 1  # and never renewed
-    two = Leadership(store, "scheduler", "two", ttl_s=0.4, renew_s=0.05)
+    # The candidate's own lease is long: a slow store call must not look like a lost lease.
+    two = Leadership(store, "scheduler", "two", ttl_s=3.0, renew_s=0.05)
     task = asyncio.create_task(two.run())
     try:
-        await asyncio.sleep(0.2)
-        assert not two.leading
-        await asyncio.wait_for(two.wait_leading(), 1.0)
+        await asyncio.sleep(0.1)
+        assert not two.leading  # the dead holder's lease has not run out yet
+        await asyncio.wait_for(two.wait_leading(), 5.0)
         assert two.token == 2
     finally:
         task.cancel()
