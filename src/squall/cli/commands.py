@@ -33,6 +33,7 @@ from squall.cli.es import es, projections
 from squall.cli.events import events, publish
 from squall.cli.keys import keys, login
 from squall.cli.metrics import metrics
+from squall.cli.node import node
 from squall.cli.parsing import InputError, parse_duration, parse_since, read_payload
 from squall.cli.queues import queues
 from squall.cli.render import (
@@ -94,6 +95,7 @@ app.add_typer(alias, name="alias")
 app.command()(rollback)
 app.command()(deployments)
 app.command()(dev)
+app.command()(node)
 
 FOLLOW_INTERVAL_S = 0.5
 DEFAULT_MAX_SYNC = 6 * 1024 * 1024
@@ -136,6 +138,15 @@ def up(
             envvar="SQUALL_STORE",
             help="Store URL: sqlite:///path (default: squall.db in the data dir) or"
             " postgresql://user@host:port/db[?schema=name] (needs squall[cluster]).",
+            show_default=False,
+        ),
+    ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SQUALL_BUS",
+            help="Event backbone URL: nats://host:4222 puts async work on NATS JetStream"
+            " (needs a postgresql:// --store and squall[cluster]; see `squall node`).",
             show_default=False,
         ),
     ] = None,
@@ -212,6 +223,7 @@ def up(
         app=app_ref or "",
         data_dir=data_dir,
         store=store or None,
+        bus=bus or None,
         max_sync_payload=max_sync_payload,
         max_async_payload=max_async_payload,
         max_bundle_bytes=max_bundle_bytes,

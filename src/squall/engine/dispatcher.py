@@ -43,6 +43,7 @@ log = logging.getLogger("squall.dispatcher")
 LEASE_BATCH = 512
 POLL_S = 0.2  # longest sleep between looks at the queues
 SWEEP_S = 1.0  # how often every queue is leased from, due or not
+MAX_BACKOFF_S = 5.0  # longest wait before leasing again after the store failed
 PREFETCH = 8  # deliveries leased per sandbox slot
 MIN_PREFETCH = 64
 # Outcomes wait up to this long to share a commit: with a few sandboxes only one
@@ -50,6 +51,7 @@ MIN_PREFETCH = 64
 SETTLE_WINDOW_S = 0.002
 PIPELINE = 2  # invocations queued in one sandbox's channel
 LEASE_MARGIN_S = 60.0  # visibility beyond the function's timeout, for waiting on a slot
+EXHAUSTED = "the last attempt ended without an outcome: the process running it died"
 
 
 @dataclass
@@ -119,6 +121,21 @@ class Dispatcher:
         return sum(self._inflight.values())
 
     async def run(self) -> None:
+        """Lease until cancelled; a store or broker that fails (a restart, a failover) is
+        tried again with backoff, keeping what is leased already."""
+        backoff = POLL_S
+        while True:
+            began = time.monotonic()
+            try:
+                await self._lease_forever()
+            except Exception as exc:
+                if time.monotonic() - began > MAX_BACKOFF_S * 2:  # it had recovered
+                    backoff = POLL_S
+                log.warning("leasing failed (%s); retrying in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _lease_forever(self) -> None:
         last_sweep = time.monotonic()
         while True:
             self._woken = False
@@ -160,6 +177,11 @@ class Dispatcher:
     def _accept(self, config: FunctionConfig, deliveries: list[Delivery]) -> None:
         name = config.name
         self._inflight[name] = self._inflight.get(name, 0) + len(deliveries)
+        if any(delivery.exhausted for delivery in deliveries):
+            for delivery in deliveries:
+                if delivery.exhausted:
+                    self._fail_unstarted(config, delivery, SandboxCrashed(EXHAUSTED))
+            deliveries = [delivery for delivery in deliveries if not delivery.exhausted]
         if self._starter is not None and self._starter.starts(name):
             self._start_runs(self._starter, config, deliveries)
             return
@@ -412,9 +434,11 @@ class Dispatcher:
     ) -> list[Op]:
         ops: list[Op] = []
         if record.logs:
-            ops.append(AppendLogs(
-                record.id, record.function, record.logs, record.request_id, record.version
-            ))
+            ops.append(
+                AppendLogs(
+                    record.id, record.function, record.logs, record.request_id, record.version
+                )
+            )
         if record.status == InvocationStatus.SUCCEEDED:
             ops += [Ack(delivery.id), PutInvocation(record)]
             ops += destination_ops(config, record, delivery.payload, "Success")
@@ -426,9 +450,7 @@ class Dispatcher:
             record.status = InvocationStatus.RETRYING
             self._due[config.name] = min(self._due.get(config.name, math.inf), now + delay)
             return [*ops, Retry(delivery.id, now + delay), PutInvocation(record)]
-        condition = (
-            "RetriesExhausted" if record.attempt > config.retries else "EventAgeExceeded"
-        )
+        condition = "RetriesExhausted" if record.attempt > config.retries else "EventAgeExceeded"
         if config.dead_letter:
             record.status = InvocationStatus.DEAD_LETTERED
             letter = DeadLetter(

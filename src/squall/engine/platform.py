@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -40,6 +40,7 @@ from squall.engine.event_store.service import EventStoreService
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
 from squall.engine.leader import Leadership
+from squall.engine.node import ALL_ROLES, INVOKER, SCHEDULER, Coordinator, Service
 from squall.engine.payload import check_payload
 from squall.engine.queues.book import QueueBook
 from squall.engine.queues.consumer import QueueConsumers
@@ -102,6 +103,9 @@ from squall.storage.protocols import (
     TakeDeadLetter,
 )
 
+if TYPE_CHECKING:
+    from squall.storage.nats.queue import QueueSpec
+
 log = logging.getLogger("squall")
 
 MAINTENANCE_S = 0.025  # deadline granularity; memory is watched every 4th tick
@@ -148,7 +152,8 @@ async def restore(book: VersionBook, data_dir: Path) -> Prepared:
         )
     launcher, loaded = await start_launchers(bundle.app_path, data_dir)
     kept = frozenset(
-        name for name, number in last.versions.items()
+        name
+        for name, number in last.versions.items()
         if book.get(name, number).bundle != last.bundle
     )
     manifest = msgspec.structs.replace(last.manifest, version=loaded.manifest.version)
@@ -189,6 +194,12 @@ class PlatformConfig:
     deployed_by: str = "local"  # who a deploy's new versions are recorded as made by
     stage: str = DEFAULT_STAGE  # the environment this platform serves (squall up --stage)
     max_bundle_bytes: int = MAX_BUNDLE_BYTES
+    bus: str | None = None  # nats://…: a cluster node, its deliveries on JetStream
+    roles: frozenset[str] = ALL_ROLES  # what this node does (see engine.node)
+
+    @property
+    def clustered(self) -> bool:
+        return self.bus is not None
 
 
 class Platform:
@@ -413,7 +424,9 @@ class Platform:
         if prepared is None and config.app:
             prepared = await prepare(config.app, config.data_dir, config.max_bundle_bytes)
         try:
-            store = await open_store(config.store or str(config.data_dir / "squall.db"))
+            store = await open_store(
+                config.store or str(config.data_dir / "squall.db"), bus=config.bus
+            )
         except BaseException:
             if prepared is not None:
                 await prepared.launcher.close()
@@ -454,6 +467,9 @@ class Platform:
         platform._lock = lock
         await platform.schemas.load()
         await platform.archives.load()
+        if config.clustered:
+            await platform._load_node()
+            return platform
         recovered = await store.recover()
         if recovered:
             log.info("recovered %d deliveries left running by a previous process", recovered)
@@ -491,6 +507,73 @@ class Platform:
         platform._tasks += [asyncio.create_task(loop) for loop in platform.observability.tasks()]
         platform.started = True
         return platform
+
+    async def _load_node(self) -> None:
+        """Start as a cluster node: load the shared state, then run this node's roles (the
+        coordinator's duties only while it holds the lease, see ``engine.node``)."""
+        from squall.storage.nats.brokered import BrokeredStore
+
+        store = self._store
+        assert isinstance(store, BrokeredStore)
+        roles = self.config.roles
+        store.specs = self._queue_spec
+        store.on_wake(lambda queue: self._dispatcher.wake(function_of(queue)))
+        await self.rule_book.load()
+        await self.streams.load()
+        await self.tables.load()
+        await self.scheduler.load()
+        await self.queues.load()
+        await self.buckets.load()
+        await self.workflows.load()
+        await self.canaries.load()
+        await self.observability.budgets.load()
+
+        async def take_over() -> None:  # a dead coordinator's PostgreSQL leases run again
+            recovered = await store.recover()
+            if recovered:
+                log.info("recovered %d deliveries the previous coordinator held", recovered)
+
+        self.coordinator = Coordinator(
+            self.leadership,
+            take_over,
+            [
+                Service(self._stream_consumers.start, self._stream_consumers.stop),
+                Service(self._changes.start, self._changes.stop),
+                Service(self.projections.start, self.projections.stop),
+            ],
+            [
+                self.buckets.sweep_forever,
+                self._queue_consumers.run,
+                self.queues.sweep_forever,
+                self._targets.run,
+                self.archives.sweep_forever,
+                self.streams.trim_forever,
+                self.tables.sweep_forever,
+                lambda: self.scheduler.run(self.leadership),
+                self._delayed.run,
+                self.workflows.run,
+                self.retention.sweep_forever,
+                self.canaries.run,
+                store.relay.run,
+                *self.observability.loops(),
+            ],
+        )
+        self._leasing = asyncio.create_task(self._dispatcher.run() if INVOKER in roles else _idle())
+        self._tasks = [self._leasing, asyncio.create_task(self._maintain())]
+        if SCHEDULER in roles:
+            await self.leadership.try_acquire()
+            self._tasks += [
+                asyncio.create_task(self.leadership.run()),
+                asyncio.create_task(self.coordinator.run()),
+            ]
+        await store.listen()
+        self.started = True
+
+    def _queue_spec(self, queue: str) -> QueueSpec:
+        from squall.storage.nats.queue import QueueSpec
+
+        config = self._functions.get(function_of(queue))
+        return QueueSpec(name=queue, retries=config.retries if config else 2)
 
     async def stop(self) -> None:
         self.started = False
@@ -640,8 +723,14 @@ class Platform:
         effects = Effects()
         try:
             await self._invoker.run(
-                config, record, payload, wait_s=self.config.sync_wait_s, kind=kind,
-                effects=effects, parent=parent, qualifier=qualifier,
+                config,
+                record,
+                payload,
+                wait_s=self.config.sync_wait_s,
+                kind=kind,
+                effects=effects,
+                parent=parent,
+                qualifier=qualifier,
             )
         except BaseException:
             effects.discarded()
@@ -941,9 +1030,7 @@ class Platform:
         await self._store.commit(())  # a barrier: records waiting for a group commit land
         record = await self._store.get_invocation(invocation_id)
         if record is None:
-            raise NotFound(
-                f"invocation {invocation_id!r} does not exist", field="invocation_id"
-            )
+            raise NotFound(f"invocation {invocation_id!r} does not exist", field="invocation_id")
         return record
 
     async def list_invocations(
@@ -1065,3 +1152,8 @@ class Platform:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"async work still pending after {timeout} s")
             await asyncio.sleep(0.02)
+
+
+async def _idle() -> None:
+    """Stands in for the lease loop on a node that is not an invoker."""
+    await asyncio.Event().wait()

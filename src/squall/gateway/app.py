@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from squall.engine.node import GATEWAY
 from squall.gateway.admin import AdminAPI
 from squall.gateway.archive_api import ArchiveAPI
 from squall.gateway.auth import AdminAuthMiddleware
@@ -77,6 +78,14 @@ def create_app(
             return json_response({"status": "unavailable"}, 503)
         return json_response({"status": "ready"})
 
+    if GATEWAY not in platform.config.roles:  # a cluster's worker node: probes only
+        return Starlette(
+            routes=[
+                Route("/healthz", healthz, methods=["GET"]),
+                Route("/readyz", readyz, methods=["GET"]),
+            ],
+            lifespan=lifespan,
+        )
     settings = platform.manifest.settings
     # One bucket per API key, shared by the admin API and api_key routes.
     key_limiter = RateLimiter.of(settings.key_rate_limit)

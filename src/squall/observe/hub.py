@@ -76,11 +76,15 @@ class Observability:
 
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
         """The background loops the platform runs: budget and alert checks, when declared."""
-        loops: list[Coroutine[Any, Any, None]] = []
+        return [loop() for loop in self.loops()]
+
+    def loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+        """What ``tasks`` runs, not yet started (a cluster's coordinator starts them)."""
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = []
         if self.budgets:
-            loops.append(self.budgets.run())
+            loops.append(self.budgets.run)
         if self.alerts:
-            loops.append(self.alerts.run())
+            loops.append(self.alerts.run)
         return loops
 
     async def scrape(self) -> bytes:

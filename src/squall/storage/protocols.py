@@ -40,6 +40,9 @@ class Delivery(msgspec.Struct, kw_only=True):
     enqueued_at: float
     available_at: float
     headers: dict[str, str] = {}
+    # The queue gave up: the last attempt's process died before settling it. Dead-letter it,
+    # do not run it again (the embedded store gives such attempts back and never sets it).
+    exhausted: bool = False
 
 
 # --- ops ---------------------------------------------------------------------------------
@@ -471,6 +474,8 @@ class UsageStore(Protocol):
 
     async def dead_letter_counts(self) -> dict[str, int]:
         """Dead letters held, by function (``rule:<name>`` for a rule's target deliveries)."""
+
+
 class WorkflowStore(Protocol):
     async def get_run(self, run_id: str) -> WorkflowRun | None: ...
 

@@ -106,7 +106,6 @@ class LeasedDelivery(Delivery, kw_only=True):
 
     message: Any  # nats.aio.msg.Msg; Any because msgspec resolves field types at run time
     last_attempt: bool = False  # a failure now is final: bury rather than retry
-    exhausted: bool = False  # the last attempt died unsettled: dead-letter it, do not run it
 
 
 class JetStreamQueue:
@@ -123,6 +122,11 @@ class JetStreamQueue:
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
         self._mover: asyncio.Task[None] | None = None
         self.ensured: dict[str, str] = {}  # what opening did to the streams (see ensure_streams)
+
+    @property
+    def connection(self) -> Client:
+        """The NATS connection, for core (not JetStream) subjects beside the queue's."""
+        return self._nc
 
     @classmethod
     async def open(cls, config: JetStreamConfig | None = None) -> JetStreamQueue:

@@ -41,18 +41,20 @@ class PostgresDatabase(Database[Op]):
 
 class PostgresStore(SqliteStore):
     key_codec = PgConnection.key_codec  # table keys as sortable text, in reads and writes
-    # One platform per schema for now (``_hold_the_schema``), so a lease a dead process left
-    # is taken over at once; nodes sharing a schema will turn this off.
+    # One platform per schema (``_hold_the_schema``), so a lease a dead process left is
+    # taken over at once; the nodes of a cluster share a schema (``BrokeredStore``).
     exclusive = True
 
     @classmethod
-    async def connect(cls, url: str) -> PostgresStore:
+    async def connect(cls, url: str, *, shared: bool = False) -> PostgresStore:
+        """Open the schema; ``shared`` lets the nodes of a cluster open it together."""
         parsed = parse_url(url)
         with refused(url):
             prepare_schema(parsed, ALL_SCHEMA, LATE_COLUMNS, LATE_INDEXES)
             db = PostgresDatabase(parsed, KEYS)
         try:
-            _hold_the_schema(db, url)
+            if not shared:
+                _hold_the_schema(db, url)
         except BaseException:
             await db.close()
             raise
@@ -122,4 +124,3 @@ def drop_schema(url: str) -> None:
         raise ConfigError("store URL names no schema to drop", field="store")
     with psycopg.connect(parsed.conninfo, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {parsed.schema} CASCADE".encode())
-

@@ -1,0 +1,297 @@
+"""The distributed store: state in PostgreSQL, functions' deliveries on NATS JetStream.
+
+Every node of a cluster opens one. Reads, control-plane state, records, tables and
+workflows are the PostgreSQL store's. Deliveries to functions (queues ``fn:<name>``: async
+invokes, matched events, schedule ticks, destinations, redrives) travel on JetStream, so
+any number of invoker nodes share them through each queue's durable pull consumer. The
+platform's internal queues (delayed events, rule targets, workflow steps) stay in
+PostgreSQL, leased by the one node that holds the coordinator lease.
+
+A unit of work is still one PostgreSQL transaction:
+
+- its ``Enqueue`` ops on brokered queues are written as outbox rows beside its effects;
+  once the transaction commits, the committing node publishes them (``Nats-Msg-Id`` = the
+  delivery id, or ``<queue>/<dedup key>``) and deletes the rows. A node that dies between
+  commit and publish leaves the rows for the coordinator's relay, and JetStream drops a
+  second copy within its duplicate window;
+- its ``Ack`` / ``Retry`` / ``Bury`` ops on deliveries leased from JetStream settle the
+  messages after the commit (a bury's dead letter is committed with the unit). A node that
+  dies in between has the message redelivered; ``lease`` then finds the invocation's record
+  finished and only acks it, so effects committed with the record happen once.
+
+After publishing, a node announces the queues on ``<prefix>.wake`` (core NATS, not
+durable: the dispatchers' periodic sweep covers a lost announcement), so idle invokers on
+other nodes lease at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from squall.model.invocation import FINISHED
+from squall.storage.nats.outbox import OutboxRelay
+from squall.storage.nats.queue import JetStreamConfig, JetStreamQueue, LeasedDelivery, QueueSpec
+from squall.storage.postgres.store import PostgresStore
+from squall.storage.protocols import (
+    Ack,
+    Bury,
+    DeleteOutbox,
+    Delivery,
+    Enqueue,
+    Op,
+    PutOutbox,
+    Retry,
+)
+from squall.storage.sqlite.db import Database
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+log = logging.getLogger("squall.nats")
+
+BROKERED_PREFIX = "fn:"  # the functions' queues; the platform's own stay in PostgreSQL
+# JetStream hands a delivery to another node when its holder has not acked nor touched it
+# for this long. Held deliveries are touched every third of it, however long they wait or
+# run (the function's own timeout is the platform's to enforce), so only a dead or cut-off
+# node's work moves.
+ACK_WAIT_S = 10.0
+RETRY_SOON_S = 1.0  # a delivery whose outcome could not be committed runs again after this
+
+_encode_names = msgspec.msgpack.encode
+_decode_names = msgspec.msgpack.Decoder(list[str]).decode
+
+
+def brokered(queue: str) -> bool:
+    return queue.startswith(BROKERED_PREFIX)
+
+
+def default_spec(queue: str) -> QueueSpec:
+    return QueueSpec(name=queue)
+
+
+class BrokeredStore(PostgresStore):
+    """Open with ``BrokeredStore.connect(store_url, bus_url)``; ``close`` closes both."""
+
+    exclusive = False  # nodes share the schema: a dead node's lease expires, it is not taken
+
+    _broker: JetStreamQueue
+    relay: OutboxRelay  # publishes rows a node left behind; run by the coordinator
+
+    def __init__(self, db: Database[Op]) -> None:
+        super().__init__(db)
+        self.specs: Callable[[str], QueueSpec] = default_spec  # set by the platform
+        self._leased: dict[str, LeasedDelivery] = {}  # by delivery id, until settled
+        self._declared: set[str] = set()
+        self._wake_listeners: list[Callable[[str], None]] = []
+        self._wake_sub: Subscription | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.ack_wait_s = ACK_WAIT_S
+
+    @classmethod
+    async def connect_brokered(cls, url: str, bus: JetStreamConfig) -> BrokeredStore:
+        store = await cls.connect(url, shared=True)
+        assert isinstance(store, BrokeredStore)
+        try:
+            store._broker = await JetStreamQueue.open(bus)
+        except BaseException:
+            await PostgresStore.close(store)
+            raise
+        store.relay = OutboxRelay(store, store._broker, poll_s=1.0)
+        return store
+
+    @property
+    def broker(self) -> JetStreamQueue:
+        return self._broker
+
+    # --- units of work ---------------------------------------------------------------------
+
+    async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
+        await self.submit(ops, within_s=within_s)
+
+    def submit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> asyncio.Future[None]:
+        state_ops, outgoing, settling = self._split(ops)
+        committed: asyncio.Future[None] = self._db.commit(state_ops, within_s)
+        if not outgoing and not settling:
+            return committed
+        return asyncio.ensure_future(self._after_commit(committed, outgoing, settling))
+
+    def commit_soon(self, ops: Sequence[Op]) -> None:
+        future = self.submit(ops)
+        future.add_done_callback(_log_failure)
+
+    def _split(
+        self, ops: Sequence[Op]
+    ) -> tuple[list[Op], list[PutOutbox], list[tuple[Op, LeasedDelivery]]]:
+        state_ops: list[Op] = []
+        outgoing: list[PutOutbox] = []
+        settling: list[tuple[Op, LeasedDelivery]] = []
+        for op in ops:
+            if isinstance(op, Enqueue) and brokered(op.delivery.queue):
+                row = PutOutbox(op.delivery, op.dedup_key)
+                outgoing.append(row)
+                state_ops.append(row)
+            elif isinstance(op, Ack | Retry | Bury) and op.delivery_id in self._leased:
+                settling.append((op, self._leased[op.delivery_id]))
+                if isinstance(op, Bury):  # its dead letter is state; the delete finds no row
+                    state_ops.append(op)
+            else:
+                state_ops.append(op)
+        return state_ops, outgoing, settling
+
+    async def _after_commit(
+        self,
+        committed: asyncio.Future[None],
+        outgoing: list[PutOutbox],
+        settling: list[tuple[Op, LeasedDelivery]],
+    ) -> None:
+        try:
+            await committed
+        except BaseException:  # nothing was published; the outcomes run again
+            await self._give_back([delivery for _, delivery in settling])
+            raise
+        if settling:
+            try:
+                await self._settle(settling)
+            except Exception as exc:  # redelivered after ack_wait, then acked as finished
+                log.warning("settling %d deliveries on JetStream failed: %s", len(settling), exc)
+        if outgoing:
+            await self._publish(outgoing)
+
+    async def _give_back(self, deliveries: list[LeasedDelivery]) -> None:
+        for delivery in deliveries:
+            self._leased.pop(delivery.id, None)
+            with contextlib.suppress(Exception):  # unreachable: redelivered after ack_wait
+                await delivery.message.nak(delay=RETRY_SOON_S)
+
+    async def _settle(self, settling: list[tuple[Op, LeasedDelivery]]) -> None:
+        for _, delivery in settling:
+            self._leased.pop(delivery.id, None)
+        await self._broker.settle([op for op, _ in settling], {d.id: d for _, d in settling})
+
+    async def _publish(self, rows: list[PutOutbox]) -> None:
+        """Publish committed outbox rows and delete them; rows a failure leaves behind are
+        the relay's (the unit is committed, so its caller is not told)."""
+        try:
+            # One connection writes the publishes in this order, so a subject sees them
+            # in commit order even though the acks are awaited together.
+            await asyncio.gather(
+                *(self._broker.publish(row.delivery, row.dedup_key) for row in rows)
+            )
+        except Exception as exc:
+            log.warning("publishing %d deliveries failed (%s): the relay retries", len(rows), exc)
+            self.relay.notify()
+            return
+        self._db.commit_lazy([_delete_outbox(rows)])
+        await self._announce({row.delivery.queue for row in rows})
+
+    # --- leasing ---------------------------------------------------------------------------
+
+    async def lease(self, queue: str, limit: int, visibility_s: float) -> list[Delivery]:
+        if not brokered(queue):
+            return await super().lease(queue, limit, visibility_s)
+        if queue not in self._declared:
+            spec = self.specs(queue)
+            await self._broker.declare(
+                QueueSpec(
+                    name=queue,
+                    visibility_s=self.ack_wait_s,
+                    retries=spec.retries,
+                    fifo=spec.fifo,
+                    max_in_flight=spec.max_in_flight,
+                )
+            )
+            self._declared.add(queue)
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._touch_forever())
+        leased = await self._broker.lease(queue, limit, self.ack_wait_s, wait_s=0.02)
+        fresh: list[Delivery] = []
+        for delivery in leased:
+            if delivery.attempts > 1 and await self._finished(delivery):
+                await self._broker.ack(delivery)  # its unit committed; the ack was lost
+                continue
+            self._leased[delivery.id] = delivery
+            fresh.append(delivery)
+        return fresh
+
+    async def _finished(self, delivery: LeasedDelivery) -> bool:
+        record = await self.get_invocation(delivery.invocation_id)
+        return record is not None and record.status in FINISHED
+
+    async def _touch_forever(self) -> None:
+        """Keep every held delivery's lease: an invocation may wait for a sandbox or run
+        for longer than ``ack_wait_s``."""
+        while True:
+            await asyncio.sleep(self.ack_wait_s / 3)
+            try:
+                for delivery in list(self._leased.values()):
+                    await delivery.message.in_progress()
+            except Exception as exc:  # NATS is away: the messages come back to someone
+                log.warning("keeping %d leases failed: %s", len(self._leased), exc)
+
+    async def next_due(self, queue: str) -> float | None:
+        if not brokered(queue):
+            return await super().next_due(queue)
+        if queue not in self._declared:
+            return None
+        return await self._broker.next_due(queue)
+
+    async def depth(self, queue: str | None = None) -> int:
+        if queue is None:
+            return await super().depth() + await self._broker.depth()
+        if not brokered(queue):
+            return await super().depth(queue)
+        if queue not in self._declared:
+            return 0
+        return await self._broker.depth(queue)
+
+    # --- wake-ups between nodes ------------------------------------------------------------
+
+    def on_wake(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(queue)`` when any node published deliveries on ``queue``."""
+        self._wake_listeners.append(listener)
+
+    async def listen(self) -> None:
+        """Subscribe to the wake announcements (once, after the listeners are set)."""
+        if self._wake_sub is not None:
+            return
+
+        async def heard(message: Msg) -> None:
+            with contextlib.suppress(msgspec.DecodeError):
+                for queue in _decode_names(message.data):
+                    for listener in self._wake_listeners:
+                        listener(queue)
+
+        self._wake_sub = await self._broker.connection.subscribe(
+            f"{self._broker.prefix}.wake", cb=heard
+        )
+
+    async def _announce(self, queues: set[str]) -> None:
+        with contextlib.suppress(Exception):  # best effort: sweeps find the work anyway
+            await self._broker.connection.publish(
+                f"{self._broker.prefix}.wake", _encode_names(sorted(queues))
+            )
+
+    async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        try:
+            await self._broker.close()
+        finally:
+            await super().close()
+
+
+def _delete_outbox(rows: list[PutOutbox]) -> Op:
+    return DeleteOutbox([row.delivery.id for row in rows])
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a background commit failed", exc_info=future.exception())
