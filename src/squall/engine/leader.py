@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 from squall.engine.waiting import wait_woken
 from squall.storage.protocols import Store
@@ -95,3 +96,21 @@ class Leadership:
             if self.leading:
                 return
             await wait_woken(self.changed, self._renew_s)
+
+
+@contextlib.asynccontextmanager
+async def one_at_a_time(
+    store: Store, name: str, *, enabled: bool = True, ttl_s: float = 60.0
+) -> AsyncIterator[None]:
+    """Hold lease ``name`` for the block, waiting while another process holds it (a
+    holder that dies lets go when its lease expires). ``enabled=False`` holds nothing."""
+    if not enabled:
+        yield
+        return
+    holder = holder_id()
+    while await store.acquire_lease(name, holder, ttl_s) is None:
+        await asyncio.sleep(0.1)
+    try:
+        yield
+    finally:
+        await store.release_lease(name, holder)

@@ -39,7 +39,7 @@ from squall.engine.event_store.projections import Projections, ProjectionSetting
 from squall.engine.event_store.service import EventStoreService
 from squall.engine.idempotency import Claims, expiry
 from squall.engine.invoker import Invoker
-from squall.engine.leader import Leadership
+from squall.engine.leader import Leadership, one_at_a_time
 from squall.engine.node import ALL_ROLES, INVOKER, SCHEDULER, Coordinator, Service
 from squall.engine.payload import check_payload
 from squall.engine.queues.book import QueueBook
@@ -433,22 +433,25 @@ class Platform:
             raise
         control: ControlStore | None = None
         try:
-            control, bootstrap_key = await open_control(config.data_dir, config.store)
             book = VersionBook(store)
-            await book.load()
-            if prepared is None:
-                prepared = await restore(book, config.data_dir)
-            prepared = dataclasses.replace(
-                prepared, manifest=staged(prepared.manifest, config.stage)
-            )
-            await book.record(
-                prepared.manifest,
-                prepared.bundle.hash,
-                prepared.bundle.app_ref,
-                config.deployed_by,
-                kept=prepared.kept,
-                extra=prepared.extra,
-            )
+            # Nodes of a cluster starting together take turns: each finds the admin key and
+            # the versions the first made instead of making them twice.
+            async with one_at_a_time(store, "start", enabled=config.clustered):
+                control, bootstrap_key = await open_control(config.data_dir, config.store)
+                await book.load()
+                if prepared is None:
+                    prepared = await restore(book, config.data_dir)
+                prepared = dataclasses.replace(
+                    prepared, manifest=staged(prepared.manifest, config.stage)
+                )
+                await book.record(
+                    prepared.manifest,
+                    prepared.bundle.hash,
+                    prepared.bundle.app_ref,
+                    config.deployed_by,
+                    kept=prepared.kept,
+                    extra=prepared.extra,
+                )
         except BaseException:
             await store.close()
             if control is not None:
