@@ -313,7 +313,7 @@ def check_secrets(objects: list[Obj]) -> list[str]:
     found = []
     for secret in of_kind(objects, "Secret"):
         if secret.get("data"):
-            found.append(f"{name(secret)}: data is base64 no reader checks; use stringData")
+            found.append(f"{name(secret)}: data holds base64 no reviewer reads; use stringData")
         for key, value in secret.get("stringData", {}).items():
             reason = looks_real(str(value))
             if reason:
