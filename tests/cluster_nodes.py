@@ -55,6 +55,7 @@ class Cluster:
     store: str
     bus: str
     nodes: dict[str, Node] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # for every node, over the defaults
 
     @property
     def app_dir(self) -> Path:
@@ -79,6 +80,7 @@ class Cluster:
                     "SQUALL_ADMIN_KEY": ADMIN_KEY,
                     "SQUALL_MASTER_KEY": MASTER_KEY,
                     "TEST_NODE": name,
+                    **self.env,
                 },
             )
         node = Node(name, roles, proc, out, err)

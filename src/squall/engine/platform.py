@@ -530,6 +530,7 @@ class Platform:
         await self.workflows.load()
         await self.canaries.load()
         await self.observability.budgets.load()
+        await store.declare([queue_name(name) for name in self._functions])
 
         async def take_over() -> None:  # a dead coordinator's PostgreSQL leases run again
             recovered = await store.recover()

@@ -196,18 +196,7 @@ class BrokeredStore(PostgresStore):
     async def lease(self, queue: str, limit: int, visibility_s: float) -> list[Delivery]:
         if not brokered(queue):
             return await super().lease(queue, limit, visibility_s)
-        if queue not in self._declared:
-            spec = self.specs(queue)
-            await self._broker.declare(
-                QueueSpec(
-                    name=queue,
-                    visibility_s=self.ack_wait_s,
-                    retries=spec.retries,
-                    fifo=spec.fifo,
-                    max_in_flight=spec.max_in_flight,
-                )
-            )
-            self._declared.add(queue)
+        await self.declare([queue])
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._touch_forever())
         leased = await self._broker.lease(queue, limit, self.ack_wait_s, wait_s=0.02)
@@ -223,6 +212,24 @@ class BrokeredStore(PostgresStore):
     async def _finished(self, delivery: LeasedDelivery) -> bool:
         record = await self.get_invocation(delivery.invocation_id)
         return record is not None and record.status in FINISHED
+
+    async def declare(self, queues: Sequence[str]) -> None:
+        """Create or update the consumers of ``queues`` now, not on their first lease: a
+        queue's backlog is visible (to an autoscaler reading consumer lag) before any
+        invoker has run."""
+        for queue in queues:
+            if brokered(queue) and queue not in self._declared:
+                spec = self.specs(queue)
+                await self._broker.declare(
+                    QueueSpec(
+                        name=queue,
+                        visibility_s=self.ack_wait_s,
+                        retries=spec.retries,
+                        fifo=spec.fifo,
+                        max_in_flight=spec.max_in_flight,
+                    )
+                )
+                self._declared.add(queue)
 
     async def _touch_forever(self) -> None:
         """Keep every held delivery's lease: an invocation may wait for a sandbox or run
