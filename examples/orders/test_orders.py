@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cluster_nodes import cluster
 from support import SQUALL, client_env, start_squall, wait_for
 
 HERE = Path(__file__).parent
@@ -20,9 +21,17 @@ CARD = {"card": "4242424242424242"}
 CUSTOMER = {"email": "ada@example.com", "phone": "+44 20 7946 0000"}
 
 
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["embedded", "cluster"])
+def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same app, unchanged: on `squall up` (SQLite), then on a cluster of `squall node`
+    processes (a gateway, an invoker and a scheduler on PostgreSQL and NATS JetStream)."""
     workdir = tmp_path_factory.mktemp("orders")
+    if request.param == "cluster":
+        with cluster(workdir) as running:
+            shutil.copy(HERE / "app.py", running.app_dir / "app.py")
+            running.start_all({"gw": "gateway", "inv": "invoker", "sch": "scheduler"})
+            yield running.gateway
+        return
     shutil.copy(HERE / "app.py", workdir / "app.py")
     proc, url = start_squall(workdir)
     yield url

@@ -56,6 +56,7 @@ from squall.engine.tables.changes import ChangeConsumers
 from squall.engine.tables.service import Tables
 from squall.engine.targets.letters import is_target_letter, redrive_ops
 from squall.engine.targets.runner import TargetRunner
+from squall.engine.waiting import wait_woken
 from squall.engine.workflows import Workflows, WorkflowSettings
 from squall.errors import ConfigError, InvalidInput, NotFound, SquallError
 from squall.model.archive import REPLAY_EXTENSION
@@ -108,6 +109,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("squall")
 
+REFRESH_S = 10.0  # a cluster node reloads the control plane at least this often
 MAINTENANCE_S = 0.025  # deadline granularity; memory is watched every 4th tick
 
 
@@ -395,6 +397,7 @@ class Platform:
         )
         self.observability.projection_status = self.projections.status
         self._tasks: list[asyncio.Task[None]] = []
+        self._refresh_wanted = asyncio.Event()
         self.started = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -571,7 +574,38 @@ class Platform:
                 asyncio.create_task(self.coordinator.run()),
             ]
         await store.listen()
+        await store.watch_control(self._refresh_soon, self.leadership.holder)
+        self._tasks.append(asyncio.create_task(self._refresh_forever()))
         self.started = True
+
+    async def control_changed(self) -> None:
+        """This node changed the control plane: the others reload it now (cluster only)."""
+        if self.config.clustered:
+            from squall.storage.nats.brokered import BrokeredStore
+
+            assert isinstance(self._store, BrokeredStore)
+            await self._store.announce_control(self.leadership.holder)
+
+    def _refresh_soon(self) -> None:
+        self._refresh_wanted.set()
+
+    async def _refresh_forever(self) -> None:
+        """Reload what other nodes may have changed: when told, and every REFRESH_S anyway
+        (an announcement is not durable)."""
+        while True:
+            await wait_woken(self._refresh_wanted, REFRESH_S)
+            self._refresh_wanted.clear()
+            try:
+                await self.refresh()
+            except Exception as exc:  # the store is away: the next round catches up
+                log.warning("reloading the control plane failed: %s", exc)
+
+    async def refresh(self) -> None:
+        """Reload rules, schedules, queues, versions and aliases from the store."""
+        await self.rule_book.refresh()
+        await self.scheduler.refresh()
+        await self.queues.refresh()
+        await self.versions.book.load()
 
     def _queue_spec(self, queue: str) -> QueueSpec:
         from squall.storage.nats.queue import QueueSpec

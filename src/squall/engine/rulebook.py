@@ -53,6 +53,18 @@ class RuleBook:
                 log.warning("stored rule %r: %s", rule.name, exc.message)
             self._buses.put(rule)
 
+    async def refresh(self) -> None:
+        """Take in API rules another node made, changed or deleted."""
+        async with self._lock:
+            stored = {rule.name: rule for rule in await self._store.list_rules()}
+            for rule in self._buses.rules():
+                if rule.origin != "app" and rule.name not in stored:
+                    self._buses.remove(rule.name)
+            for rule in stored.values():
+                existing = self._buses.rule(rule.name)
+                if existing is None or (existing.origin != "app" and existing != rule):
+                    self._buses.put(rule)
+
     # --- reading -------------------------------------------------------------------------
 
     def rules(self) -> list[RuleConfig]:

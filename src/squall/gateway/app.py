@@ -18,6 +18,7 @@ from squall.gateway.archive_api import ArchiveAPI
 from squall.gateway.auth import AdminAuthMiddleware
 from squall.gateway.buckets_api import BucketsAPI
 from squall.gateway.buses_api import BusesAPI
+from squall.gateway.control_changes import ControlChanges
 from squall.gateway.deploys_api import DeploysAPI
 from squall.gateway.errors import EXCEPTION_HANDLERS
 from squall.gateway.es_api import EventStoreAPI
@@ -126,6 +127,8 @@ def create_app(
     ]
     # Outermost first: the request id covers every response; a CORS preflight needs no key.
     middleware = [Middleware(RequestIdMiddleware)]
+    if platform.config.clustered:
+        middleware.append(Middleware(ControlChanges, platform=platform))
     if settings.cors is not None:
         middleware.append(cors(settings.cors))
     middleware.append(

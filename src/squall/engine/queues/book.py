@@ -84,6 +84,15 @@ class QueueBook:
         for queue in await self._store.list_queues():
             self._queues.setdefault(queue.name, queue)
 
+    async def refresh(self) -> None:
+        """Take in API queues another node made or deleted."""
+        stored = {queue.name: queue for queue in await self._store.list_queues()}
+        for name, queue in list(self._queues.items()):
+            if queue.origin != "app" and name not in stored:
+                del self._queues[name]
+        for name, queue in stored.items():
+            self._queues.setdefault(name, queue)
+
     # --- the queues ------------------------------------------------------------------------
 
     def get(self, name: str) -> QueueConfig:

@@ -187,6 +187,31 @@ class Scheduler:
             del self._entries[name]
         self._changed.set()
 
+    async def refresh(self) -> None:
+        """Take in API schedules another node made, changed or deleted. Entries that did not
+        change keep their in-memory state (the coordinator's is the newest)."""
+        states = {s.name: s for s in await self._store.list_schedule_states()}
+        app_names = self._names()
+        async with self._lock:
+            for name, entry in list(self._entries.items()):
+                stored = states.get(name)
+                if entry.config.origin != "app" and (stored is None or stored.config is None):
+                    del self._entries[name]
+            for name, state in states.items():
+                config = state.config
+                if config is None or name in app_names:
+                    continue
+                known = self._entries.get(name)
+                if known is not None and known.config == config:
+                    continue
+                try:
+                    expression = parse(config.expression, config.tz)
+                except InvalidInput as exc:
+                    log.warning("schedule %s is not loaded: %s", name, exc.message)
+                    continue
+                self._entries[name] = _Entry(config, expression, state)
+        self._changed.set()
+
     def _writable(self, name: str, existing: _Entry | None, create: bool) -> None:
         if existing is not None and existing.config.origin == "app":
             raise Conflict(

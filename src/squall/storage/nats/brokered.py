@@ -279,6 +279,22 @@ class BrokeredStore(PostgresStore):
             f"{self._broker.prefix}.wake", cb=heard
         )
 
+    async def watch_control(self, listener: Callable[[], None], node: str) -> None:
+        """Call ``listener()`` when another node says it changed the control plane (rules,
+        schedules, queues, versions and aliases), so this one reloads them."""
+
+        async def heard(message: Msg) -> None:
+            if message.data.decode(errors="replace") != node:
+                listener()
+
+        await self._broker.connection.subscribe(f"{self._broker.prefix}.control", cb=heard)
+
+    async def announce_control(self, node: str) -> None:
+        with contextlib.suppress(Exception):  # best effort: nodes also reload periodically
+            await self._broker.connection.publish(
+                f"{self._broker.prefix}.control", node.encode()
+            )
+
     async def _announce(self, queues: set[str]) -> None:
         with contextlib.suppress(Exception):  # best effort: sweeps find the work anyway
             await self._broker.connection.publish(
