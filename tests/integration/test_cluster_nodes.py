@@ -1,0 +1,99 @@
+"""Nodes of a cluster share the control plane: a rule, queue or schedule made through one
+gateway is in force on every node at once, and gone everywhere once deleted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cluster_nodes import Cluster, cluster, wait_until
+
+pytestmark = pytest.mark.timeout(240)
+
+APP = """
+import os
+import squall
+
+app = squall.App("cluster-control")
+
+@app.function()
+def count(event, ctx):
+    with open({out!r}, "a") as f:
+        f.write(json.dumps({{"event": event, "node": os.environ["TEST_NODE"]}}) + "\\n")
+"""
+
+
+def ran(out: Path) -> list[dict[str, Any]]:
+    if not out.exists():
+        return []
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def api(node_url: str) -> httpx.Client:
+    from support import AUTH
+
+    return httpx.Client(base_url=f"{node_url}/api/v1", headers=AUTH, timeout=30)
+
+
+def matched(http: httpx.Client, n: int) -> list[str]:
+    event = {"specversion": "1.0", "id": f"ping-{n}", "source": "t", "type": "ping", "data": {}}
+    response = http.post(
+        "/events",
+        content=json.dumps(event),
+        headers={"Content-Type": "application/cloudevents+json"},
+    )
+    assert response.status_code == 202, response.text
+    names: list[str] = response.json()["events"][0]["matched"]
+    return names
+
+
+def start(tmp_path: Path, running: Cluster) -> Path:
+    out = tmp_path / "ran.jsonl"
+    (running.app_dir / "app.py").write_text("import json\n" + APP.format(out=str(out)))
+    running.env["SQUALL_SCHEDULE_SECONDS"] = "1"
+    running.start_all({"gw1": "gateway", "gw2": "gateway", "work": "invoker,scheduler"})
+    return out
+
+
+def test_rules_queues_and_schedules_made_on_one_gateway_hold_on_all(tmp_path: Path) -> None:
+    with cluster(tmp_path) as running:
+        out = start(tmp_path, running)
+        one, two = api(running.nodes["gw1"].url), api(running.nodes["gw2"].url)
+        rule = {"pattern": {"type": ["ping"]}, "targets": [{"kind": "function", "function": "count"}]}
+        assert one.put("/rules/pings", json=rule).status_code == 201
+        numbers = iter(range(1000))
+        wait_until(
+            lambda: matched(two, next(numbers)) == ["pings"],
+            5,
+            lambda: f"gw2 never saw the rule\n{running.logs()}",
+        )
+        wait_until(
+            lambda: any(r["event"].get("type") == "ping" for r in ran(out)),
+            20,
+            lambda: f"the matched event never ran\n{running.logs()}",
+        )
+        assert two.delete("/rules/pings").status_code == 200
+        wait_until(
+            lambda: matched(one, next(numbers)) == [],
+            5,
+            lambda: f"gw1 kept the deleted rule\n{running.logs()}",
+        )
+
+        created = one.post("/queues", json={"name": "jobs"})
+        assert created.status_code == 201, created.text
+        wait_until(lambda: two.get("/queues/jobs").status_code == 200, 5, running.logs)
+        assert one.delete("/queues/jobs").status_code in (200, 204)
+        wait_until(lambda: two.get("/queues/jobs").status_code == 404, 5, running.logs)
+
+        beat = {"function": "count", "expression": "rate(1 second)", "payload": {"beat": 1}}
+        assert two.put("/schedules/beat", json=beat).status_code == 201
+        wait_until(  # fired by the coordinator on the third node
+            lambda: any(r["event"].get("schedule") == "beat" for r in ran(out)),
+            20,
+            lambda: f"the schedule made on gw2 never fired\n{running.logs()}",
+        )
+        assert one.delete("/schedules/beat").status_code in (200, 204)
+        wait_until(lambda: two.get("/schedules/beat").status_code == 404, 5, running.logs)
