@@ -62,7 +62,8 @@ def test_rules_queues_and_schedules_made_on_one_gateway_hold_on_all(tmp_path: Pa
     with cluster(tmp_path) as running:
         out = start(tmp_path, running)
         one, two = api(running.nodes["gw1"].url), api(running.nodes["gw2"].url)
-        rule = {"pattern": {"type": ["ping"]}, "targets": [{"kind": "function", "function": "count"}]}
+        to_count = [{"kind": "function", "function": "count"}]
+        rule = {"pattern": {"type": ["ping"]}, "targets": to_count}
         assert one.put("/rules/pings", json=rule).status_code == 201
         numbers = iter(range(1000))
         wait_until(
