@@ -127,6 +127,14 @@ class PgConnection:
             cursor.executemany(statement.sql, batch)
             return Cursor([], cursor.rowcount)
 
+    def try_lock(self, key: str) -> bool:
+        """Take ``key``'s lock until this transaction ends, unless another session holds
+        it (then False at once, so two sessions can never wait on each other)."""
+        with _errors(), self._live().cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (key,))
+            row = cursor.fetchone()
+        return bool(row and row[0])
+
     def executescript(self, ddl: str) -> None:
         with _errors():
             self._live().execute(translate_schema(ddl).encode())

@@ -27,6 +27,7 @@ from squall.storage.protocols import (
     SendMessages,
 )
 from squall.storage.sqlite.db import Database
+from squall.storage.sqlite.turns import take_turn
 
 QUEUE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -217,6 +218,8 @@ def _receive(
     dead_letter: str | None,
     per_group: int | None = None,
 ) -> list[QueueMessage]:
+    if not take_turn(conn, f"queue:{queue}"):
+        return []
     now = time.time()
     picked = _pick(conn, queue, limit, fifo, per_group, now)
     spent = [seq for seq, count in picked if max_receive is not None and count >= max_receive]

@@ -77,6 +77,7 @@ from squall.storage.sqlite.schedules import (
 from squall.storage.sqlite.schema import LATE_INDEXES, LOG_COLUMNS, SCHEMA
 from squall.storage.sqlite.tables import TABLES_RANK, TABLES_SCHEMA, TableReads, apply_tables
 from squall.storage.sqlite.traces import TRACE_RANK, TRACES_SCHEMA, TraceReads, apply_traces
+from squall.storage.sqlite.turns import take_turn
 from squall.storage.sqlite.usage import UsageReads
 from squall.storage.sqlite.workflows import (
     WORKFLOW_RANK,
@@ -251,6 +252,8 @@ def apply_ops(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
 
 
 def _lease(conn: sqlite3.Connection, queue: str, limit: int, visibility_s: float) -> list[Delivery]:
+    if not take_turn(conn, f"deliveries:{queue}"):
+        return []
     now = time.time()
     rows = conn.execute(
         "UPDATE deliveries SET available_at = ?, leased = 1, attempts = attempts + 1"
