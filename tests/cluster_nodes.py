@@ -151,26 +151,28 @@ def cluster(workdir: Path, nats_url: str = NATS_URL) -> Iterator[Cluster]:
     finally:
         running.stop_all()
         drop(store)
-        _delete_streams(nats_url, prefix)
+        delete_streams(nats_url, prefix)
 
 
-def _delete_streams(nats_url: str, prefix: str) -> None:
+def delete_streams(nats_url: str, prefix: str) -> None:
+    """Drop the work and delay streams of ``prefix`` (and every delivery on them)."""
     import asyncio
 
+    asyncio.run(remove_streams(nats_url, prefix))
+
+
+async def remove_streams(nats_url: str, prefix: str) -> None:
     from squall.storage.nats import ConnectOptions, JetStreamConfig, JetStreamQueue
 
-    async def delete() -> None:
-        config = JetStreamConfig(
-            connect=ConnectOptions(url=nats_url, attempts=1), prefix=prefix, move_delays=False
-        )
+    config = JetStreamConfig(
+        connect=ConnectOptions(url=nats_url, attempts=1), prefix=prefix, move_delays=False
+    )
+    with contextlib.suppress(Exception):  # a server already gone has nothing left to clean
         queue = await JetStreamQueue.open(config)
         try:
             await queue.delete_streams()
         finally:
             await queue.close()
-
-    with contextlib.suppress(Exception):  # a server already gone has nothing left to clean
-        asyncio.run(delete())
 
 
 def wait_until(

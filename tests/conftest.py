@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 from backends import BACKENDS, drop, new_schema_url, pg_url, store_url_for
+from cluster_nodes import remove_streams
+from nats_service import NATS_URL, fresh_prefix
 
 from squall.engine.platform import Platform, PlatformConfig
 from squall.storage import open_store
@@ -86,8 +88,10 @@ async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
     schema instead of its SQLite file (unless the test names its own ``store``).
     """
     started: list[Platform] = []
-    on_postgres = os.environ.get("SQUALL_TEST_BACKEND") == "postgres"
+    backend = os.environ.get("SQUALL_TEST_BACKEND")
+    on_postgres = backend in ("postgres", "cluster")
     schemas: dict[Path, str] = {}  # data dir -> its store URL
+    prefixes: dict[Path, str] = {}  # data dir -> its JetStream subject prefix (cluster)
 
     async def start(app: Path | str, **overrides: Any) -> Platform:
         if isinstance(app, str) and "\n" in app:
@@ -101,6 +105,9 @@ async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
         if on_postgres and "store" not in overrides:
             data_dir = Path(settings["data_dir"])
             settings["store"] = schemas.setdefault(data_dir, new_schema_url())
+            if backend == "cluster":
+                prefix = prefixes.setdefault(data_dir, fresh_prefix())
+                settings["bus"] = f"{NATS_URL}?prefix={prefix}&storage=memory"
         instance = await Platform.start(PlatformConfig(app=str(app), **settings))
         started.append(instance)
         return instance
@@ -111,6 +118,8 @@ async def platform(tmp_path: Path) -> AsyncIterator[StartPlatform]:
             await stop_platform(instance)
     for url in schemas.values():
         drop(url)
+    for prefix in prefixes.values():
+        await remove_streams(NATS_URL, prefix)
 
 
 STOP_TIMEOUT_S = 10.0
