@@ -129,6 +129,9 @@ class Dispatcher:
             try:
                 await self._lease_forever()
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # a driver hid our cancellation
+                    raise asyncio.CancelledError from exc
                 if time.monotonic() - began > MAX_BACKOFF_S * 2:  # it had recovered
                     backoff = POLL_S
                 log.warning("leasing failed (%s); retrying in %.1f s", exc, backoff)

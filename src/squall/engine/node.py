@@ -70,39 +70,53 @@ class Coordinator:
         self._loops = loops
         self._check_s = check_s
         self.terms = 0  # times this process became the coordinator
+        self._started: list[Service] | None = None  # the services of the term held now
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def leading(self) -> bool:
         return self._leadership.leading
 
-    async def run(self) -> None:
-        while True:
-            await self._leadership.wait_leading()
-            self.terms += 1
-            log.info("%s coordinates the cluster", self._leadership.holder)
-            await self._serve_term()
-            log.warning(
-                "%s lost the coordinator lease: its duties stopped", self._leadership.holder
-            )
+    async def begin(self) -> None:
+        """Take up the duties now if this process leads already, so a node that starts as
+        the coordinator serves them before its start returns."""
+        if self._leadership.leading and self._started is None:
+            await self._open_term()
 
-    async def _serve_term(self) -> None:
-        started: list[Service] = []
-        tasks: list[asyncio.Task[None]] = []
+    async def run(self) -> None:
         try:
-            await self._take_over()
-            for service in self._services:
-                await service.start()
-                started.append(service)
-            tasks = [asyncio.create_task(loop()) for loop in self._loops]
-            while self._leadership.leading:
-                self._leadership.changed.clear()
-                if not self._leadership.leading:
-                    break
-                await wait_woken(self._leadership.changed, self._check_s)
+            while True:
+                if self._started is None:
+                    await self._leadership.wait_leading()
+                    await self._open_term()
+                while self._leadership.leading:
+                    self._leadership.changed.clear()
+                    if not self._leadership.leading:
+                        break
+                    await wait_woken(self._leadership.changed, self._check_s)
+                log.warning(
+                    "%s lost the coordinator lease: its duties stop", self._leadership.holder
+                )
+                await self._close_term()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for service in reversed(started):
-                with contextlib.suppress(Exception):
-                    await service.stop()
+            await self._close_term()
+
+    async def _open_term(self) -> None:
+        self.terms += 1
+        log.info("%s coordinates the cluster", self._leadership.holder)
+        self._started = []
+        await self._take_over()
+        for service in self._services:
+            await service.start()
+            self._started.append(service)
+        self._tasks = [asyncio.create_task(loop()) for loop in self._loops]
+
+    async def _close_term(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        started, self._started = self._started or [], None
+        for service in reversed(started):
+            with contextlib.suppress(Exception):
+                await service.stop()

@@ -569,6 +569,7 @@ class Platform:
         self._tasks = [self._leasing, asyncio.create_task(self._maintain())]
         if SCHEDULER in roles:
             await self.leadership.try_acquire()
+            await self.coordinator.begin()
             self._tasks += [
                 asyncio.create_task(self.leadership.run()),
                 asyncio.create_task(self.coordinator.run()),

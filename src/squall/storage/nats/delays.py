@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from squall.storage.nats.cancelling import reraise_if_cancelled
 from squall.storage.protocols import Delivery
 
 if TYPE_CHECKING:
@@ -56,10 +57,12 @@ class DelayMover:
                 try:
                     messages = await sub.fetch(self._batch, timeout=self._poll_s)
                 except TimeoutError:  # asyncio's or nats-py's subclass of it
+                    reraise_if_cancelled()
                     continue
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # disconnected: nats-py reconnects, we wait
+                    reraise_if_cancelled()
                     log.warning("delay mover: fetch failed: %r", exc)
                     await asyncio.sleep(self._poll_s)
                     continue

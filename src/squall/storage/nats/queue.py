@@ -37,6 +37,7 @@ import msgspec
 
 from squall.errors import ConfigError
 from squall.model.invocation import DeadLetter
+from squall.storage.nats.cancelling import reraise_if_cancelled
 from squall.storage.nats.connect import ConnectOptions, connect
 from squall.storage.nats.delays import MOVER, DelayMover
 from squall.storage.nats.streams import StreamSpec, ensure_consumer, ensure_stream
@@ -238,7 +239,11 @@ class JetStreamQueue:
         try:
             messages = await sub.fetch(limit, timeout=wait_s)
         except TimeoutError:  # asyncio's or nats-py's subclass of it
+            reraise_if_cancelled()
             return []
+        except Exception:
+            reraise_if_cancelled()
+            raise
         now = time.time()
         return [self._leased(message, spec, now) for message in messages]
 
@@ -363,3 +368,4 @@ class JetStreamQueue:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._mover
             self._mover = None
+
