@@ -61,40 +61,45 @@ def start(tmp_path: Path, running: Cluster) -> Path:
 def test_rules_queues_and_schedules_made_on_one_gateway_hold_on_all(tmp_path: Path) -> None:
     with cluster(tmp_path) as running:
         out = start(tmp_path, running)
-        one, two = api(running.nodes["gw1"].url), api(running.nodes["gw2"].url)
-        to_count = [{"kind": "function", "function": "count"}]
-        rule = {"pattern": {"type": ["ping"]}, "targets": to_count}
-        assert one.put("/rules/pings", json=rule).status_code == 201
-        numbers = iter(range(1000))
-        wait_until(
-            lambda: matched(two, next(numbers)) == ["pings"],
-            5,
-            lambda: f"gw2 never saw the rule\n{running.logs()}",
-        )
-        wait_until(
-            lambda: any(r["event"].get("type") == "ping" for r in ran(out)),
-            20,
-            lambda: f"the matched event never ran\n{running.logs()}",
-        )
-        assert two.delete("/rules/pings").status_code == 200
-        wait_until(
-            lambda: matched(one, next(numbers)) == [],
-            5,
-            lambda: f"gw1 kept the deleted rule\n{running.logs()}",
-        )
+        with api(running.nodes["gw1"].url) as one, api(running.nodes["gw2"].url) as two:
+            check_shared(running, out, one, two)
 
-        created = one.post("/queues", json={"name": "jobs"})
-        assert created.status_code == 201, created.text
-        wait_until(lambda: two.get("/queues/jobs").status_code == 200, 5, running.logs)
-        assert one.delete("/queues/jobs").status_code in (200, 204)
-        wait_until(lambda: two.get("/queues/jobs").status_code == 404, 5, running.logs)
 
-        beat = {"function": "count", "expression": "rate(1 second)", "payload": {"beat": 1}}
-        assert two.put("/schedules/beat", json=beat).status_code == 201
-        wait_until(  # fired by the coordinator on the third node
-            lambda: any(r["event"].get("schedule") == "beat" for r in ran(out)),
-            20,
-            lambda: f"the schedule made on gw2 never fired\n{running.logs()}",
-        )
-        assert one.delete("/schedules/beat").status_code in (200, 204)
-        wait_until(lambda: two.get("/schedules/beat").status_code == 404, 5, running.logs)
+def check_shared(running: Cluster, out: Path, one: httpx.Client, two: httpx.Client) -> None:
+    """Each change made on one gateway is in force on the other."""
+    to_count = [{"kind": "function", "function": "count"}]
+    rule = {"pattern": {"type": ["ping"]}, "targets": to_count}
+    assert one.put("/rules/pings", json=rule).status_code == 201
+    numbers = iter(range(1000))
+    wait_until(
+        lambda: matched(two, next(numbers)) == ["pings"],
+        5,
+        lambda: f"gw2 never saw the rule\n{running.logs()}",
+    )
+    wait_until(
+        lambda: any(r["event"].get("type") == "ping" for r in ran(out)),
+        20,
+        lambda: f"the matched event never ran\n{running.logs()}",
+    )
+    assert two.delete("/rules/pings").status_code == 200
+    wait_until(
+        lambda: matched(one, next(numbers)) == [],
+        5,
+        lambda: f"gw1 kept the deleted rule\n{running.logs()}",
+    )
+
+    created = one.post("/queues", json={"name": "jobs"})
+    assert created.status_code == 201, created.text
+    wait_until(lambda: two.get("/queues/jobs").status_code == 200, 5, running.logs)
+    assert one.delete("/queues/jobs").status_code in (200, 204)
+    wait_until(lambda: two.get("/queues/jobs").status_code == 404, 5, running.logs)
+
+    beat = {"function": "count", "expression": "rate(1 second)", "payload": {"beat": 1}}
+    assert two.put("/schedules/beat", json=beat).status_code == 201
+    wait_until(  # fired by the coordinator on the third node
+        lambda: any(r["event"].get("schedule") == "beat" for r in ran(out)),
+        20,
+        lambda: f"the schedule made on gw2 never fired\n{running.logs()}",
+    )
+    assert one.delete("/schedules/beat").status_code in (200, 204)
+    wait_until(lambda: two.get("/schedules/beat").status_code == 404, 5, running.logs)
