@@ -310,7 +310,8 @@ async def distributed(
     env = {"SQUALL_ADMIN_KEY": ADMIN_KEY, "SQUALL_MASTER_KEY": MASTER_KEY}
     invokers = sum(1 for roles in layout.values() if roles == "invoker")
     config: dict[str, Any] = {
-        "store": "postgresql+nats", "nodes": len(layout), "invokers": invokers, "via": args.via
+        "store": "postgresql+nats", "nodes": len(layout), "invokers": invokers, "via": args.via,
+        "schema": schema, "prefix": prefix,
     }  # fmt: skip
     nodes: list[Node] = []
     platform: Platform | None = None
