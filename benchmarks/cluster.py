@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import _cluster_floors
 import httpx
 from _common import emit, emit_machine, log, percentile, ratio, stop_process, write_file
 
@@ -566,6 +567,12 @@ def main() -> None:
         help="the NATS JetStream server (a fresh prefix per run)",
     )
     parser.add_argument("--only", choices=list(SYSTEMS), action="append", help="run only these")
+    parser.add_argument(
+        "--floor-n",
+        type=int,
+        default=None,
+        help="PostgreSQL commits (x5 JetStream publishes) of the floor (1000; 0: skip it)",
+    )
     args = parser.parse_args()
     if args.n is None:
         args.n = 300 if args.quick else 4000
@@ -573,8 +580,19 @@ def main() -> None:
         args.light_n = 30 if args.quick else 200
     if args.warmup is None:
         args.warmup = 40 if args.quick else 200
+    if args.floor_n is None:
+        args.floor_n = 100 if args.quick else 1000
 
     emit_machine("cluster")
+    floor = None
+    if args.floor_n > 0:
+        log(f"floor: {args.floor_n} PostgreSQL commits, {args.floor_n * 5} JetStream publishes")
+        floor = _cluster_floors.measure(args.postgres, args.nats, args.floor_n)
+        emit("floor_postgres_commit_p50", floor.commit_p50_ms, "ms", connections=1)
+        emit("floor_postgres_commit_rate", floor.commit_rate, "commits/s", connections=1)
+        emit("floor_postgres_commit_rate", floor.commit_rate_parallel, "commits/s", connections=4)
+        emit("floor_jetstream_publish_ack_p50", floor.publish_ack_p50_ms, "ms", in_flight=1)
+        emit("floor_jetstream_publish_rate", floor.publish_rate, "messages/s", in_flight=256)
     results: dict[str, Result] = {}
     with tempfile.TemporaryDirectory(prefix="squall-bench-cluster-") as tmp_name:
         for name in SYSTEMS:
@@ -584,6 +602,22 @@ def main() -> None:
             report(results[name])
 
     base, one, two = (results.get(name) for name in SYSTEMS)
+    if floor is not None:
+        for other in (one, two):
+            if other is None or not other.light_ack_ns:
+                continue
+            emit(
+                "cluster_submit_ack_p50_ratio_vs_floor",
+                ratio(
+                    percentile(other.light_ack_ns, 50) / 1e6,
+                    floor.commit_p50_ms + floor.publish_ack_p50_ms,
+                ),
+                "x",
+                load="light",
+                invokers=other.config["invokers"],
+                via=args.via,
+                note="floor: one PostgreSQL commit, then one JetStream publish; 1 is the floor",
+            )
     if one is not None and two is not None:
         emit(
             "cluster_async_throughput_ratio_2_invokers_vs_1",
