@@ -155,7 +155,7 @@ def cluster(workdir: Path, nats_url: str = NATS_URL) -> Iterator[Cluster]:
 
 
 def delete_streams(nats_url: str, prefix: str) -> None:
-    """Drop the work and delay streams of ``prefix`` (and every delivery on them)."""
+    """Drop the work, delay and app-stream streams of ``prefix`` (deliveries and records)."""
     import asyncio
 
     asyncio.run(remove_streams(nats_url, prefix))
@@ -163,6 +163,7 @@ def delete_streams(nats_url: str, prefix: str) -> None:
 
 async def remove_streams(nats_url: str, prefix: str) -> None:
     from squall.storage.nats import ConnectOptions, JetStreamConfig, JetStreamQueue
+    from squall.storage.nats.logs import JetStreamLog
 
     config = JetStreamConfig(
         connect=ConnectOptions(url=nats_url, attempts=1), prefix=prefix, move_delays=False
@@ -171,6 +172,7 @@ async def remove_streams(nats_url: str, prefix: str) -> None:
         queue = await JetStreamQueue.open(config)
         try:
             await queue.delete_streams()
+            await JetStreamLog(queue.connection, prefix=prefix, duplicate_window_s=1).delete_all()
         finally:
             await queue.close()
 

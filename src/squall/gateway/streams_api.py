@@ -87,7 +87,7 @@ class StreamsAPI:
                 "shard": shard,
                 "records": records,
                 "next_after": records[-1].sequence if records else after,
-                "head": self.streams.head(name, shard),
+                "head": await self.streams.head(name, shard),
             }
         )
 

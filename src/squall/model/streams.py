@@ -137,15 +137,18 @@ def check_partition_key(key: Any, field: str = "partition_key") -> str:
     return key
 
 
-def check_record_size(data: bytes, key: str, field: str = "data") -> None:
+def check_record_size(
+    data: bytes, key: str, field: str = "data", limit: int = MAX_RECORD_BYTES
+) -> None:
+    """At most ``limit`` bytes (``MAX_RECORD_BYTES``, or less where the store's broker takes
+    smaller messages)."""
     size = len(data) + len(key.encode())
-    if size > MAX_RECORD_BYTES:
+    if size > limit:
         raise PayloadTooLarge(
-            f"record is {size} bytes (data and partition key); the limit is"
-            f" {MAX_RECORD_BYTES} bytes",
+            f"record is {size} bytes (data and partition key); the limit is {limit} bytes",
             field=field,
             size=size,
-            limit=MAX_RECORD_BYTES,
+            limit=limit,
         )
 
 

@@ -1,13 +1,17 @@
 """The partitioned log: records appended per (stream, shard) under increasing sequence numbers,
 read from a position, consumer checkpoints per (consumer, stream, shard), retention trims.
 
-The engine numbers records (it knows each shard's head) and the store keeps them; appends
-and checkpoint advances are ops in units of work, so a checkpoint lands together with the
-deliveries its batch caused (an on-failure destination, say) or not at all.
+Appends and checkpoint advances are ops in units of work, so a checkpoint lands together
+with the deliveries its batch caused (an on-failure destination, say) or not at all. Who
+numbers the records depends on the store (``assigns_sequences``): the embedded store keeps
+what the engine numbered from each shard's head, which one process holds; the distributed
+store's records live on JetStream, whose per-shard streams number them as they arrive from
+any node (the engine's ops then carry sequence 0 and an id to publish them under once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
@@ -18,10 +22,11 @@ from squall.model.streams import StreamConfig, StreamRecord
 class AppendRecord(msgspec.Struct, frozen=True):
     stream: str
     shard: int
-    sequence: int
+    sequence: int  # 0 when the store assigns it
     partition_key: str
     data: bytes  # JSON
     arrival_time: float
+    id: str = ""  # where the store assigns sequences: the record's id, to publish it once
 
 
 class PutCheckpoint(msgspec.Struct, frozen=True):
@@ -72,6 +77,24 @@ class ConsumerPosition(msgspec.Struct, frozen=True):
 
 
 class PartitionedLog(Protocol):
+    # True: the store numbers appended records (ops carry sequence 0 and an id); False: it
+    # keeps the sequences the engine gave out from its in-memory heads.
+    assigns_sequences: bool
+
+    @property
+    def max_record_bytes(self) -> int:
+        """Data and partition key: a larger record is refused when it is put."""
+        ...
+
+    async def ensure_logs(self, streams: Sequence[StreamConfig]) -> None:
+        """Make (or update) where ``streams`` keep their records, before records arrive."""
+        ...
+
+    async def append_records(self, records: Sequence[AppendRecord]) -> list[int | None]:
+        """Append ``records`` in one unit of work, outside any invocation; return each one's
+        sequence (None: the records are committed, their numbers are not known yet)."""
+        ...
+
     async def list_streams(self) -> list[StreamConfig]:
         """The streams made through the admin API, by name."""
         ...

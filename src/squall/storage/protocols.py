@@ -24,7 +24,7 @@ from squall.storage.buckets import BucketOp, BucketStore
 from squall.storage.deploys import DeployOp, DeployStore
 from squall.storage.event_store import EventStore, EventStoreOp
 from squall.storage.leases import LeaseStore
-from squall.storage.logs import LogOp, PartitionedLog
+from squall.storage.logs import AppendRecord, LogOp, PartitionedLog
 from squall.storage.tables import TableOp, TableStore
 from squall.storage.traces import TraceOp, TraceStore
 
@@ -77,13 +77,21 @@ class PutOutbox(msgspec.Struct, frozen=True):
     dedup_key: str | None = None
 
 
+class PutOutboxRecord(msgspec.Struct, frozen=True):
+    """A stream record for the broker, kept in the outbox like a delivery (its row id is
+    the record's id)."""
+
+    record: AppendRecord
+
+
 class DeleteOutbox(msgspec.Struct, frozen=True):
-    """Outbox rows the broker acknowledged; an id no longer there is ignored."""
+    """Outbox rows the broker acknowledged (deliveries' or records' ids); an id no longer
+    there is ignored."""
 
     delivery_ids: list[str]
 
 
-OutboxOp = PutOutbox | DeleteOutbox
+OutboxOp = PutOutbox | PutOutboxRecord | DeleteOutbox
 
 
 class PutInvocation(msgspec.Struct, frozen=True):

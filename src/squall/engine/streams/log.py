@@ -1,11 +1,14 @@
 """The app's streams: put records, read them back, describe shards and consumer lag, trim.
 
-Sequence numbers are given out here, from each shard's head kept in memory (loaded from the
-store at start), and the appends of one put are one unit of work. Units are committed in the
-order they are submitted, so a shard's records become visible in sequence order; a unit that
-fails leaves a gap in the numbering, never a reordering. A put made inside an invocation is
+The appends of one put are one unit of work. Where the store keeps what the engine numbers
+(the embedded store, one process), sequence numbers are given out here, from each shard's
+head kept in memory (loaded from the store at start). Units are committed in the order they
+are submitted, so a shard's records become visible in sequence order; a unit that fails
+leaves a gap in the numbering, never a reordering. A put made inside an invocation is
 numbered when the invocation's effects are submitted, not when it is made, for the same
-reason.
+reason. Where the store assigns sequences (``assigns_sequences``: the cluster's, whose
+nodes put to one stream at once), the engine keeps no heads: each record gets an id instead,
+and ``put`` returns the sequences the store gave.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from squall.engine.effects import Effects
 from squall.errors import AccessDenied, ConfigError, Conflict, InvalidInput, NotFound
 from squall.model.config import FunctionConfig
+from squall.model.ids import new_id
 from squall.model.streams import (
     DEFAULT_RETENTION_S,
     MAX_PUT_RECORDS,
@@ -50,6 +54,8 @@ class Streams:
         self._heads: dict[tuple[str, int], int] = {}
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
+        self._numbered = not store.assigns_sequences  # the engine numbers the records
+        self._max_record = store.max_record_bytes
 
     async def load(self) -> None:
         for made in await self._store.list_streams():
@@ -58,6 +64,9 @@ class Streams:
                             " app's declaration applies", made.name)
                 continue
             self._configs[made.name] = made
+        await self._store.ensure_logs(list(self._configs.values()))
+        if not self._numbered:
+            return
         for name in self._configs:
             for shard, seq in (await self._store.heads(name)).items():
                 self._heads[(name, shard)] = seq
@@ -93,6 +102,7 @@ class Streams:
         async with self._lock:
             if name in self._configs:
                 raise Conflict(f"stream {name!r} already exists", field="name")
+            await self._store.ensure_logs([config])  # before any put can reach it
             await self._store.commit([PutStream(config)])
             self._configs[name] = config
         return config
@@ -116,9 +126,17 @@ class Streams:
             for shard in range(config.shards):
                 self._heads.pop((name, shard), None)
 
-    def head(self, stream: str, shard: int) -> int:
+    async def heads(self, stream: str) -> dict[int, int]:
+        """shard -> the last sequence given out on it (absent: none yet)."""
+        if self._numbered:
+            return {s: seq for (name, s), seq in self._heads.items() if name == stream}
+        return await self._store.heads(stream)
+
+    async def head(self, stream: str, shard: int) -> int:
         """The last sequence given out on the shard (0: none yet)."""
-        return self._heads.get((stream, shard), 0)
+        if self._numbered:
+            return self._heads.get((stream, shard), 0)
+        return (await self._store.heads(stream)).get(shard, 0)
 
     def check_shard(self, stream: str, shard: int) -> StreamConfig:
         config = self.get(stream)
@@ -151,13 +169,16 @@ class Streams:
         for index, (data, key) in enumerate(records):
             where = f"records[{index}]." if batch else ""
             check_partition_key(key, f"{where}partition_key")
-            check_record_size(data, key, f"{where}data")
+            check_record_size(data, key, f"{where}data", self._max_record)
         keyed = [(data, key, shard_for(key, config.shards)) for data, key in records]
         shards = {shard for _, _, shard in keyed}
 
-        def appends() -> list[Op]:
+        def appends() -> list[AppendRecord]:
             now = time.time()
-            ops: list[Op] = []
+            if not self._numbered:
+                return [AppendRecord(stream, shard, 0, key, data, now, new_id())
+                        for data, key, shard in keyed]
+            ops: list[AppendRecord] = []
             for data, key, shard in keyed:
                 seq = self._heads.get((stream, shard), 0) + 1
                 self._heads[(stream, shard)] = seq
@@ -172,9 +193,9 @@ class Streams:
             effects.add(build=appends, after=landed)
             return [PutResult(shard, None) for _, _, shard in keyed]
         ops = appends()
-        await self._store.commit(ops)
+        sequences = await self._store.append_records(ops)
         landed()
-        return [PutResult(op.shard, op.sequence) for op in ops if isinstance(op, AppendRecord)]
+        return [PutResult(op.shard, seq) for op, seq in zip(ops, sequences, strict=True)]
 
     async def put_from(
         self,
@@ -212,6 +233,7 @@ class Streams:
         config = self.get(stream)
         await self._store.commit(())  # a barrier: checkpoints waiting for a commit land
         bounds = await self._store.shard_bounds(stream, config.shards)
+        heads = await self.heads(stream)
         checkpoints = await self._store.checkpoints(stream)
         now = time.time()
         consumers = []
@@ -244,7 +266,7 @@ class Streams:
                     "records": b.records,
                     "first_sequence": b.first_sequence,
                     "last_sequence": b.last_sequence,
-                    "head": self.head(stream, b.shard),
+                    "head": heads.get(b.shard, 0),
                 }
                 for b in bounds
             ],

@@ -71,7 +71,7 @@ class StreamConsumers:
         return starts
 
     async def _initial(self, trigger: StreamTrigger, shard: int) -> int:
-        head = self._streams.head(trigger.stream, shard)
+        head = await self._streams.head(trigger.stream, shard)
         if trigger.starting_position == "trim_horizon":
             return 0
         if trigger.starting_position == "at_timestamp":

@@ -1,9 +1,12 @@
-"""The distributed store: state in PostgreSQL, functions' deliveries on NATS JetStream.
+"""The distributed store: state in PostgreSQL, functions' deliveries and app streams' records
+on NATS JetStream.
 
-Every node of a cluster opens one. Reads, control-plane state, records, tables and
-workflows are the PostgreSQL store's. Deliveries to functions (queues ``fn:<name>``: async
-invokes, matched events, schedule ticks, destinations, redrives) travel on JetStream, so
-any number of invoker nodes share them through each queue's durable pull consumer. The
+Every node of a cluster opens one. Reads, control-plane state, invocation records, tables
+and workflows are the PostgreSQL store's; app streams' records are JetStream's (see
+``records``: they go through the same outbox as deliveries). Deliveries to functions
+(queues ``fn:<name>``: async invokes, matched events, schedule ticks, destinations,
+redrives) travel on JetStream, so any number of invoker nodes share them through each
+queue's durable pull consumer. The
 platform's internal queues (delayed events, rule targets, workflow steps) stay in
 PostgreSQL, leased by the one node that holds the coordinator lease.
 
@@ -38,8 +41,10 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from squall.model.invocation import FINISHED
+from squall.storage.nats.logs import JetStreamLog
 from squall.storage.nats.outbox import OutboxRelay
 from squall.storage.nats.queue import JetStreamConfig, JetStreamQueue, LeasedDelivery, QueueSpec
+from squall.storage.nats.records import RecordsOnJetStream
 from squall.storage.outbox import OutboxRow
 from squall.storage.postgres.store import PostgresStore
 from squall.storage.protocols import (
@@ -84,7 +89,7 @@ def default_spec(queue: str) -> QueueSpec:
     return QueueSpec(name=queue)
 
 
-class BrokeredStore(PostgresStore):
+class BrokeredStore(RecordsOnJetStream):
     """Open with ``BrokeredStore.connect(store_url, bus_url)``; ``close`` closes both."""
 
     exclusive = False  # nodes share the schema: a dead node's lease expires, it is not taken
@@ -112,7 +117,16 @@ class BrokeredStore(PostgresStore):
         except BaseException:
             await PostgresStore.close(store)
             raise
-        store.relay = OutboxRelay(_LeftBehind(store), store._broker, poll_s=1.0)
+        store._log = JetStreamLog(
+            store._broker.connection,
+            prefix=bus.prefix,
+            duplicate_window_s=bus.duplicate_window_s,
+            replicas=bus.replicas,
+            memory=bus.memory,
+        )
+        store.relay = OutboxRelay(
+            _LeftBehind(store), store._broker, records=store._log, poll_s=1.0
+        )
         return store
 
     @property
@@ -125,8 +139,11 @@ class BrokeredStore(PostgresStore):
         await self.submit(ops, within_s=within_s)
 
     def submit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> asyncio.Future[None]:
+        ops, appended, deleted = self.take_records(ops)
         state_ops, outgoing, settling = self._split(ops)
         committed: asyncio.Future[None] = self._db.commit(state_ops, within_s)
+        if appended or deleted:
+            committed = asyncio.ensure_future(self.after_records(committed, appended, deleted))
         if not outgoing and not settling:
             return committed
         return asyncio.ensure_future(self._after_commit(committed, outgoing, settling))
@@ -331,7 +348,7 @@ class _LeftBehind:
         rows = await self._store.pending_outbox(limit, after)
         cutoff = time.time() - self._store.relay_after_s
         for at, row in enumerate(rows):
-            if row.delivery.enqueued_at > cutoff:
+            if row.made_at > cutoff:
                 return rows[:at]
         return rows
 

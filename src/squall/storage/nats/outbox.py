@@ -1,6 +1,7 @@
-"""The outbox relay: deliveries committed to the state store, published to JetStream.
+"""The outbox relay: deliveries and stream records committed to the state store, published
+to JetStream.
 
-A unit that enqueues writes ``PutOutbox`` rows in its own transaction. The relay reads the
+A unit that enqueues or puts records writes outbox rows in its own transaction. The relay reads the
 rows in commit order, publishes each (waiting for JetStream's ack, so order per subject is
 commit order), then deletes the published rows. A relay killed after publishing and before
 deleting publishes those rows again when it restarts; JetStream drops them by their
@@ -16,7 +17,8 @@ import contextlib
 import logging
 from typing import Protocol
 
-from squall.storage.outbox import OutboxStore
+from squall.storage.logs import AppendRecord
+from squall.storage.outbox import OutboxRow, OutboxStore
 from squall.storage.protocols import DeleteOutbox, Delivery
 
 log = logging.getLogger("squall.nats")
@@ -26,18 +28,26 @@ class Publisher(Protocol):
     async def publish(self, delivery: Delivery, dedup_key: str | None = None) -> bool: ...
 
 
+class RecordPublisher(Protocol):
+    async def publish_record(self, record: AppendRecord) -> int | None:
+        """Its sequence (None: its stream is gone, so the record goes with it)."""
+        ...
+
+
 class OutboxRelay:
     def __init__(
         self,
         store: OutboxStore,
         publisher: Publisher,
         *,
+        records: RecordPublisher | None = None,
         batch: int = 256,
         poll_s: float = 0.5,
         max_backoff_s: float = 5.0,
     ) -> None:
         self._store = store
         self._publisher = publisher
+        self._records = records
         self._batch = batch
         self._poll_s = poll_s
         self._max_backoff_s = max_backoff_s
@@ -54,8 +64,8 @@ class OutboxRelay:
         done: list[str] = []
         try:
             for row in rows:
-                await self._publisher.publish(row.delivery, row.dedup_key)
-                done.append(row.delivery.id)
+                await self._publish(row)
+                done.append(row.id)
         finally:
             # What was published is deleted even when a later publish failed, so the
             # next pass starts at the first row that is still to go.
@@ -63,6 +73,15 @@ class OutboxRelay:
                 await self._store.commit([DeleteOutbox(done)])
                 self.published += len(done)
         return len(done)
+
+    async def _publish(self, row: OutboxRow) -> None:
+        if row.record is None:
+            assert row.delivery is not None
+            await self._publisher.publish(row.delivery, row.dedup_key)
+            return
+        if self._records is None:
+            raise RuntimeError("the outbox holds stream records and this relay has no log")
+        await self._records.publish_record(row.record)
 
     async def run(self) -> None:
         """Relay until cancelled; a failed pass (broker down) is retried with backoff."""

@@ -21,6 +21,10 @@ class StreamSpec:
     duplicate_window_s: float
     replicas: int = 1
     memory: bool = False  # tests and throwaway clusters; a platform keeps its queues on disk
+    # A work queue drops a message once it is acked; a log (limits retention) keeps every
+    # message for ``max_age_s`` and serves reads by sequence (direct get).
+    log: bool = False
+    max_age_s: float = 0.0  # 0: kept until acked (a work queue) or forever
 
 
 def stream_config(spec: StreamSpec) -> StreamConfig:
@@ -29,10 +33,12 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
     return StreamConfig(
         name=spec.name,
         subjects=spec.subjects,
-        retention=RetentionPolicy.WORK_QUEUE,
+        retention=RetentionPolicy.LIMITS if spec.log else RetentionPolicy.WORK_QUEUE,
         storage=StorageType.MEMORY if spec.memory else StorageType.FILE,
         num_replicas=spec.replicas,
         duplicate_window=spec.duplicate_window_s,
+        max_age=spec.max_age_s or None,
+        allow_direct=True if spec.log else None,
     )
 
 
@@ -60,6 +66,8 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> str:
         sorted(have.subjects or []) == sorted(spec.subjects)
         and have.duplicate_window == wanted.duplicate_window
         and (have.num_replicas or 1) == spec.replicas
+        and (have.max_age or 0.0) == spec.max_age_s
+        and bool(have.allow_direct) == spec.log
     )
     if same:
         return "unchanged"

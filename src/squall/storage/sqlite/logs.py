@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from squall.model.streams import StreamConfig, StreamRecord
+from squall.model.streams import MAX_RECORD_BYTES, StreamConfig, StreamRecord
 from squall.storage.logs import (
     AppendRecord,
     ConsumerPosition,
@@ -127,9 +127,18 @@ def apply_log(conn: sqlite3.Connection, kind: type, ops: Sequence[LogOp]) -> Non
 
 
 class LogReads:
-    """The ``PartitionedLog`` reads, for ``SqliteStore``."""
+    """The ``PartitionedLog`` reads, for ``SqliteStore``; it keeps the engine's numbering."""
 
     _db: Database[Any]
+    assigns_sequences = False
+    max_record_bytes = MAX_RECORD_BYTES
+
+    async def ensure_logs(self, streams: Sequence[StreamConfig]) -> None:
+        """Nothing to make: every stream's records share the ``stream_records`` table."""
+
+    async def append_records(self, records: Sequence[AppendRecord]) -> list[int | None]:
+        await self._db.commit(records)
+        return [record.sequence for record in records]
 
     async def list_streams(self) -> list[StreamConfig]:
         rows = self._db.read("SELECT config FROM streams ORDER BY name")

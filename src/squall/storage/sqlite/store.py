@@ -60,7 +60,13 @@ from squall.storage.sqlite.event_store import (
 from squall.storage.sqlite.leases import LEASES_SCHEMA, LeaseReads
 from squall.storage.sqlite.logs import LOG_RANK, LOG_SCHEMA, LogReads, apply_log
 from squall.storage.sqlite.migrate import add_missing_columns
-from squall.storage.sqlite.outbox import OUTBOX_RANK, OUTBOX_SCHEMA, OutboxReads, apply_outbox
+from squall.storage.sqlite.outbox import (
+    OUTBOX_COLUMNS,
+    OUTBOX_RANK,
+    OUTBOX_SCHEMA,
+    OutboxReads,
+    apply_outbox,
+)
 from squall.storage.sqlite.queues import (
     QUEUE_COLUMNS,
     QUEUE_RANK,
@@ -132,7 +138,7 @@ ALL_SCHEMA = (
     + TABLES_SCHEMA + WORKFLOW_SCHEMA + EVENT_STORE_SCHEMA + TRACES_SCHEMA + DEPLOYS_SCHEMA
     + LEASES_SCHEMA + OUTBOX_SCHEMA
 )
-LATE_COLUMNS = {"logs": LOG_COLUMNS, "queue_messages": QUEUE_COLUMNS}
+LATE_COLUMNS = {"logs": LOG_COLUMNS, "queue_messages": QUEUE_COLUMNS, "outbox": OUTBOX_COLUMNS}
 
 _SQL: dict[type, str] = {
     RememberEvent: "INSERT OR REPLACE INTO event_ids (source, id, expires_at) VALUES (?, ?, ?)",

@@ -201,13 +201,25 @@ def _expire(conn: sqlite3.Connection, op: ExpireItems, changes: _Changes) -> Non
             )
 
 
+# Gives out ``?3`` sequences on a shard at once and returns the last. The upsert holds the
+# head's row until the transaction ends, so transactions of several processes on one
+# PostgreSQL schema number a shard one after the other, never the same sequence twice.
+_TAKE_SEQUENCES = (
+    "INSERT INTO stream_heads (stream, shard, seq) VALUES (?, ?, ?)"
+    " ON CONFLICT (stream, shard) DO UPDATE SET seq = stream_heads.seq + excluded.seq"
+    " RETURNING seq"
+)
+
+
 class _Changes:
-    """Change records of one apply, numbered from each shard's head in the store."""
+    """Change records of one apply, numbered from each shard's head in the store when the
+    apply ends (shards in sorted order, so two transactions never wait on each other)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._heads: dict[tuple[str, int], int] = {}
-        self._rows: list[tuple[str, int, int, str, bytes, float]] = []
+        # Per shard, in order: the record without its sequence (partition key, the JSON
+        # before and after the sequence, arrival time).
+        self._pending: dict[tuple[str, int], list[tuple[str, bytes, bytes, float]]] = {}
 
     def add(
         self,
@@ -224,14 +236,6 @@ class _Changes:
         stream = change_stream(table)
         key = keys.decode()
         shard = shard_for(key, CHANGE_SHARDS)
-        head = self._heads.get((stream, shard))
-        if head is None:
-            found = self._conn.execute(
-                "SELECT seq FROM stream_heads WHERE stream = ? AND shard = ?", (stream, shard)
-            ).fetchone()
-            head = found[0] if found else 0
-        sequence = head + 1
-        self._heads[(stream, shard)] = sequence
         now = time.time()
         parts = [
             b'{"eventName":"', event.encode(), b'","table":', msgspec.json.encode(table),
@@ -241,32 +245,36 @@ class _Changes:
             parts += [b',"new":', new]
         if view in ("new_and_old", "old") and old is not None:
             parts += [b',"old":', old]
-        parts += [
-            b',"version":', str(version).encode(), b',"sequence":', str(sequence).encode(),
-            b',"approximate_creation_time":', msgspec.json.encode(now),
-        ]
+        parts += [b',"version":', str(version).encode(), b',"sequence":']
+        tail = [b',"approximate_creation_time":', msgspec.json.encode(now)]
         if ttl:
-            parts.append(
+            tail.append(
                 b',"userIdentity":{"type":"Service","principalId":"' + TTL_PRINCIPAL.encode()
                 + b'"}'
             )
-        parts.append(b"}")
-        self._rows.append((stream, shard, sequence, key, b"".join(parts), now))
+        tail.append(b"}")
+        self._pending.setdefault((stream, shard), []).append(
+            (key, b"".join(parts), b"".join(tail), now)
+        )
 
     def flush(self) -> None:
-        if not self._rows:
+        if not self._pending:
             return
+        rows: list[tuple[str, int, int, str, bytes, float]] = []
+        for (stream, shard), changes in sorted(self._pending.items()):
+            found = self._conn.execute(_TAKE_SEQUENCES, (stream, shard, len(changes))).fetchone()
+            assert found is not None  # an upsert with RETURNING gives its row
+            sequence = found[0] - len(changes)
+            for key, head, tail, now in changes:
+                sequence += 1
+                data = head + str(sequence).encode() + tail
+                rows.append((stream, shard, sequence, key, data, now))
         self._conn.executemany(
             "INSERT INTO stream_records (stream, shard, seq, partition_key, data, arrival_time)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            self._rows,
+            rows,
         )
-        self._conn.executemany(
-            "INSERT INTO stream_heads (stream, shard, seq) VALUES (?, ?, ?)"
-            " ON CONFLICT (stream, shard) DO UPDATE SET seq = MAX(stream_heads.seq, excluded.seq)",
-            [(stream, shard, seq) for (stream, shard), seq in self._heads.items()],
-        )
-        self._rows = []
+        self._pending = {}
 
 
 _SORT_SQL = {
