@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from backends import drop, new_schema_url
 from cluster_nodes import remove_streams
+from conftest import poll
 from nats_service import NATS_URL, fresh_prefix
 
 from squall.engine.streams.log import Streams
@@ -19,7 +20,7 @@ from squall.errors import Conflict
 from squall.model.ids import new_id
 from squall.model.streams import StreamConfig, shard_for
 from squall.storage import open_store
-from squall.storage.logs import AppendRecord, PutCheckpoint
+from squall.storage.logs import AppendRecord, PutCheckpoint, TrimLog
 from squall.storage.nats.brokered import BrokeredStore
 from squall.storage.protocols import PutOutboxRecord, TakeDeadLetter
 
@@ -190,3 +191,22 @@ async def test_deleting_a_stream_drops_its_records_and_a_new_one_starts_afresh(
     again = await engine.put("made", [(b"2", "k")])
     assert again[0].sequence == 1
     assert [bytes(r.data) for r in await engine.read("made", 0, 0, 10)] == [b"2"]
+
+
+async def test_retention_is_max_age_and_a_trimmed_shard_keeps_its_head(nodes: Opener) -> None:
+    store = await nodes()
+    brief = StreamConfig(name="brief", shards=1, retention_s=1)  # below the API's minimum
+    await store.ensure_logs([brief])
+    record = AppendRecord("brief", 0, 0, "k", b"1", time.time(), new_id())
+    assert await store.append_records([record]) == [1]
+    await store.commit([TrimLog("brief", time.time() + 3600)])  # a no-op: max_age trims
+
+    async def trimmed() -> bool:
+        return await store.read_records("brief", 0, 0, 10) == []
+
+    assert await poll(trimmed, timeout=10)
+    assert await store.heads("brief") == {0: 1}  # the shard's head outlives its records
+    [bounds] = await store.shard_bounds("brief", 1)
+    assert (bounds.records, bounds.first_sequence, bounds.last_sequence) == (0, None, None)
+    again = AppendRecord("brief", 0, 0, "k", b"2", time.time(), new_id())
+    assert await store.append_records([again]) == [2]

@@ -71,6 +71,11 @@ class Streams:
             for shard, seq in (await self._store.heads(name)).items():
                 self._heads[(name, shard)] = seq
 
+    @property
+    def max_record_bytes(self) -> int:
+        """MAX_RECORD_BYTES, or less where the store's broker takes smaller messages."""
+        return self._max_record
+
     def listen(self, listener: Listener) -> None:
         """``listener(stream, shards)`` is called once records are committed to them."""
         self._listeners.append(listener)
