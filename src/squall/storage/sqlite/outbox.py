@@ -32,11 +32,19 @@ _pack = msgspec.msgpack.encode
 _unpack = msgspec.msgpack.Decoder(Delivery).decode
 
 
+_PUT = "INSERT OR IGNORE INTO outbox (id, delivery, dedup_key) VALUES (?, ?, ?)"
+
+
+def put_outbox_row(
+    conn: sqlite3.Connection, delivery: Delivery, dedup_key: str | None = None
+) -> None:
+    conn.execute(_PUT, (delivery.id, _pack(delivery), dedup_key))
+
+
 def apply_outbox(conn: sqlite3.Connection, kind: type, ops: Sequence[OutboxOp]) -> None:
     if kind is PutOutbox:
         conn.executemany(
-            # A row already waiting keeps its place in the order.
-            "INSERT OR IGNORE INTO outbox (id, delivery, dedup_key) VALUES (?, ?, ?)",
+            _PUT,  # a row already waiting keeps its place in the order
             [
                 (op.delivery.id, _pack(op.delivery), op.dedup_key)
                 for op in ops
