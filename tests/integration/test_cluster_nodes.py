@@ -4,6 +4,8 @@ gateway is in force on every node at once, and gone everywhere once deleted."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,7 @@ def check_shared(running: Cluster, out: Path, one: httpx.Client, two: httpx.Clie
     created = one.post("/queues", json={"name": "jobs"})
     assert created.status_code == 201, created.text
     wait_until(lambda: two.get("/queues/jobs").status_code == 200, 5, running.logs)
+    check_messages(running, one, two)
     assert one.delete("/queues/jobs").status_code in (200, 204)
     wait_until(lambda: two.get("/queues/jobs").status_code == 404, 5, running.logs)
 
@@ -103,3 +106,27 @@ def check_shared(running: Cluster, out: Path, one: httpx.Client, two: httpx.Clie
     )
     assert one.delete("/schedules/beat").status_code in (200, 204)
     wait_until(lambda: two.get("/schedules/beat").status_code == 404, 5, running.logs)
+
+
+def check_messages(running: Cluster, one: httpx.Client, two: httpx.Client) -> None:
+    """A message sent through one gateway wakes a receiver long-polling on the other, and
+    the receipt that gateway gave deletes it through the first."""
+    received: list[httpx.Response] = []
+    waiting = threading.Thread(
+        target=lambda: received.append(
+            two.post("/queues/jobs/receive", json={"wait_s": 10, "max_messages": 10})
+        )
+    )
+    waiting.start()
+    time.sleep(0.5)
+    sent_at = time.monotonic()
+    sent = one.post("/queues/jobs/messages", json={"body": {"n": 1}})
+    assert sent.status_code == 201, sent.text
+    waiting.join(15)
+    assert time.monotonic() - sent_at < 3.0, running.logs()  # long before wait_s ends
+    [response] = received
+    [message] = response.json()["messages"]
+    assert message["id"] == sent.json()["id"] and message["body"] == {"n": 1}
+    assert one.get("/queues/jobs").json()["in_flight"] == 1
+    assert one.delete(f"/queues/jobs/messages/{message['receipt']}").status_code == 200
+    wait_until(lambda: two.get("/queues/jobs").json()["in_flight"] == 0, 5, running.logs)

@@ -523,7 +523,7 @@ class Platform:
         assert isinstance(store, BrokeredStore)
         roles = self.config.roles
         store.specs = self._queue_spec
-        store.on_wake(lambda queue: self._dispatcher.wake(function_of(queue)))
+        store.on_wake(self._woken)
         await self.rule_book.load()
         await self.streams.load()
         await self.tables.load()
@@ -578,6 +578,17 @@ class Platform:
         await store.watch_control(self._refresh_soon, self.leadership.holder)
         self._tasks.append(asyncio.create_task(self._refresh_forever()))
         self.started = True
+
+    def _woken(self, queue: str) -> None:
+        """Another node published on ``queue``: a function's deliveries, or a user queue's
+        messages (whose long-polling receivers here return at once)."""
+        from squall.storage.nats.messages import queue_of
+
+        name = queue_of(queue)
+        if name is not None:
+            self.queues.signals.notify(name)
+        else:
+            self._dispatcher.wake(function_of(queue))
 
     async def control_changed(self) -> None:
         """This node changed the control plane: the others reload it now (cluster only)."""

@@ -222,7 +222,22 @@ class SendMessages(msgspec.Struct, frozen=True):
     dedup_window_s: float
 
 
-QueueOp = PutQueue | DropQueue | PurgeQueue | DeleteMessages | ExpireMessages | SendMessages
+class SendViaOutbox(msgspec.Struct, frozen=True):
+    """``SendMessages`` on the distributed store: each message whose dedup id its queue did
+    not see within ``dedup_window_s`` becomes an outbox row (``deliveries[i]`` carries
+    ``messages[i]``), published once the unit commits. ``sent`` is filled as the op applies
+    (the indexes of the messages written), for the committing node to publish them."""
+
+    messages: list[QueueMessage]
+    deliveries: list[Delivery]
+    dedup_window_s: float
+    sent: list[int]
+
+
+QueueOp = (
+    PutQueue | DropQueue | PurgeQueue | DeleteMessages | ExpireMessages | SendMessages
+    | SendViaOutbox
+)
 
 CatalogOp = PutSchema | DeleteSchema | PutArchive | DeleteArchive | ArchiveEvent | ExpireArchived
 

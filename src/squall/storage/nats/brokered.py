@@ -33,15 +33,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from squall.model.invocation import FINISHED
+from squall.model.queues import QueueMessage, QueueStats, SendOutcome
 from squall.storage.nats.logs import JetStreamLog
+from squall.storage.nats.messages import JetStreamMessages, as_delivery
 from squall.storage.nats.outbox import OutboxRelay
 from squall.storage.nats.queue import JetStreamConfig, JetStreamQueue, LeasedDelivery, QueueSpec
 from squall.storage.nats.records import RecordsOnJetStream
@@ -50,14 +53,21 @@ from squall.storage.postgres.store import PostgresStore
 from squall.storage.protocols import (
     Ack,
     Bury,
+    DeleteMessages,
     DeleteOutbox,
     Delivery,
+    DropQueue,
     Enqueue,
+    ExpireMessages,
     Op,
+    PurgeQueue,
     PutOutbox,
     Retry,
+    SendMessages,
+    SendViaOutbox,
 )
 from squall.storage.sqlite.db import Database
+from squall.storage.sqlite.queues import send_via_outbox
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -95,6 +105,7 @@ class BrokeredStore(RecordsOnJetStream):
     exclusive = False  # nodes share the schema: a dead node's lease expires, it is not taken
 
     _broker: JetStreamQueue
+    _messages: JetStreamMessages  # the user queues' messages
     relay: OutboxRelay  # publishes rows a node left behind; run by the coordinator
 
     def __init__(self, db: Database[Op]) -> None:
@@ -117,6 +128,7 @@ class BrokeredStore(RecordsOnJetStream):
         except BaseException:
             await PostgresStore.close(store)
             raise
+        store._messages = JetStreamMessages(store._broker)
         store._log = JetStreamLog(
             store._broker.connection,
             prefix=bus.prefix,
@@ -140,13 +152,13 @@ class BrokeredStore(RecordsOnJetStream):
 
     def submit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> asyncio.Future[None]:
         ops, appended, deleted = self.take_records(ops)
-        state_ops, outgoing, settling = self._split(ops)
+        state_ops, outgoing, settling, later = self._split(ops)
         committed: asyncio.Future[None] = self._db.commit(state_ops, within_s)
         if appended or deleted:
             committed = asyncio.ensure_future(self.after_records(committed, appended, deleted))
-        if not outgoing and not settling:
+        if not outgoing and not settling and not later:
             return committed
-        return asyncio.ensure_future(self._after_commit(committed, outgoing, settling))
+        return asyncio.ensure_future(self._after_commit(committed, outgoing, settling, later))
 
     def commit_soon(self, ops: Sequence[Op]) -> None:
         future = self.submit(ops)
@@ -154,12 +166,27 @@ class BrokeredStore(RecordsOnJetStream):
 
     def _split(
         self, ops: Sequence[Op]
-    ) -> tuple[list[Op], list[PutOutbox], list[tuple[Op, LeasedDelivery]]]:
+    ) -> tuple[list[Op], list[PutOutbox], list[tuple[Op, LeasedDelivery]], list[Later]]:
+        """The ops for PostgreSQL; the outbox rows, settlements and queue work that follow
+        the commit."""
         state_ops: list[Op] = []
         outgoing: list[PutOutbox] = []
         settling: list[tuple[Op, LeasedDelivery]] = []
+        later: list[Later] = []
         for op in ops:
-            if isinstance(op, Enqueue) and brokered(op.delivery.queue):
+            if isinstance(op, SendMessages):
+                sending = _via_outbox(op.messages, op.dedup_window_s)
+                state_ops.append(sending)
+                later.append(functools.partial(self._publish_sent, sending))
+            elif isinstance(op, DeleteMessages):
+                later.append(functools.partial(self._messages.delete_many, op.queue, op.receipts))
+            elif isinstance(op, ExpireMessages):  # the dedup ids' part is PostgreSQL's
+                state_ops.append(op)
+                later.append(functools.partial(self._messages.expire, op.queue, op.before))
+            elif isinstance(op, PurgeQueue | DropQueue):
+                state_ops.append(op)
+                later.append(functools.partial(self._clear, op))
+            elif isinstance(op, Enqueue) and brokered(op.delivery.queue):
                 row = PutOutbox(op.delivery, op.dedup_key)
                 outgoing.append(row)
                 state_ops.append(row)
@@ -169,13 +196,14 @@ class BrokeredStore(RecordsOnJetStream):
                     state_ops.append(op)
             else:
                 state_ops.append(op)
-        return state_ops, outgoing, settling
+        return state_ops, outgoing, settling, later
 
     async def _after_commit(
         self,
         committed: asyncio.Future[None],
         outgoing: list[PutOutbox],
         settling: list[tuple[Op, LeasedDelivery]],
+        later: list[Later],
     ) -> None:
         try:
             await committed
@@ -189,6 +217,11 @@ class BrokeredStore(RecordsOnJetStream):
                 log.warning("settling %d deliveries on JetStream failed: %s", len(settling), exc)
         if outgoing:
             await self._publish(outgoing)
+        for work in later:
+            try:
+                await work()
+            except Exception as exc:  # the unit is committed: its caller is not told
+                log.warning("queue work after a commit failed: %s", exc)
 
     async def _give_back(self, deliveries: list[LeasedDelivery]) -> None:
         for delivery in deliveries:
@@ -204,6 +237,8 @@ class BrokeredStore(RecordsOnJetStream):
     async def _publish(self, rows: list[PutOutbox]) -> None:
         """Publish committed outbox rows and delete them; rows a failure leaves behind are
         the relay's (the unit is committed, so its caller is not told)."""
+        if not rows:
+            return
         try:
             # One connection writes the publishes in this order, so a subject sees them
             # in commit order even though the acks are awaited together.
@@ -284,6 +319,65 @@ class BrokeredStore(RecordsOnJetStream):
             return 0
         return await self._broker.depth(queue)
 
+    # --- user queues: messages on JetStream, configs and dedup ids in PostgreSQL ---------
+
+    async def send_messages(
+        self, messages: Sequence[QueueMessage], dedup_window_s: float
+    ) -> list[SendOutcome]:
+        sending = _via_outbox(messages, dedup_window_s)
+        outcomes: list[SendOutcome] = await self._db.call(
+            lambda conn: send_via_outbox(conn, sending)
+        )
+        await self._publish_sent(sending)
+        return outcomes
+
+    async def receive_messages(
+        self,
+        queue: str,
+        limit: int,
+        visibility_s: float,
+        *,
+        fifo: bool,
+        max_receive: int | None = None,
+        dead_letter: str | None = None,
+        per_group: int | None = None,
+    ) -> list[QueueMessage]:
+        return await self._messages.receive(
+            queue,
+            limit,
+            visibility_s,
+            fifo=fifo,
+            max_receive=max_receive,
+            dead_letter=dead_letter,
+            per_group=per_group,
+        )
+
+    async def delete_message(self, queue: str, receipt: str) -> bool:
+        return await self._messages.delete(queue, receipt)
+
+    async def change_visibility(self, queue: str, receipt: str, visibility_s: float) -> bool:
+        return await self._messages.change_visibility(queue, receipt, visibility_s)
+
+    async def redrive_messages(self, dead_letter: str) -> dict[str, int]:
+        counts = await self._messages.redrive(dead_letter)
+        await self._announce({f"q:{queue}" for queue in counts})
+        return counts
+
+    async def queue_stats(self, queue: str) -> QueueStats:
+        return await self._messages.stats(queue)
+
+    async def next_visible(self, queue: str) -> float | None:
+        return None  # receivers are woken by announcements, and poll at least every second
+
+    async def _publish_sent(self, sending: SendViaOutbox) -> None:
+        await self._publish(_sent_rows(sending))
+
+    async def _clear(self, op: PurgeQueue | DropQueue) -> None:
+        if isinstance(op, PurgeQueue):
+            await self._messages.purge(op.name)
+        else:
+            await self._messages.drop(op.name)
+
     # --- wake-ups between nodes ------------------------------------------------------------
 
     def on_wake(self, listener: Callable[[str], None]) -> None:
@@ -332,6 +426,7 @@ class BrokeredStore(RecordsOnJetStream):
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
         try:
+            await self._messages.close()
             await self._broker.close()
         finally:
             await super().close()
@@ -354,6 +449,19 @@ class _LeftBehind:
 
     async def commit(self, ops: Sequence[Op], *, within_s: float = 0.0) -> None:
         await self._store.commit(ops, within_s=within_s)
+
+
+Later = Callable[[], Awaitable[object]]
+
+
+def _via_outbox(messages: Sequence[QueueMessage], dedup_window_s: float) -> SendViaOutbox:
+    return SendViaOutbox(
+        list(messages), [as_delivery(m) for m in messages], dedup_window_s, sent=[]
+    )
+
+
+def _sent_rows(sending: SendViaOutbox) -> list[PutOutbox]:
+    return [PutOutbox(sending.deliveries[index]) for index in sending.sent]
 
 
 def _delete_outbox(rows: list[PutOutbox]) -> Op:

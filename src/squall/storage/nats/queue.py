@@ -125,6 +125,11 @@ class JetStreamQueue:
         self.ensured: dict[str, str] = {}  # what opening did to the streams (see ensure_streams)
 
     @property
+    def in_memory(self) -> bool:
+        """The streams keep messages in memory (tests, throwaway clusters), not on disk."""
+        return self._config.memory
+
+    @property
     def connection(self) -> Client:
         """The NATS connection, for core (not JetStream) subjects beside the queue's."""
         return self._nc
@@ -346,11 +351,14 @@ class JetStreamQueue:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def delete_streams(self) -> None:
-        """Drop both streams and every delivery on them (tests, decommissioning)."""
+        """Drop both streams and every delivery on them, and the user queues' KV buckets
+        (tests, decommissioning)."""
         from nats.js.errors import NotFoundError
 
         await self._stop_mover()
-        for name in (self.work_stream, self.delay_stream):
+        names = [info.config.name or "" for info in await self._js.streams_info()]
+        buckets = [name for name in names if name.startswith(f"KV_{self.work_stream}_")]
+        for name in (self.work_stream, self.delay_stream, *buckets):
             with contextlib.suppress(NotFoundError):
                 await self._js.delete_stream(name)
 

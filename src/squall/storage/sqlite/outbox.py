@@ -41,6 +41,12 @@ _unpack_record = msgspec.msgpack.Decoder(AppendRecord).decode
 _INSERT = "INSERT OR IGNORE INTO outbox (id, delivery, dedup_key, kind) VALUES (?, ?, ?, ?)"
 
 
+def put_outbox_row(
+    conn: sqlite3.Connection, delivery: Delivery, dedup_key: str | None = None
+) -> None:
+    conn.execute(_INSERT, (delivery.id, _pack(delivery), dedup_key, None))
+
+
 def apply_outbox(conn: sqlite3.Connection, kind: type, ops: Sequence[OutboxOp]) -> None:
     if kind is PutOutbox or kind is PutOutboxRecord:  # one rank: both come in one group
         rows: list[tuple[str, bytes, str | None, str | None]] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -25,8 +25,10 @@ from squall.storage.protocols import (
     PutQueue,
     QueueOp,
     SendMessages,
+    SendViaOutbox,
 )
 from squall.storage.sqlite.db import Database
+from squall.storage.sqlite.outbox import put_outbox_row
 from squall.storage.sqlite.turns import take_turn
 
 QUEUE_SCHEMA = """
@@ -78,6 +80,7 @@ QUEUE_RANK: dict[type, int] = {
     DropQueue: 43,
     PutQueue: 44,
     SendMessages: 45,
+    SendViaOutbox: 46,
 }
 
 _COLUMNS = (
@@ -118,14 +121,21 @@ def apply_queues(conn: sqlite3.Connection, kind: type, ops: Sequence[QueueOp]) -
             )
         elif isinstance(op, SendMessages):
             _send(conn, op.messages, op.dedup_window_s)
+        elif isinstance(op, SendViaOutbox):
+            send_via_outbox(conn, op)
 
 
 def _send(
-    conn: sqlite3.Connection, messages: Sequence[QueueMessage], window_s: float
+    conn: sqlite3.Connection,
+    messages: Sequence[QueueMessage],
+    window_s: float,
+    write: Callable[[int, QueueMessage], None] | None = None,
 ) -> list[SendOutcome]:
+    """Record each message's dedup id, then ``write`` it (by default: into queue_messages);
+    one whose id its queue saw within the window is answered with the first message."""
     outcomes: list[SendOutcome] = []
     now = time.time()
-    for m in messages:
+    for index, m in enumerate(messages):
         if m.dedup_id is not None:
             row = conn.execute(
                 "SELECT message_id FROM queue_dedup WHERE queue = ? AND dedup_id = ?"
@@ -140,23 +150,41 @@ def _send(
                 " VALUES (?, ?, ?, ?)",
                 (m.queue, m.dedup_id, m.id, now + window_s),
             )
-        conn.execute(
-            "INSERT INTO queue_messages (id, queue, body, attributes, group_id, dedup_id,"
-            " sent_at, available_at, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                m.id,
-                m.queue,
-                m.body,
-                _pack_attributes(m.attributes) if m.attributes else None,
-                m.group_id,
-                m.dedup_id,
-                m.sent_at,
-                m.available_at,
-                m.traceparent,
-            ),
-        )
+        if write is None:
+            _insert(conn, m)
+        else:
+            write(index, m)
         outcomes.append(SendOutcome(m.id, False))
     return outcomes
+
+
+def _insert(conn: sqlite3.Connection, m: QueueMessage) -> None:
+    conn.execute(
+        "INSERT INTO queue_messages (id, queue, body, attributes, group_id, dedup_id,"
+        " sent_at, available_at, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            m.id,
+            m.queue,
+            m.body,
+            _pack_attributes(m.attributes) if m.attributes else None,
+            m.group_id,
+            m.dedup_id,
+            m.sent_at,
+            m.available_at,
+            m.traceparent,
+        ),
+    )
+
+
+def send_via_outbox(conn: sqlite3.Connection, op: SendViaOutbox) -> list[SendOutcome]:
+    """The distributed store's send: dedup here, the message itself an outbox row."""
+    op.sent.clear()  # the op may apply again, after its batch's transaction failed
+
+    def write(index: int, m: QueueMessage) -> None:
+        put_outbox_row(conn, op.deliveries[index])
+        op.sent.append(index)
+
+    return _send(conn, op.messages, op.dedup_window_s, write)
 
 
 def _pick(
