@@ -1,9 +1,11 @@
-"""The distributed store: state in PostgreSQL, functions' deliveries and app streams' records
-on NATS JetStream.
+"""The distributed store: state in PostgreSQL; functions' deliveries, user queues' messages
+and app streams' records on NATS JetStream.
 
 Every node of a cluster opens one. Reads, control-plane state, invocation records, tables
 and workflows are the PostgreSQL store's; app streams' records are JetStream's (see
-``records``: they go through the same outbox as deliveries). Deliveries to functions
+``records``: they go through the same outbox as deliveries), and so are the messages of
+the SQS-like queues (see ``messages``: a ``SendMessages`` op becomes outbox rows after its
+dedup check, a ``DeleteMessages`` op acks after the commit). Deliveries to functions
 (queues ``fn:<name>``: async invokes, matched events, schedule ticks, destinations,
 redrives) travel on JetStream, so any number of invoker nodes share them through each
 queue's durable pull consumer. The
