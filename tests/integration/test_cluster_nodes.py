@@ -24,7 +24,8 @@ app = squall.App("cluster-control")
 @app.function()
 def count(event, ctx):
     with open({out!r}, "a") as f:
-        f.write(json.dumps({{"event": event, "node": os.environ["TEST_NODE"]}}) + "\\n")
+        f.write(json.dumps({{"event": event, "node": os.environ["TEST_NODE"],
+                            "mode": os.environ.get("MODE")}}) + "\\n")
 """
 
 
@@ -97,6 +98,8 @@ def check_shared(running: Cluster, out: Path, one: httpx.Client, two: httpx.Clie
     assert one.delete("/queues/jobs").status_code in (200, 204)
     wait_until(lambda: two.get("/queues/jobs").status_code == 404, 5, running.logs)
 
+    check_settings_and_streams(running, out, one, two)
+
     beat = {"function": "count", "expression": "rate(1 second)", "payload": {"beat": 1}}
     assert two.put("/schedules/beat", json=beat).status_code == 201
     wait_until(  # fired by the coordinator on the third node
@@ -130,3 +133,57 @@ def check_messages(running: Cluster, one: httpx.Client, two: httpx.Client) -> No
     assert one.get("/queues/jobs").json()["in_flight"] == 1
     assert one.delete(f"/queues/jobs/messages/{message['receipt']}").status_code == 200
     wait_until(lambda: two.get("/queues/jobs").json()["in_flight"] == 0, 5, running.logs)
+
+
+def check_settings_and_streams(
+    running: Cluster, out: Path, one: httpx.Client, two: httpx.Client
+) -> None:
+    """A function's settings changed through one gateway apply on the invoker node; a
+    stream, a table and a bucket made through one gateway are there on the other."""
+    changed = one.patch("/functions/count", json={"env": {"MODE": "patched"}})
+    assert changed.status_code == 200, changed.text
+    wait_until(
+        lambda: two.get("/functions/count").json()["env"] == {"MODE": "patched"},
+        5,
+        running.logs,
+    )
+    numbers = iter(range(1000))
+
+    def runs_patched() -> bool:
+        accepted = two.post(
+            "/functions/count/invoke",
+            json={"try": next(numbers)},
+            headers={"X-Squall-Invocation-Type": "Event"},
+        )
+        assert accepted.status_code == 202, accepted.text
+        time.sleep(0.3)
+        return any(r["mode"] == "patched" and r["node"] == "work" for r in ran(out))
+
+    wait_until(runs_patched, 20, lambda: f"the invoker kept the old env\n{running.logs()}")
+
+    made = one.post("/streams", json={"name": "clicks", "shards": 2})
+    assert made.status_code == 201, made.text
+    record = {"data": {"x": 1}, "partition_key": "k"}
+    wait_until(
+        lambda: two.post("/streams/clicks/records", json=record).status_code in (200, 201),
+        5,
+        lambda: f"gw2 never saw the stream\n{running.logs()}",
+    )
+    table = one.post("/tables", json={"name": "carts", "partition_key": "id"})
+    assert table.status_code == 201, table.text
+    bucket = one.post("/buckets", json={"name": "uploads"})
+    assert bucket.status_code == 201, bucket.text
+    wait_until(
+        lambda: two.get("/tables/carts").status_code == 200
+        and two.get("/buckets/uploads").status_code == 200,
+        5,
+        lambda: f"gw2 never saw the table or the bucket\n{running.logs()}",
+    )
+    assert one.delete("/tables/carts").status_code in (200, 204)
+    assert one.delete("/buckets/uploads").status_code in (200, 204)
+    wait_until(
+        lambda: two.get("/tables/carts").status_code == 404
+        and two.get("/buckets/uploads").status_code == 404,
+        5,
+        lambda: f"gw2 kept the deleted table or bucket\n{running.logs()}",
+    )

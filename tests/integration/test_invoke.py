@@ -532,6 +532,46 @@ async def test_update_function_applies_to_new_sandboxes(platform) -> None:
     assert os.environ.get("MODE") is None  # the platform's own environment is untouched
 
 
+async def test_settings_changed_through_the_api_outlive_a_restart(platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = await platform(APP)
+    await p.update_function("tunable", {"env": {"MODE": "b"}})
+    await p.update_function("tunable", {"memory_mb": 256})  # the earlier change is kept too
+    await p.stop()
+    again = await platform(APP)
+    assert again.function("tunable").memory_mb == 256
+    after = result(await again.invoke("tunable", b"null"))
+    assert after["memory_mb"] == 256 and after["mode"] == "b"
+    assert again.function("echo").memory_mb == 128  # others keep their code's settings
+
+
+PAIR = """
+import squall
+app = squall.App("pair")
+
+@app.function()
+def first(event, ctx):
+    return event
+{second}
+"""
+SECOND = """
+@app.function()
+def second(event, ctx):
+    return event
+"""
+
+
+async def test_a_kept_setting_the_new_code_cannot_take_leaves_the_codes_settings(  # type: ignore[no-untyped-def]
+    platform, caplog
+) -> None:
+    p = await platform(PAIR.format(second=SECOND))
+    await p.update_function("first", {"on_success": "second", "timeout_s": 7})
+    await p.stop()
+    again = await platform(PAIR.format(second=""))  # "second" is gone from the code
+    assert again.function("first").on_success is None
+    assert again.function("first").timeout_s != 7  # all of the kept changes, or none
+    assert "no longer apply" in caplog.text
+
+
 async def test_a_data_dir_serves_one_platform_at_a_time(platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from squall.engine.platform import Platform, PlatformConfig
     from squall.errors import ConfigError

@@ -98,6 +98,7 @@ from squall.storage.protocols import (
     Delivery,
     Enqueue,
     Op,
+    PutFunctionSettings,
     PutIdempotency,
     PutInvocation,
     Store,
@@ -224,6 +225,7 @@ class Platform:
         self._store = store
         self.bundle = deployed.bundle
         self._functions = {fn.name: fn for fn in manifest.functions}
+        self._settings: dict[str, dict[str, Any]] = {}  # changed through the API, by function
         self._calls = SandboxCalls(self)  # ctx.publish, send, invoke … from the sandboxes
         self._pools = {
             fn.name: self._make_pool(fn, launcher)
@@ -473,6 +475,7 @@ class Platform:
         platform._lock = lock
         await platform.schemas.load()
         await platform.archives.load()
+        await platform._load_settings()
         if config.clustered:
             await platform._load_node()
             return platform
@@ -613,11 +616,16 @@ class Platform:
                 log.warning("reloading the control plane failed: %s", exc)
 
     async def refresh(self) -> None:
-        """Reload rules, schedules, queues, versions and aliases from the store."""
+        """Reload rules, schedules, queues, streams, tables, buckets, versions, aliases and
+        function settings from the store."""
         await self.rule_book.refresh()
         await self.scheduler.refresh()
         await self.queues.refresh()
+        await self.streams.refresh()
+        await self.tables.refresh()
+        await self.buckets.refresh()
         await self.versions.book.load()
+        await self._load_settings()
 
     def _queue_spec(self, queue: str) -> QueueSpec:
         from squall.storage.nats.queue import QueueSpec
@@ -707,15 +715,49 @@ class Platform:
         }
 
     async def update_function(self, name: str, changes: dict[str, Any]) -> FunctionConfig:
+        """Change settings of ``name``: kept in the store, so they hold across restarts and
+        on every node of a cluster (which reload them), over what the code declares."""
         config = self.function(name).updated(changes)
         for target in (config.on_success, config.on_failure):
             if target is not None:
                 self.function(target)
+        kept = {**self._settings.get(name, {}), **changes}
+        await self._store.commit([PutFunctionSettings(name, msgspec.json.encode(kept))])
+        self._settings[name] = kept
+        self._reconfigure(name, config, changes)
+        await self.control_changed()
+        return config
+
+    def _reconfigure(self, name: str, config: FunctionConfig, changes: dict[str, Any]) -> None:
         self._functions[name] = config
         for pool in self.versions.of(name):
             # Older versions keep their own code's settings; the changes apply to them too.
             pool.reconfigure(config if pool is self._pools[name] else pool.config.updated(changes))
-        return config
+
+    async def _load_settings(self) -> None:
+        """Apply the settings changed through the API (at start, and on a cluster node
+        whenever another node may have changed them)."""
+        declared = {fn.name: fn for fn in self.manifest.functions}
+        for name, blob in (await self._store.function_settings()).items():
+            code = declared.get(name)
+            if code is None:  # the function is gone from the code
+                continue
+            try:
+                changes = msgspec.json.decode(blob, type=dict[str, Any])
+                config = msgspec.convert(
+                    {**msgspec.structs.asdict(code), **changes}, FunctionConfig
+                )
+                config.validate()
+                for target in (config.on_success, config.on_failure):
+                    if target is not None and target not in declared:
+                        raise ConfigError(f"{target!r} names no function of the app")
+            except (msgspec.ValidationError, msgspec.DecodeError, SquallError) as exc:
+                log.warning("function %r: settings changed through the API no longer apply"
+                            " to its code, so its code's stand: %s", name, exc)
+                continue
+            self._settings[name] = changes
+            if config != self._functions[name]:
+                self._reconfigure(name, config, changes)
 
     async def _stop_function(self, name: str) -> None:
         """A budget with ``stop`` was crossed: no new invocations until raised again."""

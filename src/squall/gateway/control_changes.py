@@ -1,9 +1,9 @@
 """Tells a cluster's other nodes when an admin request changed the control plane.
 
-Rules, schedules, queues, versions and aliases live in every node's memory as well as in
-the store; after a successful change here the other nodes reload them at once (and every
-few seconds anyway). Data requests — invocations, events, messages, items — announce
-nothing.
+Rules, schedules, queues, streams, tables, buckets, versions and aliases live in every
+node's memory as well as in the store (function settings announce themselves); after a
+successful change here the other nodes reload them at once (and every few seconds anyway).
+Data requests — invocations, events, messages, items — announce nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ CONTROL_PATHS = re.compile(
     r"rules(?:/[^/]+)?"
     r"|schedules(?:/[^/]+)?"
     r"|queues(?:/[^/]+)?"
+    r"|streams(?:/[^/]+)?"
+    r"|tables(?:/[^/]+)?"
+    r"|buckets(?:/[^/]+)?"
     r"|functions/[^/]+/(?:aliases/[^/]+|rollback)"
     r"|deployments"
     r")/?$"

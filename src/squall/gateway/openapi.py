@@ -475,7 +475,8 @@ def _core() -> Fragment:
             ),
             "patch": operation(
                 "updateFunction",
-                "Change a function's configuration (applies to new invocations)",
+                "Change a function's configuration (applies to new invocations; kept in the"
+                " store, over the code's, across restarts and on every node)",
                 tag="functions",
                 parameters=[name],
                 body=json_body(ref("FunctionUpdate")),

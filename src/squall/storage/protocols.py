@@ -143,6 +143,14 @@ class DeleteRule(msgspec.Struct, frozen=True):
     name: str
 
 
+class PutFunctionSettings(msgspec.Struct, frozen=True):
+    """The settings of ``function`` changed through the admin API (a JSON object of the
+    fields and their values), which hold over what its code declares, on every node."""
+
+    function: str
+    changes: bytes
+
+
 # Schemas and archives: the bus's catalog. An event is archived in the unit that delivers it.
 
 
@@ -349,6 +357,7 @@ Op = (
     | RememberEvent
     | PutRule
     | DeleteRule
+    | PutFunctionSettings
     | CatalogOp
     | LogOp
     | ScheduleOp
@@ -416,6 +425,10 @@ class StateStore(Protocol):
 
     async def list_rules(self) -> list[RuleConfig]:
         """The rules made through the admin API, by name."""
+        ...
+
+    async def function_settings(self) -> dict[str, bytes]:
+        """Each function's settings changed through the admin API (``PutFunctionSettings``)."""
         ...
 
 

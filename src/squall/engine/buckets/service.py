@@ -68,6 +68,7 @@ class Buckets:
         self.files = ObjectFiles(data_dir / "buckets")
         self._declared = {bucket.name: bucket for bucket in declared}
         self._made: dict[str, BucketConfig] = {}
+        self._changing: set[str] = set()  # made or deleted here, the commit not back yet
         self._event_ops = event_ops
         self._app = app
         self._data_dir = data_dir
@@ -83,6 +84,11 @@ class Buckets:
         references (a put killed between its rename and its commit)."""
         self.presigner = Presigner.load(self._data_dir)
         self._made = {b.name: b for b in await self._store.list_buckets()}
+        if not self._store.exclusive:
+            # Nodes of a cluster sharing a bucket volume: a file no row references yet may
+            # be another node's put between its rename and its commit.
+            await self.sweep()
+            return
         staged = self.files.prepare()
         await self._store.commit(())
         referenced = await self._store.object_files()
@@ -92,6 +98,16 @@ class Buckets:
         if staged or orphans:
             log.info("removed %d staged and %d unreferenced object files", staged, len(orphans))
         await self.sweep()
+
+    async def refresh(self) -> None:
+        """Take up the buckets other nodes of a cluster made or deleted through the API
+        (one this node is making or deleting right now is left as it is)."""
+        stored = {b.name: b for b in await self._store.list_buckets()}
+        for name in [n for n in self._made if n not in stored and n not in self._changing]:
+            del self._made[name]
+        for name, config in stored.items():
+            if name not in self._changing:
+                self._made.setdefault(name, config)
 
     async def sweep(self) -> int:
         """Unlink the files committed units let go of; returns how many."""
@@ -162,11 +178,14 @@ class Buckets:
         if name in self._declared or name in self._made:
             raise Conflict(f"bucket {name!r} already exists", field="name", bucket=name)
         self._made[name] = config  # taken before the commit: a second create is a 409
+        self._changing.add(name)
         try:
             await self._store.commit([PutBucket(config)])
         except BaseException:
             self._made.pop(name, None)
             raise
+        finally:
+            self._changing.discard(name)
         return config
 
     async def delete(self, name: str) -> None:
@@ -188,11 +207,14 @@ class Buckets:
                 objects=objects,
             )
         config = self._made.pop(name)
+        self._changing.add(name)
         try:
             await self._store.commit([DropBucket(name)])
         except BaseException:
             self._made[name] = config
             raise
+        finally:
+            self._changing.discard(name)
         self._wake_sweeper()
 
     # --- writing -------------------------------------------------------------------------

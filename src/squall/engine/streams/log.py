@@ -71,6 +71,23 @@ class Streams:
             for shard, seq in (await self._store.heads(name)).items():
                 self._heads[(name, shard)] = seq
 
+    async def refresh(self) -> None:
+        """Take up the streams other nodes of a cluster made or deleted through the API."""
+        async with self._lock:
+            made = {c.name: c for c in await self._store.list_streams() if c.name not in self._app}
+            new = [config for name, config in made.items() if name not in self._configs]
+            if new:
+                await self._store.ensure_logs(new)
+            for name in [n for n in self._configs if n not in self._app and n not in made]:
+                del self._configs[name]
+                for key in [k for k in self._heads if k[0] == name]:
+                    del self._heads[key]
+            for config in new:
+                self._configs[config.name] = config
+                if self._numbered:  # numbered here: start from the shards' heads
+                    for shard, seq in (await self._store.heads(config.name)).items():
+                        self._heads[(config.name, shard)] = seq
+
     @property
     def max_record_bytes(self) -> int:
         """MAX_RECORD_BYTES, or less where the store's broker takes smaller messages."""

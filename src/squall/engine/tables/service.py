@@ -77,6 +77,15 @@ class Tables:
                 continue
             self._configs[made.name] = made
 
+    async def refresh(self) -> None:
+        """Take up the tables other nodes of a cluster made or dropped through the API."""
+        async with self._lock:
+            made = {t.name: t for t in await self._store.list_tables() if t.name not in self._app}
+            for name in [n for n in self._configs if n not in self._app and n not in made]:
+                del self._configs[name]
+            for name, config in made.items():
+                self._configs.setdefault(name, config)
+
     # --- tables ----------------------------------------------------------------------------
 
     def all(self) -> list[TableConfig]:

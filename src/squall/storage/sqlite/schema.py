@@ -87,4 +87,10 @@ CREATE TABLE IF NOT EXISTS rules (
     name TEXT PRIMARY KEY,
     rule BLOB NOT NULL
 );
+
+-- Function settings changed through the admin API, over what the code declares.
+CREATE TABLE IF NOT EXISTS function_settings (
+    function TEXT PRIMARY KEY,
+    changes BLOB NOT NULL
+);
 """

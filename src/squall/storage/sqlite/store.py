@@ -24,6 +24,7 @@ from squall.storage.protocols import (
     Enqueue,
     ExpireLogs,
     Op,
+    PutFunctionSettings,
     PutIdempotency,
     PutInvocation,
     PutRule,
@@ -118,6 +119,7 @@ _RANK: dict[type, int] = {
     RememberEvent: 7,
     DeleteRule: 14,
     PutRule: 15,
+    PutFunctionSettings: 16,
     **CATALOG_RANK,
     **LOG_RANK,
     **SCHEDULE_RANK,
@@ -154,6 +156,8 @@ _SQL: dict[type, str] = {
     " expires_at) VALUES (?, ?, ?, ?)",
     PutRule: "INSERT OR REPLACE INTO rules (name, rule) VALUES (?, ?)",
     DeleteRule: "DELETE FROM rules WHERE name = ?",
+    PutFunctionSettings: "INSERT OR REPLACE INTO function_settings (function, changes)"
+    " VALUES (?, ?)",
 }
 _BURY_DELETE = "DELETE FROM deliveries WHERE id = ?"
 _BURY_INSERT = (
@@ -207,6 +211,8 @@ def _rows(kind: type, ops: list[Any]) -> list[tuple[Any, ...]]:
         return [(op.rule.name, msgspec.json.encode(op.rule)) for op in ops]
     if kind is DeleteRule:
         return [(op.name,) for op in ops]
+    if kind is PutFunctionSettings:
+        return [(op.function, op.changes) for op in ops]
     raise TypeError(f"no rows for {kind.__name__}")  # pragma: no cover
 
 
@@ -494,6 +500,10 @@ class SqliteStore(
     async def list_rules(self) -> list[RuleConfig]:
         rows = self._db.read("SELECT rule FROM rules ORDER BY name")
         return [_decode_rule(row[0]) for row in rows]
+
+    async def function_settings(self) -> dict[str, bytes]:
+        rows = self._db.read("SELECT function, changes FROM function_settings")
+        return {function: bytes(changes) for function, changes in rows}
 
 
 def _where(**equals: str | None) -> tuple[list[str], list[Any]]:
