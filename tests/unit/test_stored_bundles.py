@@ -15,6 +15,7 @@ import squall
 from squall.engine.deploy.bundle import existing, snapshot
 from squall.engine.deploy.stored import StoredBundles
 from squall.engine.deploy.versions import VersionBook
+from squall.engine.platform import restore
 from squall.errors import InvalidInput
 from squall.model.config import Manifest
 from squall.storage.deploys import PutBundle
@@ -121,6 +122,27 @@ async def test_a_node_without_the_bundle_unpacks_it_from_the_store(
     assert _files(Path(found.root)) == _files(source)
     assert [p.name for p in (invoker.data_dir / "bundles").iterdir()] == [bundle.hash]
     assert await invoker.find("0" * 20, "app.py") is None  # in neither place
+
+
+async def test_a_node_started_without_an_app_restores_the_last_deployment_from_the_store(
+    shared: SqliteStore, source: Path, tmp_path: Path
+) -> None:
+    """``squall node`` with no APP on a fresh data dir serves what was deployed last."""
+    gateway = StoredBundles(shared, tmp_path / "gateway")
+    bundle = snapshot(str(source / "app.py"), gateway.data_dir)
+    made = VersionBook(shared)
+    await made.load()
+    await made.record(_manifest(), bundle.hash, "app.py", "ann", code=await gateway.keep(bundle))
+    book = VersionBook(shared)
+    await book.load()
+    fresh = StoredBundles(shared, tmp_path / "fresh")
+    prepared = await restore(book, fresh)
+    try:
+        assert prepared.bundle.hash == bundle.hash
+        assert Path(prepared.bundle.root).parent == fresh.data_dir / "bundles"
+        assert [f.name for f in prepared.manifest.functions] == ["work"]
+    finally:
+        await prepared.launcher.close()
 
 
 async def test_an_archive_that_does_not_hash_to_its_name_is_refused(
