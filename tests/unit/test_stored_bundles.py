@@ -16,7 +16,7 @@ from squall.engine.deploy.bundle import existing, snapshot
 from squall.engine.deploy.stored import StoredBundles
 from squall.engine.deploy.versions import VersionBook
 from squall.engine.platform import restore
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, SquallError
 from squall.model.config import Manifest
 from squall.storage.deploys import PutBundle
 from squall.storage.sqlite.store import SqliteStore
@@ -158,6 +158,20 @@ async def test_an_archive_that_does_not_hash_to_its_name_is_refused(
     with pytest.raises(InvalidInput, match=f"bundle {'f' * 20} unpacks to files that hash"):
         await invoker.find("f" * 20, "app.py")
     assert list((invoker.data_dir / "bundles").iterdir()) == []  # nothing put in place
+
+
+async def test_a_bundle_that_cannot_be_unpacked_fails_as_a_squall_error(
+    shared: SqliteStore, source: Path, tmp_path: Path
+) -> None:
+    """The dispatcher fails (and retries) the calls that needed it, naming the bundle."""
+    gateway = StoredBundles(shared, tmp_path / "gateway")
+    bundle = snapshot(str(source / "app.py"), gateway.data_dir)
+    await shared.commit(await gateway.keep(bundle))
+    invoker = StoredBundles(shared, tmp_path / "invoker")
+    invoker.data_dir.mkdir()
+    (invoker.data_dir / "bundles").write_text("a file where the directory goes")
+    with pytest.raises(SquallError, match=f"bundle {bundle.hash} could not be fetched"):
+        await invoker.find(bundle.hash, "app.py")
 
 
 async def test_prefetch_unpacks_missing_bundles_in_the_background(

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from squall.engine.deploy.bundle import Bundle, archive, existing, unpack
+from squall.errors import SquallError
 from squall.storage.deploys import PutBundle
 from squall.storage.protocols import Op, Store
 
@@ -62,13 +63,22 @@ class StoredBundles:
         return task
 
     async def _fetch(self, content: str, app_ref: str) -> Bundle | None:
-        data = await self._store.get_bundle(content)
-        if data is None:
-            return None
-        # Its uploader checked it against its own limit; the hash check stands for the rest.
-        bundle = await asyncio.to_thread(
-            unpack, data, app_ref, self.data_dir, sys.maxsize, expect=content
-        )
+        try:
+            data = await self._store.get_bundle(content)
+            if data is None:
+                return None
+            # Its uploader checked it against its own limit; the hash check stands for the rest.
+            bundle = await asyncio.to_thread(
+                unpack, data, app_ref, self.data_dir, sys.maxsize, expect=content
+            )
+        except SquallError:
+            raise
+        except Exception as exc:  # the store is away, the disk full: the calls fail, retried
+            raise SquallError(
+                f"bundle {content} could not be fetched from the store: {exc}",
+                field="bundle",
+                bundle=content,
+            ) from exc
         log.info("unpacked bundle %s from the store (%d bytes)", content, len(data))
         return bundle
 
