@@ -25,12 +25,12 @@ from squall.engine.deploy.bundle import (
     MAX_BUNDLE_BYTES,
     Bundle,
     bundles_dir,
-    existing,
     snapshot,
 )
 from squall.engine.deploy.canary import Canaries
 from squall.engine.deploy.pools import VersionPools
 from squall.engine.deploy.stages import staged
+from squall.engine.deploy.stored import StoredBundles
 from squall.engine.deploy.versions import VersionBook
 from squall.engine.destinations import function_of, queue_name
 from squall.engine.dispatcher import Dispatcher, RetrySettings
@@ -137,8 +137,9 @@ async def load_bundle(bundle: Bundle, data_dir: Path) -> Prepared:
     return Prepared(bundle, launcher, loaded.manifest)
 
 
-async def restore(book: VersionBook, data_dir: Path) -> Prepared:
-    """The data dir's last deployment, loaded again (``squall up`` without an app)."""
+async def restore(book: VersionBook, bundles: StoredBundles) -> Prepared:
+    """The store's last deployment, loaded again (``squall up`` without an app)."""
+    data_dir = bundles.data_dir
     last = book.last
     if last is None:
         raise ConfigError(
@@ -146,11 +147,12 @@ async def restore(book: VersionBook, data_dir: Path) -> Prepared:
             " start with one and deploy to it (squall deploy app.py --to URL)",
             field="app",
         )
-    bundle = existing(data_dir, last.bundle, last.app_ref)
+    bundle = await bundles.find(last.bundle, last.app_ref)
     if bundle is None:
+        also = " and from the store" if bundles.shared else ""
         raise ConfigError(
             f"the last deployment's bundle {last.bundle} is missing from"
-            f" {str(bundles_dir(data_dir))!r}: deploy the app again",
+            f" {str(bundles_dir(data_dir))!r}{also}: deploy the app again",
             field="app",
         )
     launcher, loaded = await start_launchers(bundle.app_path, data_dir)
@@ -170,6 +172,7 @@ class Deployed:
     bundle: Bundle
     book: VersionBook
     serving: dict[str, int]
+    bundles: StoredBundles
 
 
 def _qualified(name: str, qualifier: str | None) -> tuple[str, str | None]:
@@ -241,7 +244,7 @@ class Platform:
             deployed.bundle.hash,
             launcher,
             self._make_pool,
-            config.data_dir,
+            deployed.bundles,
         )
         self._running: dict[str, InvocationRecord] = {}
         self._claims = Claims(store)
@@ -439,13 +442,14 @@ class Platform:
         control: ControlStore | None = None
         try:
             book = VersionBook(store)
+            bundles = StoredBundles(store, config.data_dir)
             # Nodes of a cluster starting together take turns: each finds the admin key and
             # the versions the first made instead of making them twice.
             async with one_at_a_time(store, "start", enabled=config.clustered):
                 control, bootstrap_key = await open_control(config.data_dir, config.store)
                 await book.load()
                 if prepared is None:
-                    prepared = await restore(book, config.data_dir)
+                    prepared = await restore(book, bundles)
                 prepared = dataclasses.replace(
                     prepared, manifest=staged(prepared.manifest, config.stage)
                 )
@@ -456,6 +460,7 @@ class Platform:
                     config.deployed_by,
                     kept=prepared.kept,
                     extra=prepared.extra,
+                    code=await bundles.keep(prepared.bundle),
                 )
         except BaseException:
             await store.close()
@@ -466,7 +471,7 @@ class Platform:
             raise
         assert book.last is not None  # record() made one, or found an equal one
         serving = dict(book.last.versions)
-        deployed = Deployed(prepared.bundle, book, serving)
+        deployed = Deployed(prepared.bundle, book, serving, bundles)
         platform = cls(config, prepared.manifest, prepared.launcher, store, deployed)
         platform.kept = prepared.kept
         for name in prepared.kept:  # served from an older bundle: start its zygote now
@@ -537,6 +542,7 @@ class Platform:
         await self.canaries.load()
         await self.observability.budgets.load()
         await store.declare([queue_name(name) for name in self._functions])
+        self.versions.prefetch()
 
         async def take_over() -> None:  # a dead coordinator's PostgreSQL leases run again
             recovered = await store.recover()
@@ -625,6 +631,7 @@ class Platform:
         await self.tables.refresh()
         await self.buckets.refresh()
         await self.versions.book.load()
+        self.versions.prefetch()
         await self._load_settings()
 
     def _queue_spec(self, queue: str) -> QueueSpec:

@@ -128,7 +128,7 @@ def create_app(
     # Outermost first: the request id covers every response; a CORS preflight needs no key.
     middleware = [Middleware(RequestIdMiddleware)]
     if platform.config.clustered:
-        middleware.append(Middleware(ControlChanges, platform=platform))
+        middleware.append(Middleware(ControlChanges, platform=platform, host=host))
     if settings.cors is not None:
         middleware.append(cors(settings.cors))
     middleware.append(

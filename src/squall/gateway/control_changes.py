@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from squall.engine.platform import Platform
+    from squall.gateway.host import Host
 
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONTROL_PATHS = re.compile(
@@ -36,9 +37,10 @@ def changes_control(method: str, path: str) -> bool:
 
 
 class ControlChanges:
-    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+    def __init__(self, app: ASGIApp, platform: Platform, host: Host | None = None) -> None:
         self.app = app
         self.platform = platform
+        self.host = host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not changes_control(scope["method"], scope["path"]):
@@ -54,4 +56,6 @@ class ControlChanges:
 
         await self.app(scope, receive, sending)
         if status < 400:
-            await self.platform.control_changed()
+            # A deploy stopped the platform this app was made for: the new one announces.
+            serving = self.host.platform if self.host is not None else self.platform
+            await serving.control_changed()

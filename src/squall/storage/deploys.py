@@ -1,7 +1,10 @@
 """Stored deployments, function versions and aliases (see ``model.deploys``).
 
 Versions and deployments are append-only; an alias is one row per (function, name) that a
-deploy, a canary step or an operator rewrites.
+deploy, a canary step or an operator rewrites. Where nodes share the store, a bundle's
+archive (its files as a gzipped tar, named by the bundle's content hash) is kept beside the
+versions made of it, committed in the same unit, so a node without the bundle can unpack
+it into its own data dir (see ``engine.deploy.stored``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ class PutCanary(msgspec.Struct, frozen=True):
     canary: Canary
 
 
-DeployOp = PutVersion | PutDeployment | PutAlias | DeleteAlias | PutCanary
+class PutBundle(msgspec.Struct, frozen=True):
+    """A bundle's archive; one already stored under ``hash`` is kept (same hash, same files)."""
+
+    hash: str
+    archive: bytes
+    created_at: float
+
+
+DeployOp = PutVersion | PutDeployment | PutAlias | DeleteAlias | PutCanary | PutBundle
 
 
 class DeployStore(Protocol):
@@ -50,4 +61,12 @@ class DeployStore(Protocol):
 
     async def list_canaries(self) -> list[Canary]:
         """The last canary of each (function, alias), running or ended."""
+        ...
+
+    async def has_bundle(self, content: str) -> bool:
+        """Whether the archive of bundle ``content`` is stored."""
+        ...
+
+    async def get_bundle(self, content: str) -> bytes | None:
+        """The archive of bundle ``content`` (read off the event loop: it may be large)."""
         ...

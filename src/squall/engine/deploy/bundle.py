@@ -4,7 +4,9 @@ A deploy never runs code from the user's working tree: the app's directory (the 
 ``app.py``) is copied into ``<data_dir>/bundles/<hash>/`` and the version's zygote imports from
 there, so a version's code is immutable and an old version can start again after its source was
 edited. Remote deploys upload the same directory as a gzipped tar; the platform unpacks it,
-rejecting links and paths that leave the bundle, and hashes what it unpacked itself.
+rejecting links and paths that leave the bundle, and hashes what it unpacked itself. The
+nodes of a cluster pass bundles on the same way: one node packs its snapshot (``archive``)
+into the shared store, another unpacks it and checks it hashes to the name it was asked for.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import io
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -165,16 +168,33 @@ def snapshot(app_ref: str, data_dir: Path, limit: int = MAX_BUNDLE_BYTES) -> Bun
 def pack(app_ref: str, limit: int = MAX_BUNDLE_BYTES) -> tuple[bytes, str]:
     """The app's directory as a gzipped tar, and the app's path inside it (for upload)."""
     root, rel = split_app_ref(app_ref)
-    skip = [(root / ".squall").resolve()]
+    return _tar(_listing(root, [(root / ".squall").resolve()], limit)), rel
+
+
+def archive(bundle: Bundle) -> bytes:
+    """A snapshot's files as a gzipped tar, for nodes that do not have it (``unpack``)."""
+    # A snapshot was under the limit when it was taken; the zygote's __pycache__ is skipped.
+    return _tar(_listing(Path(bundle.root), [], sys.maxsize))
+
+
+def _tar(listing: list[tuple[str, Path]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, path in _listing(root, skip, limit):
+        for name, path in listing:
             tar.add(path, arcname=name, recursive=False)
-    return buffer.getvalue(), rel
+    return buffer.getvalue()
 
 
-def unpack(data: bytes, app_ref: str, data_dir: Path, limit: int = MAX_BUNDLE_BYTES) -> Bundle:
-    """Unpack an uploaded bundle into the data dir's bundles; check it holds ``app_ref``."""
+def unpack(
+    data: bytes,
+    app_ref: str,
+    data_dir: Path,
+    limit: int = MAX_BUNDLE_BYTES,
+    *,
+    expect: str | None = None,
+) -> Bundle:
+    """Unpack an uploaded bundle into the data dir's bundles; check it holds ``app_ref``
+    (and, given ``expect``, that its files hash to that name before it is put in place)."""
     if len(data) > limit:
         raise InvalidInput(
             f"the bundle is {len(data)} bytes, over the size limit of {limit} bytes",
@@ -212,6 +232,12 @@ def unpack(data: bytes, app_ref: str, data_dir: Path, limit: int = MAX_BUNDLE_BY
                 f"app {app_ref!r} is not a file in the bundle", field="app", app=app_ref
             )
         content = _digest(_listing(staging, [], limit))
+        if expect is not None and content != expect:
+            raise InvalidInput(
+                f"the archive of bundle {expect} unpacks to files that hash to {content}",
+                field="bundle",
+                bundle=expect,
+            )
         target = bundles_dir(data_dir) / content
         if not target.is_dir():
             _publish(staging, target)

@@ -3,8 +3,10 @@
 The deployed manifest's versions (each function's newest) get their pools at start, forked
 from the zygote that loaded the deploy; an older version (an alias, a canary's primary, a
 workflow run pinned to the code it started on) gets its pool the first time a call needs it,
-from a zygote started on that version's bundle. Pools of versions nothing has called for a
-while are closed by ``reap``, and a zygote with no pool left goes with them.
+from a zygote started on that version's bundle (unpacked from the store first when this
+node lacks it: a version deployed through another node of a cluster, see ``stored``). Pools
+of versions nothing has called for a while are closed by ``reap``, and a zygote with no pool
+left goes with them.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from squall.engine.deploy.bundle import existing
+from squall.engine.deploy.stored import StoredBundles
 from squall.engine.deploy.versions import VersionBook
 from squall.errors import NotFound
 from squall.model.config import FunctionConfig
@@ -38,14 +39,14 @@ class VersionPools:
         bundle: str,
         launcher: Launcher,
         make_pool: MakePool,
-        data_dir: Path,
+        bundles: StoredBundles,
     ) -> None:
         self.book = book
         self._current = current  # function -> the pool of the deployed version
         self._serving = serving  # function -> the deployed version's number
         self._bundle = bundle
         self._make_pool = make_pool
-        self._data_dir = data_dir
+        self._bundles = bundles
         self._launchers: dict[str, Launcher] = {bundle: launcher}
         self._starting: dict[str, asyncio.Task[Launcher]] = {}
         self._others: dict[tuple[str, int], Pool] = {}
@@ -104,17 +105,24 @@ class VersionPools:
                 self._starting.pop(bundle, None)
 
     async def _start(self, bundle: str, app_ref: str) -> Launcher:
-        found = existing(self._data_dir, bundle, app_ref)
+        found = await self._bundles.find(bundle, app_ref)
+        data_dir = self._bundles.data_dir
         if found is None:
+            also = " and from the store" if self._bundles.shared else ""
             raise NotFound(
-                f"bundle {bundle} is gone from {self._data_dir / 'bundles'}: its versions"
+                f"bundle {bundle} is gone from {data_dir / 'bundles'}{also}: its versions"
                 " cannot start (deploy them again)",
                 bundle=bundle,
             )
-        launcher, _ = await start_launchers(found.app_path, self._data_dir)
+        launcher, _ = await start_launchers(found.app_path, data_dir)
         log.info("started the zygote of bundle %s for an older version", bundle)
         self._launchers[bundle] = launcher
         return launcher
+
+    def prefetch(self) -> None:
+        """Fetch the code of the versions calls can reach that this node lacks (a deploy
+        through another node), before the first call waits for it."""
+        self._bundles.prefetch((v.bundle, v.app_ref) for v in self.book.reachable())
 
     def exit_status(self, pid: int) -> int | None:
         """How sandbox ``pid`` ended, from whichever zygote forked it (None: not known yet)."""
@@ -150,3 +158,4 @@ class VersionPools:
             task.cancel()
         for launcher in self._launchers.values():
             await launcher.close()
+        await self._bundles.close()

@@ -74,6 +74,15 @@ class VersionBook:
             version=number,
         )
 
+    def reachable(self) -> list[FunctionVersion]:
+        """The versions calls can reach without naming a number: each function's newest
+        and those its aliases (and their canaries) point at."""
+        found = [versions[-1] for versions in self._versions.values() if versions]
+        for alias in self._aliases.values():
+            named = (alias.version, alias.canary)
+            found += [v for v in self._versions.get(alias.function, []) if v.number in named]
+        return found
+
     def aliases(self, function: str | None = None) -> list[Alias]:
         return [a for (fn, _), a in sorted(self._aliases.items()) if function in (None, fn)]
 
@@ -159,8 +168,13 @@ class VersionBook:
         who: str,
         kept: frozenset[str] = frozenset(),
         extra: Sequence[Op] = (),
+        code: Sequence[Op] = (),
     ) -> tuple[list[FunctionVersion], Deployment | None]:
-        """Commit the versions and the deployment a deploy makes; nothing when unchanged."""
+        """Commit the versions and the deployment a deploy makes; nothing when unchanged.
+
+        ``code`` stores the bundle's archive for other nodes (see ``stored``): committed
+        with the versions that need it, or alone when the deploy changes nothing (versions
+        recorded before the store kept archives get theirs this way)."""
         new, serving = self.changes(manifest, bundle, app_ref, who, kept)
         unchanged = (
             not new
@@ -171,6 +185,8 @@ class VersionBook:
             and self.last.manifest == _unversioned(manifest)
         )
         if unchanged:
+            if code:
+                await self._store.commit(code)
             return [], None
         deployment = Deployment(
             seq=self.deployments + 1,
@@ -181,7 +197,7 @@ class VersionBook:
             deployed_by=who,
             versions=serving,
         )
-        ops: list[Op] = [PutVersion(v) for v in new]
+        ops: list[Op] = [*code, *(PutVersion(v) for v in new)]
         ops += [PutDeployment(deployment), *extra, *self._follow(new, extra)]
         await self._store.commit(ops)
         for version in new:

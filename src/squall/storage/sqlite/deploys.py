@@ -1,4 +1,5 @@
-"""The embedded backend's deployments, function versions and aliases (see ``DeployOp``)."""
+"""The embedded backend's deployments, function versions, aliases and bundle archives (see
+``DeployOp``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from squall.storage.deploys import (
     DeleteAlias,
     DeployOp,
     PutAlias,
+    PutBundle,
     PutCanary,
     PutDeployment,
     PutVersion,
@@ -45,10 +47,18 @@ CREATE TABLE IF NOT EXISTS deployments (
     seq INTEGER PRIMARY KEY,
     body BLOB NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS bundles (
+    hash TEXT PRIMARY KEY,
+    archive BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 # Versions land before the aliases that may name them.
 DEPLOYS_RANK: dict[type, int] = {
+    PutBundle: 99,
     PutVersion: 100,
     PutDeployment: 101,
     DeleteAlias: 102,
@@ -93,6 +103,12 @@ def apply_deploys(conn: sqlite3.Connection, kind: type, ops: Sequence[DeployOp])
             "DELETE FROM aliases WHERE function = ? AND name = ?",
             [(op.function, op.name) for op in ops if isinstance(op, DeleteAlias)],
         )
+    elif kind is PutBundle:
+        conn.executemany(
+            "INSERT OR IGNORE INTO bundles (hash, archive, size, created_at) VALUES (?, ?, ?, ?)",
+            [(op.hash, op.archive, len(op.archive), op.created_at) for op in ops
+             if isinstance(op, PutBundle)],
+        )
 
 
 class DeployReads:
@@ -121,3 +137,14 @@ class DeployReads:
     async def list_canaries(self) -> list[Canary]:
         rows = self._db.read("SELECT body FROM canaries ORDER BY function, alias")
         return [_unpack_canary(row[0]) for row in rows]
+
+    async def has_bundle(self, content: str) -> bool:
+        return bool(self._db.read("SELECT 1 FROM bundles WHERE hash = ?", (content,)))
+
+    async def get_bundle(self, content: str) -> bytes | None:
+        def fetch(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT archive FROM bundles WHERE hash = ?", (content,)).fetchone()
+            return bytes(row[0]) if row is not None else None
+
+        found: bytes | None = await self._db.call(fetch)
+        return found
