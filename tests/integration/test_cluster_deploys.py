@@ -27,18 +27,23 @@ app = squall.App("cluster-deploys")
 def which(event, ctx):
     return {"code": CODE, "node": os.environ["TEST_NODE"]}
 """
+ADDED = """
+@app.function()
+def added(event, ctx):
+    return {"added": True, "node": os.environ["TEST_NODE"]}
+"""
 
 
-def write_app(root: Path, code: str) -> None:
+def write_app(root: Path, code: str, more: str = "") -> None:
     (root / "lib").mkdir(parents=True, exist_ok=True)
-    (root / "app.py").write_text(APP)
+    (root / "app.py").write_text(APP + more)
     (root / "lib" / "code.py").write_text(f"CODE = {code!r}\n")
 
 
-def run_async(running: Cluster, http: httpx.Client) -> dict[str, Any]:
-    """Invoke ``which`` asynchronously through the gateway; its finished record."""
+def run_async(running: Cluster, http: httpx.Client, function: str = "which") -> dict[str, Any]:
+    """Invoke ``function`` asynchronously through the gateway; its finished record."""
     queued = http.post(
-        "/api/v1/functions/which/invoke",
+        f"/api/v1/functions/{function}/invoke",
         content=b"{}",
         headers={"Content-Type": "application/json", "X-Squall-Invocation-Type": "Event"},
     )
@@ -66,7 +71,7 @@ def test_a_version_deployed_through_the_gateway_runs_on_the_invoker(tmp_path: Pa
             assert first["result"] == {"code": "v1", "node": "work"}
 
             source = tmp_path / "v2"
-            write_app(source, "v2")
+            write_app(source, "v2", ADDED)  # a new function too, unknown to the invoker
             deployed = subprocess.run(
                 [SQUALL, "deploy", "app.py", "--to", running.gateway, "--key", ADMIN_KEY,
                  "--json"],
@@ -85,3 +90,10 @@ def test_a_version_deployed_through_the_gateway_runs_on_the_invoker(tmp_path: Pa
             assert second["status"] == "succeeded", second
             assert second["result"] == {"code": "v2", "node": "work"}
             assert (first["version"], second["version"]) == ("1", "2")
+            # The invoker swapped to the deployment's manifest: it runs the new function,
+            # and following it recorded no deployment of its own.
+            added = run_async(running, http, "added")
+            assert added["status"] == "succeeded", added
+            assert added["result"] == {"added": True, "node": "work"}
+            deployments = http.get("/api/v1/deployments").json()["deployments"]
+            assert len(deployments) == 2, deployments

@@ -227,6 +227,7 @@ class Platform:
         self.manifest = manifest
         self._store = store
         self.bundle = deployed.bundle
+        self.stored_bundles = deployed.bundles  # bundles kept in a shared store, for others
         self._functions = {fn.name: fn for fn in manifest.functions}
         self._settings: dict[str, dict[str, Any]] = {}  # changed through the API, by function
         self._calls = SandboxCalls(self)  # ctx.publish, send, invoke … from the sandboxes

@@ -5,7 +5,8 @@ something invalid changes nothing), then closes the gate: requests that arrive w
 flight finish, the platform stops and the new one starts on the same store — queued work,
 tables, workflow runs and keys carry over, since they live there. Then the gate opens again.
 A new platform that fails to start is replaced by the old code, started again, and the deploy
-answers with the error.
+answers with the error. The other nodes of a cluster find the new deployment when they reload
+the versions, and swap to it the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from squall.engine.deploy.plan import Plan, diff, merge
 from squall.engine.deploy.stages import staged
-from squall.engine.platform import Platform, PlatformConfig, Prepared, load_bundle
+from squall.engine.platform import Platform, PlatformConfig, Prepared, load_bundle, restore
 from squall.gateway.app import API_PREFIX, create_app
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 DRAIN_S = 10.0  # how long a deploy waits for requests in flight before it swaps anyway
 DEPLOYS_PATH = f"{API_PREFIX}/deployments"
+FOLLOW_S = 1.0  # how often a cluster node looks for a deployment another node made
 
 
 class Host:
@@ -49,6 +51,8 @@ class Host:
         self._idle.set()
         self._lock = asyncio.Lock()
         self._stopped = False
+        self._served = _deployment(platform)
+        self._following: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -72,6 +76,8 @@ class Host:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.config.clustered:
+                    self._following = asyncio.create_task(self.follow_deploys())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.stop()
@@ -79,10 +85,34 @@ class Host:
                 return
 
     async def stop(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            await asyncio.gather(self._following, return_exceptions=True)
         async with self._lock:
             if not self._stopped:
                 self._stopped = True
                 await self.platform.stop()
+
+    async def follow_deploys(self) -> None:
+        """A cluster node serves what another node deployed: once its platform has reloaded
+        the versions and found a newer deployment, it swaps to that code (restored from the
+        store), as the node that took the deploy did."""
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            last = self.platform.versions.book.last
+            if last is None or last.seq <= self._served:
+                continue
+            async with self._lock:
+                if self._stopped or last.seq <= self._served:
+                    continue
+                try:
+                    prepared = await restore(
+                        self.platform.versions.book, self.platform.stored_bundles
+                    )
+                    await self._swap(prepared, last.deployed_by)
+                except Exception:  # the previous code serves; the next round tries again
+                    log.exception("serving deployment %d from another node failed", last.seq)
+                    self._served = last.seq  # not again and again; the next deploy is taken
 
     # --- deploys -------------------------------------------------------------------------
 
@@ -156,6 +186,13 @@ class Host:
             self._open.set()
 
     def _install(self, platform: Platform) -> None:
+        self._served = _deployment(platform)
         platform.buckets.base_url = self.url
         self._app = create_app(platform, host=self)
 
+
+
+def _deployment(platform: Platform) -> int:
+    """The sequence of the deployment ``platform`` serves (0: none recorded)."""
+    last = platform.versions.book.last
+    return 0 if last is None else last.seq
