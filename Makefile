@@ -3,6 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 APP ?= examples/orders/app.py
 PORT ?= 8787
+# pytest processes for `make test`: the suite mostly waits on subprocesses, PostgreSQL and NATS,
+# so two keep two cores busy; more only adds contention to its timing-sensitive tests.
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-postgres lint bench clean
 
@@ -23,7 +26,8 @@ test: $(VENV)/.test-extras
 	test -x /usr/bin/chromium || apt-get install -y chromium
 	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -m serial
+	$(BIN)/pytest -m "not serial" -n $(TEST_WORKERS) --dist loadfile
 
 # The platform tests again, each data dir on a fresh PostgreSQL schema (SQUALL_TEST_POSTGRES).
 test-postgres: $(VENV)/.test-extras

@@ -22,7 +22,8 @@ import pytest
 from cluster_nodes import Cluster, cluster, wait_until
 from support import AUTH
 
-pytestmark = pytest.mark.timeout(300)
+# serial: it restarts the machine's PostgreSQL, so `make test` runs it alone, before the rest.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.serial]
 
 NATS_SERVER = "/usr/sbin/nats-server"
 

@@ -12,11 +12,16 @@ import httpx
 from support import AUTH, start_squall, wait_for
 
 APP = """
+import pathlib
 import time
 
 import squall
 
 app = squall.App("durable-traces")
+MARK = "{mark}"
+# Short, so the message is received again soon after the restart; long enough that the kill
+# comes well before the first receive's lease runs out.
+app.queue_resource("slow", visibility_timeout_s=5)
 
 
 @app.http("POST /orders", permissions=["send:slow"])
@@ -29,6 +34,7 @@ def place(request, ctx):
 @app.queue("slow")
 def consume(messages, ctx):
     if messages[0]["receive_count"] == 1:
+        pathlib.Path(MARK).write_text("started")
         time.sleep(30)  # the first receive never finishes: the platform is killed first
     ctx.log.info("consumed", receive_count=messages[0]["receive_count"])
 """
@@ -40,7 +46,8 @@ def _spans(http: httpx.Client, trace_id: str) -> list[dict[str, Any]] | None:
 
 
 def test_served_trace_and_queued_trace_context_survive_sigkill(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(APP)
+    mark = tmp_path / "first-receive"
+    (tmp_path / "app.py").write_text(APP.replace("{mark}", str(mark)))
     proc, url = start_squall(tmp_path)
     try:
         with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
@@ -54,6 +61,7 @@ def test_served_trace_and_queued_trace_context_survive_sigkill(tmp_path: Path) -
                 return spans if {"POST /orders", "send slow"} <= names else None
 
             before = wait_for(received)
+            wait_for(lambda: True if mark.exists() else None)  # killed mid-receive
             logs = http.get("/api/v1/logs", params={"trace": trace_id}).json()["logs"]
             assert [line["message"] for line in logs] == ["placed"]
         proc.send_signal(signal.SIGKILL)

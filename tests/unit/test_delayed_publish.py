@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 
@@ -34,12 +34,20 @@ class Bus:
             self.published.append((item.id, bus, time.time()))
 
 
-async def run_for(publisher: DelayedPublisher, seconds: float) -> None:
+async def run_until(
+    publisher: DelayedPublisher, done: Callable[[], Awaitable[object]], timeout: float = 10.0
+) -> None:
+    """Run ``publisher`` until ``await done()`` is truthy; fail after ``timeout`` seconds."""
     task = asyncio.create_task(publisher.run())
-    await asyncio.sleep(seconds)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    try:
+        deadline = time.monotonic() + timeout
+        while not await done():
+            assert time.monotonic() < deadline, f"not done within {timeout} s"
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_due_events_are_published_once_and_not_before(store: SqliteStore) -> None:
@@ -53,7 +61,11 @@ async def test_due_events_are_published_once_and_not_before(store: SqliteStore) 
     )
     bus = Bus()
     publisher = DelayedPublisher(store, bus)
-    await run_for(publisher, 1.0)
+
+    async def published() -> bool:
+        return bool(bus.published)
+
+    await run_until(publisher, published)
     assert [(i, b) for i, b, _ in bus.published] == [(soon.id, "default")]
     assert bus.published[0][2] >= now + 0.3
     assert await store.depth(QUEUE) == 1  # the later one waits in the store
@@ -66,12 +78,20 @@ async def test_refused_events_are_buried_and_failures_retried(store: SqliteStore
         [delayed_publish(gone, "old", now, now), delayed_publish(flaky, "default", now, now)]
     )
     bus = Bus({1: NotFound("bus 'old' does not exist"), 2: SquallError("store busy")})
-    await run_for(DelayedPublisher(store, bus), 0.5)
+
+    async def buried() -> bool:  # the retry of the flaky one is committed with the burial
+        return bool(await store.list_dead_letters(function=QUEUE, ids=None, limit=10))
+
+    await run_until(DelayedPublisher(store, bus), buried)
     [letter] = await store.list_dead_letters(function=QUEUE, ids=None, limit=10)
     assert letter.invocation_id == gone.id and letter.error["bus"] == "old"
     assert await store.depth(QUEUE) == 1  # the flaky one, due again after its backoff
     bus.refuse.clear()
-    await run_for(DelayedPublisher(store, bus), 2.5)
+
+    async def delivered() -> bool:  # after its backoff
+        return bool(bus.published) and await store.depth(QUEUE) == 0
+
+    await run_until(DelayedPublisher(store, bus), delivered)
     assert [i for i, _, _ in bus.published] == [flaky.id]
     assert await store.depth(QUEUE) == 0
 
