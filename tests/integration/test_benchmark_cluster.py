@@ -103,8 +103,7 @@ def test_quick_run_measures_all_three_systems_and_cleans_up() -> None:
         (burst,) = metrics[f"{system}_async_enqueue_to_start_p50_under_burst"]
         assert burst["samples"] == 40
         (cpu,) = metrics[f"{system}_cpu_per_invocation"]
-        # CPU time is counted in 10 ms ticks: one part of a 40-invocation burst may read 0.
-        assert cpu["value"] > 0 and cpu["bench"] >= 0
+        assert cpu["bench"] > 0
     assert metrics["distributed_2inv_async_throughput"][0]["invokers"] == 2
     assert metrics["distributed_2inv_cpu_per_invocation"][0]["invoker"] > 0
     (scaling,) = metrics["cluster_async_throughput_ratio_2_invokers_vs_1"]
