@@ -5,6 +5,7 @@ from the archive the deploy kept in PostgreSQL."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -95,5 +96,15 @@ def test_a_version_deployed_through_the_gateway_runs_on_the_invoker(tmp_path: Pa
             added = run_async(running, http, "added")
             assert added["status"] == "succeeded", added
             assert added["result"] == {"added": True, "node": "work"}
+            deployments = http.get("/api/v1/deployments").json()["deployments"]
+            assert len(deployments) == 2, deployments
+
+            # The invoker restarts from its image (the app dir still holds v1): it serves
+            # the cluster's last deployment instead of deploying v1 again.
+            running.nodes["work"].kill(signal.SIGTERM)
+            running.start("work", "invoker,scheduler")
+            again = run_async(running, http)
+            assert again["result"] == {"code": "v2", "node": "work"}, again
+            assert run_async(running, http, "added")["status"] == "succeeded"
             deployments = http.get("/api/v1/deployments").json()["deployments"]
             assert len(deployments) == 2, deployments

@@ -430,7 +430,8 @@ class Platform:
         cls, config: PlatformConfig, lock: DataDirLock, prepared: Prepared | None
     ) -> Platform:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        if prepared is None and config.app:
+        from_app = prepared is None and bool(config.app)  # not a deploy's code: the image's
+        if from_app:
             prepared = await prepare(config.app, config.data_dir, config.max_bundle_bytes)
         try:
             store = await open_store(
@@ -449,6 +450,19 @@ class Platform:
             async with one_at_a_time(store, "start", enabled=config.clustered):
                 control, bootstrap_key = await open_control(config.data_dir, config.store)
                 await book.load()
+                if (
+                    config.clustered
+                    and from_app
+                    and prepared is not None
+                    and book.superseded(prepared.bundle.hash)
+                ):
+                    # A node restarting from an image whose app a later `squall deploy`
+                    # replaced: it serves the cluster's last deployment rather than
+                    # deploying the older code again (which every node would follow).
+                    log.info("the app's bundle %s was deployed before and replaced since:"
+                             " serving the last deployment", prepared.bundle.hash)
+                    await prepared.launcher.close()
+                    prepared = None
                 if prepared is None:
                     prepared = await restore(book, bundles)
                 prepared = dataclasses.replace(

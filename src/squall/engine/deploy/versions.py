@@ -56,6 +56,12 @@ class VersionBook:
 
     # --- reads ---------------------------------------------------------------------------
 
+    def superseded(self, bundle: str) -> bool:
+        """``bundle`` was deployed before and a later deployment serves other code."""
+        if self.last is None or self.last.bundle == bundle:
+            return False
+        return any(v.bundle == bundle for versions in self._versions.values() for v in versions)
+
     def versions(self, function: str) -> list[FunctionVersion]:
         return list(self._versions.get(function, []))
 
