@@ -20,6 +20,7 @@ from squall.storage.nats.brokered import BrokeredStore
 from squall.storage.nats.messages import as_delivery
 from squall.storage.protocols import (
     DeleteMessages,
+    DropQueue,
     ExpireMessages,
     PurgeQueue,
     PutInvocation,
@@ -273,3 +274,17 @@ async def test_expiry_purge_and_stats(nodes: Opener) -> None:
     await settled(b, "gone", visible=4)
     await b.commit([PurgeQueue("gone")])
     await settled(a, "gone", visible=0, in_flight=0, delayed=0)
+
+
+async def test_a_node_receives_again_after_another_dropped_and_remade_the_queue(
+    nodes: Opener,
+) -> None:
+    a, b = await nodes(), await nodes()
+    await a.send_messages([message("again", "before")], WINDOW_S)
+    [first] = await receive_until(a, "again", 1)  # a's consumer exists, and a knows it
+    assert await a.delete_message("again", first.receipt or "")
+    await b.commit([DropQueue("again")])  # b removes the queue's consumers
+    remade = message("again", "after")
+    await b.send_messages([remade], WINDOW_S)
+    [got] = await receive_until(a, "again", 1, timeout=5.0)
+    assert got.id == remade.id

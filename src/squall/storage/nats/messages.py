@@ -58,7 +58,7 @@ ACK_WAIT_S = 30.0  # a receive naks to the visibility it asked for when that dif
 ACK_PREFIX = "$JS.ACK."
 TURN_TTL_S = 10.0  # a FIFO receive that outlives this (a dead node's) loses its turn
 RECEIPT_TTL_S = 2 * 86400.0  # how long a superseded receipt is known as such
-PULL_ANSWER_S = 5.0  # a no-wait pull is answered at once; this long means NATS is away
+PULL_ANSWER_S = 2.0  # a no-wait pull is answered at once; unanswered, its consumer is gone
 GROUP_IDLE_S = 3600.0  # a group's consumer is removed after this long unused
 DRAIN_BATCH = 256
 STANDARD_MAX_PENDING = 100_000  # messages of a standard queue in flight at once
@@ -248,7 +248,19 @@ class JetStreamMessages:
         answered at once, so nothing is ever handed to a request no one reads; receivers
         wait on announcements and their own polling instead.
         """
-        await self._declare(carrier_queue, max_pending)
+        for _ in range(2):
+            await self._declare(carrier_queue, max_pending)
+            fetched, missing = await self._pull(carrier_queue, limit)
+            if not missing:
+                return fetched
+            # No consumer answered: another node dropped the queue (and it was made again),
+            # or a group's consumer lapsed unused. Make it again (NATS being away fails
+            # there) and pull once more.
+            self._declared.discard(carrier_queue)
+        return []
+
+    async def _pull(self, carrier_queue: str, limit: int) -> tuple[list[Msg], bool]:
+        """One no-wait pull: the messages, and whether the consumer is missing."""
         nc = self._queue.connection
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
@@ -262,11 +274,13 @@ class JetStreamMessages:
                     message = await sub.next_msg(timeout=PULL_ANSWER_S)
                 except TimeoutError:
                     reraise_if_cancelled()
-                    break
-                if message.headers and message.headers.get("Status"):
+                    # The server answers a no-wait pull at once, if only with a 404: no
+                    # answer at all means no such consumer (JetStream ignores the pull).
+                    return fetched, not fetched
+                if (message.headers or {}).get("Status"):
                     break  # 404: no more messages now; 408: the request ended
                 fetched.append(message)
-            return fetched
+            return fetched, False
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -317,6 +331,7 @@ class JetStreamMessages:
         try:
             info = await self._js.consumer_info(self._stream, consumer_name(carrier_queue))
         except NotFoundError:
+            self._declared.discard(carrier_queue)  # gone (lapsed, or dropped): made again
             return 0
         return info.num_ack_pending or 0
 
