@@ -7,6 +7,11 @@ PORT ?= 8787
 # so two keep two cores busy; more only adds contention to its timing-sensitive tests.
 TEST_WORKERS ?= 2
 
+# The engine's suites, run a second time by `make test` on the distributed backend
+# (PostgreSQL + NATS JetStream, the platform fixture's SQUALL_TEST_BACKEND=cluster).
+ENGINE_SUITES := $(addprefix tests/integration/test_,$(addsuffix .py,async bus effects \
+	invoke pipeline queues schedules streams tables targets workflows))
+
 .PHONY: run test test-postgres lint bench clean
 
 $(BIN)/squall: pyproject.toml
@@ -28,6 +33,7 @@ test: $(VENV)/.test-extras
 	$(BIN)/mypy
 	$(BIN)/pytest -m serial
 	$(BIN)/pytest -m "not serial" -n $(TEST_WORKERS) --dist loadfile
+	SQUALL_TEST_BACKEND=cluster $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(ENGINE_SUITES)
 
 # The platform tests again, each data dir on a fresh PostgreSQL schema (SQUALL_TEST_POSTGRES).
 test-postgres: $(VENV)/.test-extras

@@ -29,10 +29,13 @@ class ObjectFiles:
         self.staging = root / "staging"
         self.objects = root / "objects"
 
-    def prepare(self) -> int:
-        """Make the dirs and remove what puts left staged when the platform stopped."""
+    def make_dirs(self) -> None:
         self.objects.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(parents=True, exist_ok=True)
+
+    def prepare(self) -> int:
+        """Make the dirs and remove what puts left staged when the platform stopped."""
+        self.make_dirs()
         removed = 0
         for leftover in self.staging.iterdir():
             with contextlib.suppress(FileNotFoundError):

@@ -87,6 +87,7 @@ class Buckets:
         if not self._store.exclusive:
             # Nodes of a cluster sharing a bucket volume: a file no row references yet may
             # be another node's put between its rename and its commit.
+            self.files.make_dirs()
             await self.sweep()
             return
         staged = self.files.prepare()

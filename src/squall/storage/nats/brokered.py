@@ -313,8 +313,10 @@ class BrokeredStore(RecordsOnJetStream):
         return await self._broker.next_due(queue)
 
     async def depth(self, queue: str | None = None) -> int:
-        if queue is None:
-            return await super().depth() + await self._broker.depth()
+        if queue is None:  # the work of functions; user queues' messages wait for receivers
+            return await super().depth() + await self._broker.depth_below(
+                BROKERED_PREFIX.removesuffix(":")
+            )
         if not brokered(queue):
             return await super().depth(queue)
         if queue not in self._declared:

@@ -330,6 +330,17 @@ class JetStreamQueue:
         info = await self._js.consumer_info(self.work_stream, consumer_name(queue))
         return time.time() if info.num_pending else None
 
+    async def depth_below(self, token: str) -> int:
+        """Deliveries not yet acked on the queues whose names start with ``<token>:`` (the
+        functions' ``fn:``), waiting, in flight or parked until due."""
+        total = 0
+        for name, kind in ((self.work_stream, "work"), (self.delay_stream, "delay")):
+            info = await self._js.stream_info(
+                name, subjects_filter=f"{self.prefix}.{kind}.{token}.>"
+            )
+            total += sum((info.state.subjects or {}).values())
+        return total
+
     async def depth(self, queue: str | None = None) -> int:
         """Deliveries not yet acked: waiting, in flight, or parked until due."""
         if queue is None:
