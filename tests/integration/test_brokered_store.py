@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
-from backends import drop, new_schema_url
-from cluster_nodes import remove_streams
-from nats_service import NATS_URL, fresh_prefix
+from brokered_nodes import Opener, brokered_nodes
 
 from squall.model.invocation import InvocationRecord, InvocationStatus
-from squall.storage import open_store
 from squall.storage.nats.brokered import BrokeredStore
 from squall.storage.nats.queue import QueueSpec
 from squall.storage.protocols import Ack, Delivery, Enqueue, PutInvocation, Retry
@@ -21,28 +18,16 @@ from squall.storage.protocols import Ack, Delivery, Enqueue, PutInvocation, Retr
 QUEUE = "fn:work"
 ACK_WAIT_S = 1.0
 
-Opener = Callable[[], Awaitable[BrokeredStore]]
 
 
 @pytest.fixture
 async def nodes() -> AsyncIterator[Opener]:
-    """``await nodes()`` opens one more node's store on the shared schema and prefix."""
-    url, prefix = new_schema_url(), fresh_prefix()
-    opened: list[BrokeredStore] = []
-
-    async def open_node() -> BrokeredStore:
-        store = await open_store(url, bus=f"{NATS_URL}?prefix={prefix}&storage=memory")
-        assert isinstance(store, BrokeredStore)
+    async def tuned(store: BrokeredStore) -> None:
         store.ack_wait_s = ACK_WAIT_S
         store.specs = lambda queue: QueueSpec(name=queue, retries=1)
-        opened.append(store)
-        return store
 
-    yield open_node
-    for store in opened:
-        await store.close()
-    drop(url)
-    await remove_streams(NATS_URL, prefix)
+    async with brokered_nodes(tuned) as open_node:
+        yield open_node
 
 
 def delivery(n: int) -> Delivery:

@@ -6,46 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-from backends import drop, new_schema_url
-from cluster_nodes import remove_streams
+from brokered_nodes import Opener, brokered_nodes
 from conftest import poll
-from nats_service import NATS_URL, fresh_prefix
 
 from squall.engine.streams.log import Streams
 from squall.errors import Conflict
 from squall.model.ids import new_id
 from squall.model.streams import StreamConfig, shard_for
-from squall.storage import open_store
 from squall.storage.logs import AppendRecord, PutCheckpoint, TrimLog
 from squall.storage.nats.brokered import BrokeredStore
 from squall.storage.protocols import PutOutboxRecord, TakeDeadLetter
 
-Opener = Callable[[], Awaitable[BrokeredStore]]
 ORDERS = StreamConfig(name="orders.eu", shards=2, retention_s=3600)
 
 
 @pytest.fixture
 async def nodes() -> AsyncIterator[Opener]:
-    """``await nodes()`` opens one more node's store on the shared schema and prefix."""
-    url, prefix = new_schema_url(), fresh_prefix()
-    opened: list[BrokeredStore] = []
-
-    async def open_node() -> BrokeredStore:
-        store = await open_store(url, bus=f"{NATS_URL}?prefix={prefix}&storage=memory")
-        assert isinstance(store, BrokeredStore)
+    async def with_orders(store: BrokeredStore) -> None:
         await store.ensure_logs([ORDERS])
-        opened.append(store)
-        return store
 
-    yield open_node
-    for store in opened:
-        await store.close()
-    drop(url)
-    await remove_streams(NATS_URL, prefix)
+    async with brokered_nodes(with_orders) as open_node:
+        yield open_node
 
 
 def append(n: int, key: str | None = None, at: float | None = None) -> AppendRecord:

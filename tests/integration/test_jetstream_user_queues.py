@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
-from backends import drop, new_schema_url
-from cluster_nodes import remove_streams
-from nats_service import NATS_URL, fresh_prefix
+from brokered_nodes import Opener, brokered_nodes
 
 from squall.model.ids import new_id
 from squall.model.queues import QueueMessage
-from squall.storage import open_store
 from squall.storage.nats.brokered import BrokeredStore
 from squall.storage.nats.messages import as_delivery
 from squall.storage.protocols import (
@@ -28,27 +25,13 @@ from squall.storage.protocols import (
     SendViaOutbox,
 )
 
-Opener = Callable[[], Awaitable[BrokeredStore]]
 WINDOW_S = 300.0
 
 
 @pytest.fixture
 async def nodes() -> AsyncIterator[Opener]:
-    """``await nodes()`` opens one more node's store on the shared schema and prefix."""
-    url, prefix = new_schema_url(), fresh_prefix()
-    opened: list[BrokeredStore] = []
-
-    async def open_node() -> BrokeredStore:
-        store = await open_store(url, bus=f"{NATS_URL}?prefix={prefix}&storage=memory")
-        assert isinstance(store, BrokeredStore)
-        opened.append(store)
-        return store
-
-    yield open_node
-    for store in opened:
-        await store.close()
-    drop(url)
-    await remove_streams(NATS_URL, prefix)
+    async with brokered_nodes() as open_node:
+        yield open_node
 
 
 def message(

@@ -227,17 +227,30 @@ class JetStreamMessages:
     ) -> None:
         """A message received ``max_receive`` times goes to ``to`` (dropped when None)."""
         if to is not None:
-            moved = msgspec.structs.replace(carried, source=queue)
-            await self._queue.publish(
-                msgspec.structs.replace(
-                    delivery,
-                    queue=carrier(to, carried.group_id),
-                    payload=_pack(moved),
-                    available_at=time.time(),
-                ),
-                f"dead/{delivery.id}/{message.metadata.sequence.stream}",
-            )
+            await self._republish(message, delivery, carried, to, source=queue, why="dead")
         await message.ack_sync()
+
+    async def _republish(
+        self,
+        message: Msg,
+        delivery: Delivery,
+        carried: Carried,
+        to: str,
+        *,
+        source: str | None,
+        why: str,
+    ) -> None:
+        """Publish the received ``message`` on queue ``to``, visible now, under a msg id of
+        its own (``why`` and its sequence here), so doing it twice queues it once."""
+        await self._queue.publish(
+            msgspec.structs.replace(
+                delivery,
+                queue=carrier(to, carried.group_id),
+                payload=_pack(msgspec.structs.replace(carried, source=source)),
+                available_at=time.time(),
+            ),
+            f"{why}/{delivery.id}/{message.metadata.sequence.stream}",
+        )
 
     async def _fetch(self, carrier_queue: str, limit: int, max_pending: int) -> list[Msg]:
         """What the consumer has for us now, up to ``limit``, without waiting.
@@ -547,15 +560,8 @@ class JetStreamMessages:
                     if source is None:
                         kept.append(message)
                         continue
-                    back = msgspec.structs.replace(carried_fields, source=None)
-                    await self._queue.publish(
-                        msgspec.structs.replace(
-                            delivery,
-                            queue=carrier(source, carried_fields.group_id),
-                            payload=_pack(back),
-                            available_at=time.time(),
-                        ),
-                        f"redrive/{delivery.id}/{message.metadata.sequence.stream}",
+                    await self._republish(
+                        message, delivery, carried_fields, source, source=None, why="redrive"
                     )
                     await message.ack_sync()
                     counts[source] = counts.get(source, 0) + 1
