@@ -155,7 +155,8 @@ def cluster(workdir: Path, nats_url: str = NATS_URL) -> Iterator[Cluster]:
 
 
 def delete_streams(nats_url: str, prefix: str) -> None:
-    """Drop the work, delay and app-stream streams of ``prefix`` (deliveries and records)."""
+    """Drop the work, delay and app-stream streams and the object store of ``prefix``
+    (deliveries, records and bucket objects' bytes)."""
     import asyncio
 
     asyncio.run(remove_streams(nats_url, prefix))
@@ -164,6 +165,8 @@ def delete_streams(nats_url: str, prefix: str) -> None:
 async def remove_streams(nats_url: str, prefix: str) -> None:
     from squall.storage.nats import ConnectOptions, JetStreamConfig, JetStreamQueue
     from squall.storage.nats.logs import JetStreamLog
+    from squall.storage.nats.objects import JetStreamObjects
+    from squall.storage.nats.subjects import stream_name
 
     config = JetStreamConfig(
         connect=ConnectOptions(url=nats_url, attempts=1), prefix=prefix, move_delays=False
@@ -173,6 +176,10 @@ async def remove_streams(nats_url: str, prefix: str) -> None:
         try:
             await queue.delete_streams()
             await JetStreamLog(queue.connection, prefix=prefix, duplicate_window_s=1).delete_all()
+            objects = JetStreamObjects(
+                queue.connection.jetstream(), stream_name(prefix, "objects")
+            )
+            await objects.remove_store()
         finally:
             await queue.close()
 
