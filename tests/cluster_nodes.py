@@ -155,26 +155,35 @@ def cluster(workdir: Path, nats_url: str = NATS_URL) -> Iterator[Cluster]:
 
 
 def delete_streams(nats_url: str, prefix: str) -> None:
-    """Drop the work, delay and app-stream streams of ``prefix`` (deliveries and records)."""
+    """Drop the work, delay and app-stream streams and the object store of ``prefix``
+    (deliveries, records and bucket objects' bytes)."""
     import asyncio
 
     asyncio.run(remove_streams(nats_url, prefix))
 
 
 async def remove_streams(nats_url: str, prefix: str) -> None:
-    from squall.storage.nats import ConnectOptions, JetStreamConfig, JetStreamQueue
-    from squall.storage.nats.logs import JetStreamLog
+    """Delete by name, not through ``JetStreamQueue.open``: that ensures the streams first,
+    and refuses streams kept in memory when it would make them on file."""
+    from nats.js.errors import NotFoundError
 
-    config = JetStreamConfig(
-        connect=ConnectOptions(url=nats_url, attempts=1), prefix=prefix, move_delays=False
-    )
+    from squall.storage.nats import ConnectOptions
+    from squall.storage.nats.connect import connect
+    from squall.storage.nats.logs import JetStreamLog
+    from squall.storage.nats.objects import JetStreamObjects
+    from squall.storage.nats.subjects import stream_name
+
     with contextlib.suppress(Exception):  # a server already gone has nothing left to clean
-        queue = await JetStreamQueue.open(config)
+        nc = await connect(ConnectOptions(url=nats_url, attempts=1))
         try:
-            await queue.delete_streams()
-            await JetStreamLog(queue.connection, prefix=prefix, duplicate_window_s=1).delete_all()
+            js = nc.jetstream()
+            for kind in ("work", "delay"):
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_stream(stream_name(prefix, kind))
+            await JetStreamLog(nc, prefix=prefix, duplicate_window_s=1).delete_all()
+            await JetStreamObjects(js, stream_name(prefix, "objects")).remove_store()
         finally:
-            await queue.close()
+            await nc.close()
 
 
 def wait_until(

@@ -164,6 +164,7 @@ async def test_a_sync_invocation_that_raises_or_times_out_leaves_nothing(
     await p.buckets.sweep()
     files = [f for f in (p.config.data_dir / "buckets").rglob("*") if f.is_file()]
     assert files == []  # the staged files of the failed attempts are gone too
+    assert await p.buckets.files.names() == set()  # and nothing was kept (a cluster's store)
 
 
 async def test_a_successful_sync_invocation_commits_its_effects_before_it_answers(

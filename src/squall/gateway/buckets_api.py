@@ -14,7 +14,9 @@
     POST   /api/v1/buckets/{bucket}/presign         {"key", "method"?, "expires_s"?}
 
 Object bytes never sit whole in memory: a PUT is written to a staging file chunk by chunk
-as it arrives, a GET is read from the object's file chunk by chunk.
+as it arrives, a GET is read from the object's file chunk by chunk (in a cluster, from this
+node's copy of it, fetched whole from the object store first: see
+``engine/buckets/cache.py``).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class BucketsAPI:
     async def get_object(self, request: Request) -> Response:
         bucket = self.buckets.get(request.path_params["bucket"]).name
         stored = await self.buckets.head(bucket, object_key(request))
-        return object_response(self.buckets, request, stored)
+        return await object_response(self.buckets, request, stored)
 
     async def delete_object(self, request: Request) -> Response:
         bucket = self.buckets.get(request.path_params["bucket"]).name
@@ -206,7 +208,7 @@ def object_headers(info: ObjectInfo) -> dict[str, str]:
     return headers
 
 
-def object_response(buckets: Buckets, request: Request, stored: StoredObject) -> Response:
+async def object_response(buckets: Buckets, request: Request, stored: StoredObject) -> Response:
     """The object's bytes (or the part its Range asks for), or its headers for a HEAD."""
     info = stored.info
     wanted = parse_range(request.headers.get("range"), info.size)
@@ -220,7 +222,7 @@ def object_response(buckets: Buckets, request: Request, stored: StoredObject) ->
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD":
         return Response(b"", status, headers)
-    file = buckets.open(stored)
+    file = await buckets.open(stored)
     return StreamingResponse(_chunks(file, start, end - start + 1), status, headers)
 
 

@@ -51,4 +51,4 @@ class PresignedRoutes:
             info = await put_from_request(self.buckets, request, bucket, key)
             return json_response(info.public(), headers=object_headers(info))
         stored = await self.buckets.head(bucket, key)
-        return object_response(self.buckets, request, stored)
+        return await object_response(self.buckets, request, stored)

@@ -5,6 +5,12 @@ The bytes live in files the engine writes (``engine/buckets/files.py``); a row m
 object visible. A ``WriteObject`` that replaces or removes a row moves the file it pointed at
 to the garbage list in the same transaction, so a file is unlinked only after the commit that
 let go of it, and a crash in between leaves it listed, to be unlinked at the next start.
+
+Where the bytes live beside a shared store (a cluster's JetStream object store), a file is
+claimed (``ClaimUpload``) before its bytes are written, and the unit that makes a row
+reference it settles the claim (``SettleUpload``) in the same transaction. A claim no unit
+settled is garbage once it expires (``ExpireUploads``) or its put gave up (``DiscardUpload``);
+a put whose claim expired first fails to commit, so no row ever points at swept bytes.
 """
 
 from __future__ import annotations
@@ -45,7 +51,36 @@ class ForgetGarbage(msgspec.Struct, frozen=True):
     files: list[str]
 
 
-BucketOp = PutBucket | DropBucket | WriteObject | ForgetGarbage
+class ClaimUpload(msgspec.Struct, frozen=True):
+    """``file``'s bytes are about to be written; until ``expires_at`` (epoch s) the put that
+    writes them may still commit a row referencing it, so the sweep leaves them alone."""
+
+    file: str
+    expires_at: float
+
+
+class SettleUpload(msgspec.Struct, frozen=True):
+    """In the unit whose ``WriteObject`` references ``file``: drop its claim. The unit fails
+    (Conflict) when the claim is gone, i.e. expired and handed to the sweep."""
+
+    file: str
+
+
+class DiscardUpload(msgspec.Struct, frozen=True):
+    """The put of ``file`` will not commit: its claim becomes garbage now."""
+
+    file: str
+
+
+class ExpireUploads(msgspec.Struct, frozen=True):
+    """Claims that expired before ``before`` (epoch s) become garbage."""
+
+    before: float
+    limit: int = 1000
+
+
+UploadOp = ClaimUpload | SettleUpload | DiscardUpload | ExpireUploads
+BucketOp = PutBucket | DropBucket | WriteObject | ForgetGarbage | UploadOp
 
 
 class StoredObject(msgspec.Struct, frozen=True):
@@ -77,4 +112,8 @@ class BucketStore(Protocol):
 
     async def garbage(self, limit: int) -> list[str]:
         """Files let go of by committed units, not yet unlinked."""
+        ...
+
+    async def upload_claims(self) -> dict[str, float]:
+        """The claims not settled yet: file -> when it expires."""
         ...

@@ -7,18 +7,25 @@ A put streams into a staging file (MD5 and size counted on the way), fsyncs it a
 it to its version's final name, which no other put can take; only then is the metadata row
 committed, and the row is what makes the object visible. Files are never changed after the
 rename, so a reader holding one reads one version whole, and a copy can be a hard link.
+
+``ObjectFiles`` is the embedded backend's ``ObjectBytes`` (``objects.py``); a cluster keeps
+the bytes in JetStream instead (``jetstream.py``), staged here all the same.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import secrets
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from squall.model.buckets import object_too_large
+from squall.storage.protocols import Op
 
 CHUNK = 1024 * 1024
 
@@ -53,14 +60,20 @@ class ObjectFiles:
     def stage(self, limit: int) -> StagedFile:
         return StagedFile(self.staging / secrets.token_hex(12), limit)
 
-    def publish(self, staged: Path, name: str) -> None:
+    async def publish(self, staged: Path, name: str) -> None:
+        await asyncio.to_thread(self._publish, staged, name)
+
+    def _publish(self, staged: Path, name: str) -> None:
         """Rename a finished staging file to its final ``name`` (durably)."""
         final = self.path(name)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, final)
         _fsync_dir(final.parent)
 
-    def link(self, source: str, name: str) -> None:
+    async def link(self, source: str, name: str) -> None:
+        await asyncio.to_thread(self._link, source, name)
+
+    def _link(self, source: str, name: str) -> None:
         """``name`` with the same bytes as ``source`` (a hard link: files never change)."""
         final = self.path(name)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -74,11 +87,26 @@ class ObjectFiles:
             os.replace(staged, final)
         _fsync_dir(final.parent)
 
+    def settle(self, name: str) -> Sequence[Op]:
+        return ()  # a file is the put's until its row commits: nothing to settle
+
     def unlink(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(name).unlink()
 
-    def names(self) -> set[str]:
+    discard = unlink  # a write whose unit will not commit
+
+    async def remove(self, names: Sequence[str]) -> None:
+        for name in names:
+            self.unlink(name)
+
+    async def expire(self) -> None:
+        """Nothing: a put killed midway leaves a file ``prepare`` or the orphan check finds."""
+
+    async def open(self, name: str) -> BinaryIO:
+        return self.path(name).open("rb")
+
+    async def names(self) -> set[str]:
         """Every object file on disk, relative to the root."""
         return {
             str(path.relative_to(self.root))
@@ -90,9 +118,10 @@ class ObjectFiles:
 class StagedFile:
     """One put being written: bytes appended, counted against ``limit`` and hashed."""
 
-    def __init__(self, path: Path, limit: int) -> None:
+    def __init__(self, path: Path, limit: int, *, durable: bool = True) -> None:
         self.path = path
         self.limit = limit
+        self._durable = durable  # fsync at finish (not for bytes that go on elsewhere)
         self.size = 0
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -115,7 +144,8 @@ class StagedFile:
         """fsync and close; returns the MD5 hex of what was written."""
         assert self._fd is not None
         try:
-            os.fsync(self._fd)
+            if self._durable:
+                os.fsync(self._fd)
         finally:
             os.close(self._fd)
             self._fd = None

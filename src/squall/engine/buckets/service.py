@@ -5,7 +5,9 @@ Every change is one unit of work: the object's metadata row (``WriteObject``) an
 its change becomes visible. With ``effects`` (a running invocation) the unit is held for the
 invocation's outcome; reads in that invocation see its own pending writes through an overlay.
 A file let go of (replaced, deleted, or written for a change that was discarded) is unlinked
-after the commit that let go of it (see ``storage/buckets.py``).
+after the commit that let go of it (see ``storage/buckets.py``). The bytes live where the
+store's kind says (``objects.py``): files in the data dir, or a cluster's JetStream object
+store; in a cluster the sweep runs on the coordinator.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from squall.engine.buckets.files import CHUNK, ObjectFiles, StagedFile
+from squall.engine.buckets.objects import ObjectBytes, object_bytes
 from squall.engine.buckets.uploads import Uploads
 from squall.engine.effects import Effects, commit_or_hold
 from squall.errors import Conflict, InvalidInput, NotFound
@@ -65,7 +68,7 @@ class Buckets:
         app: str,
     ) -> None:
         self._store = store
-        self.files = ObjectFiles(data_dir / "buckets")
+        self.files: ObjectBytes = object_bytes(store, data_dir / "buckets")
         self._declared = {bucket.name: bucket for bucket in declared}
         self._made: dict[str, BucketConfig] = {}
         self._changing: set[str] = set()  # made or deleted here, the commit not back yet
@@ -85,17 +88,20 @@ class Buckets:
         self.presigner = Presigner.load(self._data_dir)
         self._made = {b.name: b for b in await self._store.list_buckets()}
         if not self._store.exclusive:
-            # Nodes of a cluster sharing a bucket volume: a file no row references yet may
-            # be another node's put between its rename and its commit.
-            self.files.make_dirs()
+            # A cluster: an object no row references yet may be another node's put between
+            # its upload and its commit (its claim says so, see ``jetstream.py``). Staging
+            # is this node's own, unless the nodes share a bucket volume (files).
+            if isinstance(self.files, ObjectFiles):
+                self.files.make_dirs()
+            else:
+                self.files.prepare()
             await self.sweep()
             return
         staged = self.files.prepare()
         await self._store.commit(())
         referenced = await self._store.object_files()
-        orphans = self.files.names() - referenced
-        for name in orphans:
-            self.files.unlink(name)
+        orphans = await self.files.names() - referenced
+        await self.files.remove(sorted(orphans))
         if staged or orphans:
             log.info("removed %d staged and %d unreferenced object files", staged, len(orphans))
         await self.sweep()
@@ -112,13 +118,13 @@ class Buckets:
 
     async def sweep(self) -> int:
         """Unlink the files committed units let go of; returns how many."""
+        await self.files.expire()
         done = 0
         while True:
             garbage = await self._store.garbage(SWEEP_BATCH)
             if not garbage:
                 return done
-            for name in garbage:
-                self.files.unlink(name)
+            await self.files.remove(garbage)
             await self._store.commit([ForgetGarbage(garbage)])
             done += len(garbage)
 
@@ -285,7 +291,7 @@ class Buckets:
         version = new_id()
         name = self.files.final_name(bucket, version)
         try:
-            await asyncio.to_thread(self.files.publish, staged.path, name)
+            await self.files.publish(staged.path, name)
         except BaseException:
             staged.abort()
             raise
@@ -319,7 +325,7 @@ class Buckets:
             raise object_too_large(source.info.size, config.max_object_bytes)
         version = new_id()
         name = self.files.final_name(to_bucket, version)
-        await asyncio.to_thread(self.files.link, source.file, name)
+        await self.files.link(source.file, name)
         info = ObjectInfo(
             bucket=to_bucket,
             key=to_key,
@@ -361,7 +367,7 @@ class Buckets:
     ) -> None:
         if effects is not None and effects.closed:  # a call that outlived its invocation
             if stored is not None:
-                self.files.unlink(stored.file)
+                self.files.discard(stored.file)
             raise Conflict(
                 f"the invocation that wrote {key!r} has ended: its writes are settled",
                 field="key",
@@ -384,7 +390,7 @@ class Buckets:
             event_ops, landed = self._event_ops([event])
         except BaseException:
             if stored is not None:
-                self.files.unlink(stored.file)
+                self.files.discard(stored.file)
             raise
         ops: list[Op] = [
             WriteObject(
@@ -393,6 +399,7 @@ class Buckets:
                 None if stored is None else stored.info,
                 None if stored is None else stored.file,
             ),
+            *(() if stored is None else self.files.settle(stored.file)),
             *event_ops,
         ]
 
@@ -402,7 +409,7 @@ class Buckets:
 
         def discard() -> None:
             if stored is not None:
-                self.files.unlink(stored.file)
+                self.files.discard(stored.file)
 
         await commit_or_hold(self._store, effects, ops, after=after, discard=discard)
         if effects is not None:
@@ -440,10 +447,10 @@ class Buckets:
             raise _no_object(bucket, key)
         return stored
 
-    def open(self, stored: StoredObject) -> Any:
+    async def open(self, stored: StoredObject) -> Any:
         """The object's file, open for reading (it never changes: read it at leisure)."""
         try:
-            return self.files.path(stored.file).open("rb")
+            return await self.files.open(stored.file)
         except FileNotFoundError:  # replaced and swept between the head and the open
             raise _no_object(stored.info.bucket, stored.info.key) from None
 
@@ -459,7 +466,7 @@ class Buckets:
         stored = await self.head(bucket, key, effects=effects)
         if start < 0 or (length is not None and length < 0):
             raise InvalidInput("range must not be negative", field="range")
-        with self.open(stored) as file:
+        with await self.open(stored) as file:
             file.seek(start)
             data = await asyncio.to_thread(file.read, -1 if length is None else length)
         return stored, data

@@ -26,6 +26,10 @@ A unit of work is still one PostgreSQL transaction:
   dies in between has the message redelivered; ``lease`` then finds the invocation's record
   finished and only acks it, so effects committed with the record happen once.
 
+Objects' bytes (bucket puts) are kept in the bus prefix's JetStream object store
+(``objects``: see ``storage/nats/objects.py`` and ``engine/buckets/jetstream.py``), so every
+node reads what any node wrote; their metadata rows are PostgreSQL's.
+
 After publishing, a node announces the queues on ``<prefix>.wake`` (core NATS, not
 durable: the dispatchers' periodic sweep covers a lost announcement), so idle invokers on
 other nodes lease at once.
@@ -47,6 +51,7 @@ from squall.model.invocation import FINISHED
 from squall.model.queues import QueueMessage, QueueStats, SendOutcome
 from squall.storage.nats.logs import JetStreamLog
 from squall.storage.nats.messages import JetStreamMessages, as_delivery
+from squall.storage.nats.objects import JetStreamObjects
 from squall.storage.nats.outbox import OutboxRelay
 from squall.storage.nats.queue import JetStreamConfig, JetStreamQueue, LeasedDelivery, QueueSpec
 from squall.storage.nats.records import RecordsOnJetStream
@@ -109,6 +114,7 @@ class BrokeredStore(RecordsOnJetStream):
     _broker: JetStreamQueue
     _messages: JetStreamMessages  # the user queues' messages
     relay: OutboxRelay  # publishes rows a node left behind; run by the coordinator
+    objects: JetStreamObjects  # the buckets' object bytes
 
     def __init__(self, db: Database[Op]) -> None:
         super().__init__(db)
@@ -128,6 +134,12 @@ class BrokeredStore(RecordsOnJetStream):
         try:
             store._broker = await JetStreamQueue.open(bus)
         except BaseException:
+            await PostgresStore.close(store)
+            raise
+        try:
+            store.objects = await JetStreamObjects.open(store._broker.connection, bus)
+        except BaseException:
+            await store._broker.close()
             await PostgresStore.close(store)
             raise
         store._messages = JetStreamMessages(store._broker)

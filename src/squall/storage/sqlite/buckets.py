@@ -1,4 +1,5 @@
-"""The embedded backend's object metadata: buckets, objects and the garbage list of files."""
+"""The embedded backend's object metadata: buckets, objects and the garbage list of files
+(with the claims of uploads in flight, which only a shared store's object store uses)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from typing import Any
 
 import msgspec
 
+from squall.errors import Conflict
 from squall.model.buckets import BucketConfig, ObjectInfo
 from squall.storage.buckets import (
     BucketOp,
+    ClaimUpload,
+    DiscardUpload,
     DropBucket,
+    ExpireUploads,
     ForgetGarbage,
     PutBucket,
+    SettleUpload,
     StoredObject,
+    UploadOp,
     WriteObject,
 )
 from squall.storage.sqlite.db import Database
@@ -35,6 +42,10 @@ CREATE TABLE IF NOT EXISTS bucket_objects (
 CREATE TABLE IF NOT EXISTS bucket_garbage (
     file TEXT PRIMARY KEY
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bucket_uploads (
+    file TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 # After the tables' ops (50-59). WriteObject is one rank for puts and deletes alike: the
@@ -44,6 +55,10 @@ BUCKET_RANK: dict[type, int] = {
     WriteObject: 61,
     DropBucket: 62,
     ForgetGarbage: 63,
+    ClaimUpload: 64,
+    SettleUpload: 65,
+    DiscardUpload: 66,
+    ExpireUploads: 67,
 }
 
 _pack = msgspec.msgpack.encode
@@ -81,6 +96,39 @@ def apply_buckets(conn: sqlite3.Connection, kind: type, ops: Sequence[BucketOp])
             conn.execute("DELETE FROM buckets WHERE name = ?", (op.name,))
         elif isinstance(op, ForgetGarbage):
             conn.executemany("DELETE FROM bucket_garbage WHERE file = ?", [(f,) for f in op.files])
+        else:
+            _apply_upload(conn, op)
+
+
+_UNCLAIM = "DELETE FROM bucket_uploads WHERE file = ?"
+_TO_GARBAGE = "INSERT OR IGNORE INTO bucket_garbage (file) VALUES (?)"
+
+
+def _apply_upload(conn: sqlite3.Connection, op: UploadOp) -> None:
+    """Claims: a claim's row and the garbage row it may become are one row's fate at a time
+    (each statement deletes the claim first and acts only if it deleted it), so a put's
+    settle and the sweep's expiry racing on other nodes cannot both win."""
+    if isinstance(op, ClaimUpload):
+        conn.execute(
+            "INSERT INTO bucket_uploads (file, expires_at) VALUES (?, ?)", (op.file, op.expires_at)
+        )
+    elif isinstance(op, SettleUpload):
+        if conn.execute(_UNCLAIM, (op.file,)).rowcount == 0:
+            raise Conflict(
+                f"the upload of {op.file!r} outlived its claim: its bytes were let go of",
+                field="key",
+            )
+    elif isinstance(op, DiscardUpload):
+        if conn.execute(_UNCLAIM, (op.file,)).rowcount:
+            conn.execute(_TO_GARBAGE, (op.file,))
+    else:
+        expired = conn.execute(
+            "SELECT file FROM bucket_uploads WHERE expires_at < ? ORDER BY file LIMIT ?",
+            (op.before, op.limit),
+        ).fetchall()
+        for (file,) in expired:
+            if conn.execute(f"{_UNCLAIM} AND expires_at < ?", (file, op.before)).rowcount:
+                conn.execute(_TO_GARBAGE, (file,))
 
 
 class BucketReads:
@@ -125,3 +173,7 @@ class BucketReads:
     async def garbage(self, limit: int) -> list[str]:
         rows = self._db.read("SELECT file FROM bucket_garbage LIMIT ?", (limit,))
         return [row[0] for row in rows]
+
+    async def upload_claims(self) -> dict[str, float]:
+        rows = self._db.read("SELECT file, expires_at FROM bucket_uploads")
+        return {row[0]: float(row[1]) for row in rows}
