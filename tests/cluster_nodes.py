@@ -170,6 +170,7 @@ async def remove_streams(nats_url: str, prefix: str) -> None:
     from squall.storage.nats import ConnectOptions
     from squall.storage.nats.connect import connect
     from squall.storage.nats.logs import JetStreamLog
+    from squall.storage.nats.messages import bucket_streams
     from squall.storage.nats.objects import JetStreamObjects
     from squall.storage.nats.subjects import stream_name
 
@@ -177,9 +178,10 @@ async def remove_streams(nats_url: str, prefix: str) -> None:
         nc = await connect(ConnectOptions(url=nats_url, attempts=1))
         try:
             js = nc.jetstream()
-            for kind in ("work", "delay"):
+            work = stream_name(prefix, "work")
+            for name in (work, stream_name(prefix, "delay"), *bucket_streams(work)):
                 with contextlib.suppress(NotFoundError):
-                    await js.delete_stream(stream_name(prefix, kind))
+                    await js.delete_stream(name)
             await JetStreamLog(nc, prefix=prefix, duplicate_window_s=1).delete_all()
             await JetStreamObjects(js, stream_name(prefix, "objects")).remove_store()
         finally:

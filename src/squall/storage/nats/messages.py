@@ -65,6 +65,14 @@ STANDARD_MAX_PENDING = 100_000  # messages of a standard queue in flight at once
 EXPIRE_LIMIT = 1000  # messages deleted per queue per sweep
 
 
+BUCKETS = ("FIFO_TURNS", "RECEIPTS")  # KV buckets, named <work stream>_<this>
+
+
+def bucket_streams(work_stream: str) -> list[str]:
+    """The streams behind the KV buckets of the user queues on ``work_stream``."""
+    return [f"KV_{work_stream}_{kind}" for kind in BUCKETS]
+
+
 class Carried(msgspec.Struct, frozen=True, kw_only=True):
     """A queue message's fields that travel in the delivery's payload."""
 
@@ -385,12 +393,12 @@ class JetStreamMessages:
         return bucket
 
     async def _turn_bucket(self) -> KeyValue:
-        return await self._bucket("FIFO_TURNS", TURN_TTL_S, memory=True)
+        return await self._bucket(BUCKETS[0], TURN_TTL_S, memory=True)
 
     async def _receipts(self) -> KeyValue:
         """The latest receipt of each message received more than once, by its stream
         sequence: an earlier receipt then matches nothing, as on the embedded store."""
-        return await self._bucket("RECEIPTS", RECEIPT_TTL_S, memory=self._queue.in_memory)
+        return await self._bucket(BUCKETS[1], RECEIPT_TTL_S, memory=self._queue.in_memory)
 
     # --- receipts ---------------------------------------------------------------------------
 

@@ -366,10 +366,10 @@ class JetStreamQueue:
         (tests, decommissioning)."""
         from nats.js.errors import NotFoundError
 
+        from squall.storage.nats.messages import bucket_streams
+
         await self._stop_mover()
-        names = [info.config.name or "" for info in await self._js.streams_info()]
-        buckets = [name for name in names if name.startswith(f"KV_{self.work_stream}_")]
-        for name in (self.work_stream, self.delay_stream, *buckets):
+        for name in (self.work_stream, self.delay_stream, *bucket_streams(self.work_stream)):
             with contextlib.suppress(NotFoundError):
                 await self._js.delete_stream(name)
 
