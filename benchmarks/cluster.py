@@ -365,11 +365,10 @@ async def distributed(
 
 
 async def remove(store: str, nats_url: str, prefix: str) -> None:
-    """Drop the run's schema (CASCADE) and delete its two streams."""
+    """Drop the run's schema (CASCADE) and everything of its prefix on JetStream."""
     import nats
-    from nats.js.errors import NotFoundError
 
-    from squall.storage.nats.subjects import stream_name
+    from squall.storage.nats.cleanup import delete_prefix
     from squall.storage.postgres.store import drop_schema
 
     try:
@@ -382,10 +381,7 @@ async def remove(store: str, nats_url: str, prefix: str) -> None:
         log(f"deleting the streams of prefix {prefix} failed: {exc}")
         return
     try:
-        js = nc.jetstream()
-        for kind in ("work", "delay"):
-            with contextlib.suppress(NotFoundError):
-                await js.delete_stream(stream_name(prefix, kind))
+        await delete_prefix(nc, prefix)
     finally:
         await nc.close()
 

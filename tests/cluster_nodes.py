@@ -165,25 +165,14 @@ def delete_streams(nats_url: str, prefix: str) -> None:
 async def remove_streams(nats_url: str, prefix: str) -> None:
     """Delete by name, not through ``JetStreamQueue.open``: that ensures the streams first,
     and refuses streams kept in memory when it would make them on file."""
-    from nats.js.errors import NotFoundError
-
     from squall.storage.nats import ConnectOptions
+    from squall.storage.nats.cleanup import delete_prefix
     from squall.storage.nats.connect import connect
-    from squall.storage.nats.logs import JetStreamLog
-    from squall.storage.nats.messages import bucket_streams
-    from squall.storage.nats.objects import JetStreamObjects
-    from squall.storage.nats.subjects import stream_name
 
     with contextlib.suppress(Exception):  # a server already gone has nothing left to clean
         nc = await connect(ConnectOptions(url=nats_url, attempts=1))
         try:
-            js = nc.jetstream()
-            work = stream_name(prefix, "work")
-            for name in (work, stream_name(prefix, "delay"), *bucket_streams(work)):
-                with contextlib.suppress(NotFoundError):
-                    await js.delete_stream(name)
-            await JetStreamLog(nc, prefix=prefix, duplicate_window_s=1).delete_all()
-            await JetStreamObjects(js, stream_name(prefix, "objects")).remove_store()
+            await delete_prefix(nc, prefix)
         finally:
             await nc.close()
 

@@ -17,7 +17,7 @@ import pytest
 from backends import require_postgres
 from nats_service import NATS_URL, unavailable
 
-from squall.storage.nats.subjects import stream_name
+from squall.storage.nats.cleanup import fixed_streams
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -76,12 +76,12 @@ def assert_cleaned_up(lines: list[dict[str, Any]]) -> None:
         try:
             js = nc.jetstream()
             for _, prefix in runs:
-                for kind in ("work", "delay"):
+                for name in fixed_streams(prefix):  # work, delay, KV buckets, object store
                     try:
-                        await js.stream_info(stream_name(prefix, kind))
+                        await js.stream_info(name)
                     except NotFoundError:
                         continue
-                    found.append(stream_name(prefix, kind))
+                    found.append(name)
         finally:
             await nc.close()
         return found
