@@ -12,6 +12,9 @@ the queue is empty again (every message processed and deleted). ``backlog_throug
 time until the queue is empty: processing alone, without the senders. Every invocation record
 is then checked to have succeeded.
 
+``--distributed`` runs Squall on PostgreSQL and NATS JetStream instead (every role in this
+process: the queues' messages on JetStream, their dedup ids and the records in PostgreSQL).
+
 Peers, in the same run: Celery and Dramatiq on the local Redis (``_peers.py``), one no-op task
 per message; ratios compare them with the batch-1 standard queue.
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
+import secrets
 import sys
 import tempfile
 import time
@@ -58,7 +63,15 @@ async def run_platform(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     from squall.engine.platform import Platform, PlatformConfig
 
     app_path = write_file(tmp / "app.py", app_source(args.concurrency))
-    platform = await Platform.start(PlatformConfig(app=str(app_path), data_dir=tmp / "data"))
+    backend: dict[str, Any] = {"backend": "embedded"}
+    config = PlatformConfig(app=str(app_path), data_dir=tmp / "data")
+    if args.distributed:  # all roles in this process, on a fresh schema and prefix
+        tag = secrets.token_hex(5)
+        sep = "&" if "?" in args.postgres else "?"
+        config.store = f"{args.postgres}{sep}schema=bench_{tag}"
+        config.bus = f"{args.nats}?prefix=bench{tag}"
+        backend = {"backend": "postgresql+nats", "schema": f"bench_{tag}", "prefix": f"bench{tag}"}
+    platform = await Platform.start(config)
     book = platform.queues
     results: dict[str, float] = {}
     try:
@@ -71,7 +84,7 @@ async def run_platform(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             extra: dict[str, Any] = {
                 "queue": queue, "fifo": fifo, "batch_size": batch, "n": args.n,
                 "senders": args.senders, "send_batch": args.send_batch,
-                "concurrency": args.concurrency,
+                "concurrency": args.concurrency, **backend,
             }
             if fifo:
                 extra["groups"] = args.groups
@@ -90,7 +103,24 @@ async def run_platform(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             assert stats.visible + stats.in_flight + stats.delayed == 0, stats
     finally:
         await platform.stop()
+        if args.distributed:
+            await remove(config.store or "", args.nats, backend["prefix"])
     return results
+
+
+async def remove(store: str, nats_url: str, prefix: str) -> None:
+    """Drop the run's schema and everything of its prefix on JetStream."""
+    import nats
+
+    from squall.storage.nats.cleanup import delete_prefix
+    from squall.storage.postgres.store import drop_schema
+
+    await asyncio.to_thread(drop_schema, store)
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        await delete_prefix(nc, prefix)
+    finally:
+        await nc.close()
 
 
 async def run_case(
@@ -165,6 +195,21 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=64, help="FIFO message groups")
     parser.add_argument("--concurrency", type=int, default=8, help="sandboxes per trigger")
     parser.add_argument("--light-n", type=int, default=50, help="peers' light-phase tasks")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="run Squall on PostgreSQL + NATS JetStream (all roles in this process)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("SQUALL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL for --distributed (a schema of its own, dropped afterwards)",
+    )
+    parser.add_argument(
+        "--nats",
+        default=os.environ.get("SQUALL_TEST_NATS_URL", "nats://127.0.0.1:4222"),
+        help="NATS JetStream for --distributed (a prefix of its own, deleted afterwards)",
+    )
     add_peer_arguments(parser)
     parser.add_argument(
         "--only", choices=["squall", "celery", "dramatiq"], action="append", help="run only these"

@@ -6,19 +6,21 @@ queue has a subject per message group, ``q:<name>:<group>``. Delayed messages wa
 DELAY stream like delayed deliveries do (``delays``). What a receive needs maps onto a
 durable pull consumer per queue (per group for FIFO):
 
-- **receive** is a fetch; the consumer never gives up on a message (``max_deliver`` -1), so
-  a node that dies holding one only delays it. A visibility other than the consumer's ack
-  wait is a ``nak`` with that delay, which keeps the message pending (in flight, invisible)
-  until then. JetStream's delivery count is the receive count: past ``max_receive`` the
-  message moves to the dead-letter queue (published with a message id of its own, then
-  acked, so a move cut off halfway is redone once).
+- **receive** is a no-wait pull (see ``_fetch``); the consumer never gives up on a message
+  (``max_deliver`` -1), so a node that dies holding one only delays it. A visibility other
+  than the consumer's ack wait is a ``nak`` with that delay, which keeps the message pending
+  (in flight, invisible) until then. JetStream's delivery count is the receive count: past
+  ``max_receive`` the message moves to the dead-letter queue (published with a message id
+  of its own, then acked, so a move cut off halfway is redone once).
 - **receipt** is the message's ack subject without ``$JS.ACK.``: any node can delete
   (``+ACK``) or change the visibility (``-NAK`` with a delay) of a message another node
-  received. JetStream takes the ack of an earlier delivery too, so a stale receipt deletes
-  the message where the embedded store refuses it (SQS says it "might").
+  received. JetStream takes the ack of an earlier delivery too, so the latest receipt of a
+  message received more than once is kept in a KV bucket, and an earlier one matches
+  nothing, as on the embedded store.
 - **FIFO**: a group's consumer hands its messages out in publish order; a receive takes
-  only groups with nothing in flight, holding the queue's turn (a key created in a KV
-  bucket, with a TTL so a dead node's turn lapses) so two nodes never split one group's run.
+  only groups with nothing in flight, starting one group further on each time, holding the
+  queue's turn (a key created in a KV bucket, with a TTL so a dead node's turn lapses) so
+  two nodes never split one group's run.
 - **dedup ids** stay in PostgreSQL (``queue_dedup``), checked in the unit that sends: the
   answer to a duplicate names the first message, however long ago it was consumed.
 
@@ -151,6 +153,7 @@ class JetStreamMessages:
         self._declared: set[str] = set()
         self._buckets: dict[str, KeyValue] = {}
         self._local_turns: dict[str, asyncio.Lock] = {}
+        self._rotation: dict[str, int] = {}  # FIFO queue -> the group its next receive starts at
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -328,13 +331,14 @@ class JetStreamMessages:
         self._declared.add(carrier_queue)
 
     async def _groups(self, queue: str) -> list[str]:
-        """The carrier queues of ``queue``'s groups that hold messages, oldest head first."""
-        heads: list[tuple[int, str]] = []
-        for subject in await self._subjects(self._group_pattern(queue)):
-            first = await self._next(self._stream, subject)
-            if first is not None:
-                heads.append((first[0], self._carrier_of(queue, subject)))
-        return [group for _, group in sorted(heads)]
+        """The carrier queues of ``queue``'s groups that hold messages, each receive starting
+        one group further on (finding the oldest head would cost a request per group)."""
+        subjects = sorted(await self._subjects(self._group_pattern(queue)))
+        if not subjects:
+            return []
+        turn = self._rotation.get(queue, 0) % len(subjects)
+        self._rotation[queue] = turn + 1
+        return [self._carrier_of(queue, s) for s in subjects[turn:] + subjects[:turn]]
 
     async def _next(self, stream: str, subject: str, after: int = 0) -> tuple[int, Carried] | None:
         """The first message on ``subject`` (a wildcard too) past sequence ``after``."""
