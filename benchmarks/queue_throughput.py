@@ -90,7 +90,7 @@ async def run_platform(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                 extra["groups"] = args.groups
             if queue in GOALS:
                 extra["goal"] = GOALS[queue]
-            drained = args.n / await drain(platform, queue, fifo, args)
+            drained = args.n / await drain(platform, queue, fifo, args, args.n / send_s)
             results[f"{queue}-backlog"] = drained
             emit("squall_queue_send_rate", args.n / send_s, "messages/s", **extra)
             emit("squall_queue_throughput", throughput, "messages/s", **extra)
@@ -150,18 +150,23 @@ async def run_case(
         await asyncio.sleep(0.05)  # counting scans the queue: not too often
 
 
-async def drain(platform: Any, queue: str, fifo: bool, args: argparse.Namespace) -> float:
-    """Seconds to process ``n`` messages that all become visible at the same moment."""
+async def drain(
+    platform: Any, queue: str, fifo: bool, args: argparse.Namespace, send_rate: float
+) -> float:
+    """Seconds to process ``n`` messages that all become visible at the same moment, once
+    every one is written (``send_rate``, the case's, says how long writing them may take)."""
     book, store = platform.queues, platform._store
     messages = [
         book.message(queue, b'{"n": 1}', None, 0, f"g{i % args.groups}" if fifo else None, None)
         for i in range(args.n)
     ]
-    visible_at = time.time() + 1.0 + args.n / 20000
+    visible_at = time.time() + 1.0 + args.n / send_rate
     for m in messages:
         m.available_at = visible_at
     for i in range(0, len(messages), 500):
         await store.send_messages(messages[i : i + 500], 300)
+    if time.time() > visible_at:
+        raise RuntimeError(f"{queue}: the backlog became visible before it was all written")
     book.signals.notify(queue)  # the trigger now sleeps until they become visible
     await asyncio.sleep(max(0.0, visible_at - time.time()))
     t0 = time.perf_counter()
