@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import _cluster_floors
 import httpx
 from _common import emit, emit_machine, log, percentile, ratio, stop_process, write_file
+from _distributed import add_server_arguments, remove_run
 
 if TYPE_CHECKING:
     from squall.engine.platform import Platform
@@ -361,29 +362,7 @@ async def distributed(
                 node.proc.send_signal(signal.SIGTERM)
         for node in nodes:
             stop_process(node.proc, signal.SIGTERM)
-        await remove(store, args.nats, prefix)
-
-
-async def remove(store: str, nats_url: str, prefix: str) -> None:
-    """Drop the run's schema (CASCADE) and everything of its prefix on JetStream."""
-    import nats
-
-    from squall.storage.nats.cleanup import delete_prefix
-    from squall.storage.postgres.store import drop_schema
-
-    try:
-        await asyncio.to_thread(drop_schema, store)
-    except Exception as exc:  # say so, and still delete the streams
-        log(f"dropping the schema of {store} failed: {exc}")
-    try:
-        nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
-    except Exception as exc:
-        log(f"deleting the streams of prefix {prefix} failed: {exc}")
-        return
-    try:
-        await delete_prefix(nc, prefix)
-    finally:
-        await nc.close()
+        await remove_run(store, args.nats, prefix)
 
 
 # --- load ------------------------------------------------------------------------------
@@ -556,16 +535,7 @@ def main() -> None:
         "--connections", type=int, default=8, help="HTTP connections (and record readers)"
     )
     parser.add_argument("--concurrency", type=int, default=2, help="noop's sandboxes per node")
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("SQUALL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="the PostgreSQL server (a fresh schema is made in it per run)",
-    )
-    parser.add_argument(
-        "--nats",
-        default=os.environ.get("SQUALL_TEST_NATS_URL", "nats://127.0.0.1:4222"),
-        help="the NATS JetStream server (a fresh prefix per run)",
-    )
+    add_server_arguments(parser)
     parser.add_argument("--only", choices=list(SYSTEMS), action="append", help="run only these")
     parser.add_argument(
         "--floor-n",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import secrets
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import emit, emit_machine, log, ratio, squall_available, write_file
+from _distributed import add_server_arguments, remove_run
 from _peers import Result, add_peer_arguments, run_celery, run_dramatiq
 
 CASES = (  # queue, fifo, batch size
@@ -104,23 +104,8 @@ async def run_platform(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     finally:
         await platform.stop()
         if args.distributed:
-            await remove(config.store or "", args.nats, backend["prefix"])
+            await remove_run(config.store or "", args.nats, backend["prefix"])
     return results
-
-
-async def remove(store: str, nats_url: str, prefix: str) -> None:
-    """Drop the run's schema and everything of its prefix on JetStream."""
-    import nats
-
-    from squall.storage.nats.cleanup import delete_prefix
-    from squall.storage.postgres.store import drop_schema
-
-    await asyncio.to_thread(drop_schema, store)
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
-    try:
-        await delete_prefix(nc, prefix)
-    finally:
-        await nc.close()
 
 
 async def run_case(
@@ -205,16 +190,7 @@ def main() -> None:
         action="store_true",
         help="run Squall on PostgreSQL + NATS JetStream (all roles in this process)",
     )
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("SQUALL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="PostgreSQL for --distributed (a schema of its own, dropped afterwards)",
-    )
-    parser.add_argument(
-        "--nats",
-        default=os.environ.get("SQUALL_TEST_NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS JetStream for --distributed (a prefix of its own, deleted afterwards)",
-    )
+    add_server_arguments(parser)  # for --distributed
     add_peer_arguments(parser)
     parser.add_argument(
         "--only", choices=["squall", "celery", "dramatiq"], action="append", help="run only these"

@@ -43,12 +43,7 @@ class ObjectFiles:
     def prepare(self) -> int:
         """Make the dirs and remove what puts left staged when the platform stopped."""
         self.make_dirs()
-        removed = 0
-        for leftover in self.staging.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-                removed += 1
-        return removed
+        return clear_staging(self.staging)
 
     def final_name(self, bucket: str, version: str) -> str:
         """The file of ``version``, relative to the root (its last hex digits spread them)."""
@@ -113,6 +108,16 @@ class ObjectFiles:
             for path in self.objects.glob("*/*/*")
             if path.is_file()
         }
+
+
+def clear_staging(staging: Path) -> int:
+    """Remove what puts left in ``staging`` when the platform stopped; return how many."""
+    removed = 0
+    for leftover in staging.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+            removed += 1
+    return removed
 
 
 class StagedFile:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from squall.engine.buckets.cache import ReadCache
-from squall.engine.buckets.files import StagedFile
+from squall.engine.buckets.files import StagedFile, clear_staging
 from squall.storage.buckets import ClaimUpload, DiscardUpload, ExpireUploads, SettleUpload
 from squall.storage.nats.objects import JetStreamObjects, ObjectMissing
 from squall.storage.protocols import Op, Store
@@ -51,12 +51,7 @@ class ObjectsOnJetStream:
     def prepare(self) -> int:
         self.staging.mkdir(parents=True, exist_ok=True)
         self.cache.prepare()
-        removed = 0
-        for leftover in self.staging.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-                removed += 1
-        return removed
+        return clear_staging(self.staging)
 
     def final_name(self, bucket: str, version: str) -> str:
         return f"{bucket}/{version}"
