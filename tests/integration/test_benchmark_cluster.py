@@ -105,7 +105,9 @@ def test_quick_run_measures_all_three_systems_and_cleans_up() -> None:
         (cpu,) = metrics[f"{system}_cpu_per_invocation"]
         assert cpu["bench"] > 0
     assert metrics["distributed_2inv_async_throughput"][0]["invokers"] == 2
-    assert metrics["distributed_2inv_cpu_per_invocation"][0]["invoker"] > 0
+    # Other processes' CPU is read in clock ticks (10 ms): over 40 no-op invocations the
+    # invokers' share may not reach one tick, so only its presence is certain here.
+    assert metrics["distributed_2inv_cpu_per_invocation"][0]["invoker"] >= 0
     (scaling,) = metrics["cluster_async_throughput_ratio_2_invokers_vs_1"]
     assert scaling["value"] > 0
     assert {
@@ -122,6 +124,6 @@ def test_quick_run_over_http_through_a_gateway_node() -> None:
     assert throughput["via"] == "http" and throughput["nodes"] == 3
     assert throughput["value"] > 0 and "not_succeeded" not in throughput
     (cpu,) = metrics["distributed_1inv_cpu_per_invocation"]
-    assert cpu["gateway"] > 0
+    assert cpu["gateway"] >= 0 and cpu["gateway"] + cpu["invoker"] > 0  # in ticks, as above
     assert "embedded_async_throughput" not in metrics
     assert_cleaned_up(lines)
