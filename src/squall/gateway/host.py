@@ -22,6 +22,7 @@ from squall.engine.deploy.plan import Plan, diff, merge
 from squall.engine.deploy.stages import staged
 from squall.engine.platform import Platform, PlatformConfig, Prepared, load_bundle, restore
 from squall.gateway.app import API_PREFIX, create_app
+from squall.gateway.heap import refreeze
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -183,6 +184,8 @@ class Host:
             self._install(platform)
             log.info("deployed bundle %s", prepared.bundle.hash)
         finally:
+            del old
+            refreeze()  # while the gate is closed: the old platform's cycles are collected
             self._open.set()
 
     def _install(self, platform: Platform) -> None:

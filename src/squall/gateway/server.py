@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from squall.gateway.heap import freeze_startup
+
 if TYPE_CHECKING:
     from squall.engine.platform import Platform, PlatformConfig
     from squall.gateway.host import Host
@@ -112,5 +114,7 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
+        if self.started:
+            freeze_startup()
         if self.started and self._on_started is not None:
             self._on_started()
