@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from squall.errors import InvalidInput, NotFound, PayloadTooLarge
+from squall.model.invocation import InvocationRecord
 
 APP = """
 import json, os, time
@@ -121,8 +122,13 @@ async def test_a_message_whose_sandbox_died_reappears_after_its_visibility_timeo
         lambda: _count(out, "jobs", lambda r: r[0] == {"crash": True} and r[1] == 2), timeout=15
     )
     assert time.monotonic() - started >= 1.0  # invisible for the whole visibility timeout
-    records = await p.list_invocations(function="work")
-    assert {r.status for r in records} >= {"failed", "succeeded"}
+
+    async def both_recorded() -> list[InvocationRecord] | None:
+        # The handler's row is written before its invocation's record commits.
+        records = await p.list_invocations(function="work")
+        return records if {r.status for r in records} >= {"failed", "succeeded"} else None
+
+    records = await eventually(both_recorded, timeout=15)
     failed = [r for r in records if r.status == "failed"]
     assert failed[0].error is not None and failed[0].error["type"] == "SandboxCrashed"
 
