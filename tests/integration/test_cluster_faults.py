@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cluster_nodes import Cluster, cluster, wait_until
+from nats_service import in_ci
 from support import AUTH
 
 # serial: it restarts the machine's PostgreSQL, so `make test` runs it alone, before the rest.
@@ -287,9 +288,26 @@ class Load:
                 time.sleep(0.02)
 
 
-@pytest.mark.skipif(not Path(NATS_SERVER).exists(), reason=f"needs {NATS_SERVER}")
-@pytest.mark.skipif(not Path("/etc/postgresql").is_dir(), reason="needs a local PostgreSQL")
+def require_restartable_servers() -> None:
+    """This test starts its own nats-server and restarts the machine's PostgreSQL: without
+    either it fails under CI=true (a missing service must not pass) and skips locally."""
+    missing = [
+        what
+        for what, present in (
+            (NATS_SERVER, Path(NATS_SERVER).exists()),
+            ("a local PostgreSQL (/etc/postgresql)", Path("/etc/postgresql").is_dir()),
+        )
+        if not present
+    ]
+    if missing:
+        reason = "needs " + " and ".join(missing)
+        if in_ci():
+            pytest.fail(f"CI=true: {reason}")
+        pytest.skip(reason)
+
+
 def test_nodes_ride_out_a_nats_restart_then_a_postgres_restart(tmp_path: Path) -> None:
+    require_restartable_servers()
     nats = PrivateNats(tmp_path)
     nats.start()
     try:
