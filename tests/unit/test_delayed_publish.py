@@ -62,8 +62,8 @@ async def test_due_events_are_published_once_and_not_before(store: SqliteStore) 
     bus = Bus()
     publisher = DelayedPublisher(store, bus)
 
-    async def published() -> bool:
-        return bool(bus.published)
+    async def published() -> bool:  # and settled: the ack commits after the publish returns
+        return bool(bus.published) and await store.depth(QUEUE) == 1
 
     await run_until(publisher, published)
     assert [(i, b) for i, b, _ in bus.published] == [(soon.id, "default")]
